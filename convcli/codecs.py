@@ -1,0 +1,210 @@
+"""The file formats Pillow would degrade: 16-bit colour PNG and multi-sample TIFF.
+
+Pillow reads 16-bit RGB(A) PNG and TIFF as 8 bits and cannot write them, nor float or
+multi-channel TIFF.  These small codecs cover exactly that; everything else goes through
+Pillow.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from .errors import ImageError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# PNG colour types by channel count, and back.
+_PNG_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
+_PNG_CHANNELS = {v: k for k, v in _PNG_COLOR_TYPES.items()}
+
+
+def _png_chunks(data: bytes, path: Path):
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        crc = data[pos + 8 + length:pos + 12 + length]
+        if len(body) != length or len(crc) != 4:
+            raise ImageError(f"{path}: truncated PNG (chunk {kind.decode('latin-1')!r} is cut off)")
+        if struct.unpack(">I", crc)[0] != zlib.crc32(kind + body) & 0xFFFFFFFF:
+            raise ImageError(f"{path}: corrupt PNG (checksum of chunk "
+                             f"{kind.decode('latin-1')!r} does not match)")
+        yield kind, body
+        if kind == b"IEND":
+            return
+        pos += 12 + length
+    raise ImageError(f"{path}: truncated PNG (no IEND chunk)")
+
+
+def read_png16(path: Path) -> tuple[np.ndarray, bytes | None]:
+    """Decode a 16-bit gray+alpha, RGB or RGBA PNG to (H, W, C) uint16 and its ICC profile."""
+    data = Path(path).read_bytes()
+    header = None
+    idat = []
+    icc = None
+    transparent = None
+    for kind, body in _png_chunks(data, path):
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"iCCP":
+            name_end = body.index(b"\0")
+            icc = zlib.decompress(body[name_end + 2:])
+        elif kind == b"tRNS":
+            transparent = np.frombuffer(body, ">u2")
+    if header is None:
+        raise ImageError(f"{path}: corrupt PNG (no IHDR chunk)")
+    width, height, depth, color_type, _, _, interlace = header
+    if depth != 16 or color_type not in (2, 4, 6):
+        raise ImageError(f"{path}: expected a 16-bit colour or gray+alpha PNG")
+    if interlace:
+        raise ImageError(f"{path}: interlaced 16-bit colour PNG is not supported (Pillow would "
+                         "reduce it to 8 bits); save it without interlacing")
+    channels = _PNG_CHANNELS[color_type]
+    bpp = 2 * channels
+    try:
+        raw = zlib.decompress(b"".join(idat))
+    except zlib.error as exc:
+        raise ImageError(f"{path}: corrupt PNG image data ({exc})") from None
+    row_bytes = width * bpp
+    if len(raw) < height * (row_bytes + 1):
+        raise ImageError(f"{path}: truncated PNG (image data ends early)")
+    from ._core import png_unfilter
+
+    rows = np.frombuffer(raw, np.uint8)[: height * (row_bytes + 1)].reshape(height, row_bytes + 1)
+    if rows[:, 0].max(initial=0) > 4:
+        raise ImageError(f"{path}: corrupt PNG (unknown row filter {rows[:, 0].max()})")
+    pixels = png_unfilter(np.ascontiguousarray(rows), bpp)
+    image = pixels.view(">u2").reshape(height, width, channels).astype(np.uint16)
+    if transparent is not None and color_type == 2 and transparent.size == 3:
+        alpha = np.where((image == transparent).all(axis=2), 0, 65535).astype(np.uint16)
+        image = np.dstack([image, alpha])
+    return image, icc
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def write_png16(out: BinaryIO, image: np.ndarray, icc_profile: bytes | None = None,
+                level: int = 6) -> None:
+    """Encode (H, W, C) uint16, C in 1..4, as a 16-bit PNG (filter Up on every row)."""
+    height, width, channels = image.shape
+    rows = np.ascontiguousarray(image.astype(">u2")).view(np.uint8).reshape(height, -1)
+    up = rows.copy()
+    up[1:] -= rows[:-1]            # filter 2 (Up): byte minus the byte above, modulo 256
+    filtered = np.empty((height, up.shape[1] + 1), np.uint8)
+    filtered[:, 0] = 2
+    filtered[:, 1:] = up
+    out.write(PNG_SIGNATURE)
+    out.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16,
+                                              _PNG_COLOR_TYPES[channels], 0, 0, 0)))
+    if icc_profile:
+        out.write(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))
+    out.write(_png_chunk(b"IDAT", zlib.compress(filtered.tobytes(), level)))
+    out.write(_png_chunk(b"IEND", b""))
+
+
+def read_tiff16(path: Path, tags, big_endian: bool) -> np.ndarray:
+    """Read a 16-bit colour TIFF's strips as (H, W, C) uint16.
+
+    `tags` is Pillow's ``tag_v2`` of the page.  Uncompressed and deflate strips, with or
+    without horizontal prediction, in chunky order; anything else is refused clearly.
+    """
+    width, height = tags[256], tags[257]
+    channels = tags.get(277, 1)
+    compression = tags.get(259, 1)
+    predictor = tags.get(317, 1)
+    if 273 not in tags or tags.get(284, 1) != 1 or compression not in (1, 8, 32946) \
+            or predictor not in (1, 2):
+        raise ImageError(
+            f"{path}: 16-bit colour TIFF with compression {compression}, predictor {predictor} "
+            "or tiles/planes is not supported (Pillow would reduce it to 8 bits); save it "
+            "uncompressed or deflate-compressed, or as 16-bit PNG")
+    rows_per_strip = tags.get(278, height)
+    dtype = np.dtype(">u2" if big_endian else "<u2")
+    strips = []
+    with open(path, "rb") as f:
+        for index, (offset, size) in enumerate(zip(tags[273], tags[279])):
+            f.seek(offset)
+            raw = f.read(size)
+            if len(raw) != size:
+                raise ImageError(f"{path}: truncated TIFF (strip {index + 1} ends early)")
+            if compression != 1:
+                try:
+                    raw = zlib.decompress(raw)
+                except zlib.error as exc:
+                    raise ImageError(f"{path}: corrupt TIFF strip {index + 1} ({exc})") from None
+            rows = min(rows_per_strip, height - index * rows_per_strip)
+            count = rows * width * channels
+            strip = np.frombuffer(raw, dtype, count) if len(raw) >= 2 * count else None
+            if strip is None:
+                raise ImageError(f"{path}: truncated TIFF (strip {index + 1} is short)")
+            strips.append(strip.reshape(rows, width, channels))
+    image = np.concatenate(strips).astype(np.uint16)
+    if predictor == 2:
+        image = np.cumsum(image, axis=1, dtype=np.uint16)
+    return image
+
+
+# TIFF field types and sample formats used by `write_tiff`.
+_SHORT, _LONG, _UNDEFINED = 3, 4, 7
+_TIFF_SAMPLE_FORMAT = {"u": 1, "f": 3}
+_STRIP_OFFSETS = 273
+
+
+def _tiff_fields(page: np.ndarray, data_size: int, icc_profile: bytes | None):
+    """(tag, type, payload bytes, count) of one page's IFD, in tag order."""
+    height, width, channels = page.shape
+    color = channels >= 3
+    shorts = {258: [page.dtype.itemsize * 8] * channels, 259: [1], 262: [2 if color else 1],
+              277: [channels], 284: [1],
+              339: [_TIFF_SAMPLE_FORMAT[page.dtype.kind]] * channels}
+    extra = channels - (3 if color else 1)
+    if extra:
+        shorts[338] = [2] * extra           # unassociated alpha
+    longs = {256: [width], 257: [height], _STRIP_OFFSETS: [0], 278: [height], 279: [data_size]}
+    fields = [(t, _SHORT, struct.pack(f"<{len(v)}H", *v), len(v)) for t, v in shorts.items()]
+    fields += [(t, _LONG, struct.pack(f"<{len(v)}I", *v), len(v)) for t, v in longs.items()]
+    if icc_profile:
+        fields.append((34675, _UNDEFINED, bytes(icc_profile), len(icc_profile)))
+    return sorted(fields)
+
+
+def write_tiff(out: BinaryIO, pages: list[np.ndarray], icc_profile: bytes | None = None) -> None:
+    """Write uncompressed little-endian baseline TIFF, one page per (H, W, C) array.
+
+    dtype uint8, uint16 or float32; C = 1 (gray), 2 (gray + alpha), 3 (RGB), 4 (RGBA);
+    alpha is declared unassociated (ExtraSamples = 2).  The ICC profile goes on page 1.
+    """
+    out.write(b"II*\0" + struct.pack("<I", 8))
+    pos = 8
+    for index, page in enumerate(pages):
+        data = np.ascontiguousarray(page, page.dtype.newbyteorder("<")).tobytes()
+        fields = _tiff_fields(page, len(data), icc_profile if index == 0 else None)
+        # Layout: the IFD, then the values too long to sit in it, then the pixels.
+        cursor = pos + 2 + 12 * len(fields) + 4
+        entries, blobs = [], []
+        for tag, kind, payload, count in fields:
+            if len(payload) <= 4:
+                entries.append([tag, kind, count, payload.ljust(4, b"\0")])
+            else:
+                entries.append([tag, kind, count, struct.pack("<I", cursor)])
+                blobs.append(payload + b"\0" * (len(payload) % 2))
+                cursor += len(blobs[-1])
+        for entry in entries:
+            if entry[0] == _STRIP_OFFSETS:
+                entry[3] = struct.pack("<I", cursor)
+        data += b"\0" * (len(data) % 2)
+        next_ifd = cursor + len(data) if index + 1 < len(pages) else 0
+        out.write(struct.pack("<H", len(entries)))
+        out.write(b"".join(struct.pack("<HHI", t, k, c) + v for t, k, c, v in entries))
+        out.write(struct.pack("<I", next_ifd))
+        out.write(b"".join(blobs))
+        out.write(data)
+        pos = next_ifd

@@ -1,0 +1,89 @@
+"""`conv2d`: PyTorch's ``torch.nn.functional.conv2d`` on numpy arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ParameterError
+from .plan import make_plan
+
+
+def _as_float_array(value, name: str, dtype) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise ParameterError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def compute_dtype(*arrays) -> np.dtype:
+    """float64 when any of `arrays` is float64, else float32."""
+    if any(np.asarray(a).dtype == np.float64 for a in arrays if a is not None):
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+           pad_mode="zeros", mode="corr") -> np.ndarray:
+    """2-D convolution with the semantics of PyTorch's ``torch.nn.functional.conv2d``.
+
+    Each output channel is one filter: one kernel per input channel of its group,
+    cross-correlated with that channel, summed, plus the filter's bias.
+
+    Parameters
+    ----------
+    x : array_like
+        (Cin, H, W) or (N, Cin, H, W).
+    weight : array_like
+        (Cout, Cin/groups, kh, kw).
+    bias : array_like, optional
+        (Cout,).
+    stride, dilation : int or (int, int)
+    padding : int, (ph, pw), (top, bottom, left, right), "valid", "same" or "full"
+    groups : int
+        Input and output channels are split into this many groups; ``groups == Cin``
+        with ``Cout == Cin`` is a depthwise convolution.
+    pad_mode : str
+        zeros, reflect, symmetric, replicate, circular, or another library's name for
+        one of them (see `convcli.plan.canonical_pad_mode`).
+    mode : {"corr", "conv"}
+        Cross-correlation (PyTorch's) or true convolution (kernel flipped in both axes).
+
+    Returns
+    -------
+    ndarray
+        (Cout, Ho, Wo) or (N, Cout, Ho, Wo); float64 if x or weight is float64,
+        else float32.
+
+    Raises
+    ------
+    ValueError
+        For any input or option that is not allowed; the message names it.
+    """
+    dtype = compute_dtype(x, weight)
+    x = _as_float_array(x, "x", dtype)
+    weight = _as_float_array(weight, "weight", dtype)
+    if x.ndim not in (3, 4):
+        raise ParameterError(f"x must have shape (Cin, H, W) or (N, Cin, H, W), got {x.shape}")
+    plan = make_plan(x.shape, weight.shape, stride, padding, dilation, groups, pad_mode, mode)
+    if not np.isfinite(weight).all():
+        raise ParameterError("weight contains NaN or infinity; every weight must be finite")
+    cout = weight.shape[0]
+    if bias is None:
+        bias = np.zeros(cout, dtype)
+    else:
+        bias = _as_float_array(bias, "bias", dtype)
+        if bias.shape != (cout,):
+            raise ParameterError(f"bias must have shape ({cout},) (one per output channel), "
+                                 f"got {bias.shape}")
+        if not np.isfinite(bias).all():
+            raise ParameterError("bias contains NaN or infinity; every value must be finite")
+    if mode == "conv":
+        weight = np.ascontiguousarray(weight[:, :, ::-1, ::-1])
+
+    from . import _core
+
+    batched = x.reshape(plan.input_shape)
+    out = np.empty(plan.output_shape, dtype)
+    _core.correlate(batched, weight, bias, plan.row_sources(), plan.col_sources(),
+                    *plan.stride, *plan.dilation, plan.padding[2], plan.groups, out)
+    return out if x.ndim == 4 else out[0]

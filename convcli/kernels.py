@@ -1,0 +1,537 @@
+"""The kernel catalogue and kernel specs: everything a user can name with ``-k``.
+
+A spec is one of: a catalogue name (``sobel_x``), a parametric kernel
+(``gaussian:sigma=2``), an inline matrix (``"[[1,2,1],[2,4,2],[1,2,1]]/16"`` or
+``"1 2 1; 2 4 2; 1 2 1"``) or a file (``@k.npy``, ``@k.txt``, ``@k.csv``,
+``@bank.yaml:name``).  Catalogues are YAML files read with a safe loader; the built-in
+one is ``kernels.yaml``, user ones come from ``$CONVCLI_KERNELS`` and ``--kernels``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .choices import COMBINES, RANGE_HINTS
+from .errors import KernelError
+
+ENTRY_KEYS = {"weights", "bank", "spec", "scale", "bias", "combine", "range", "description",
+              "source", "learned"}
+CATALOGUE_ENV = "CONVCLI_KERNELS"
+
+
+@dataclass(frozen=True, eq=False)
+class Kernel:
+    """Weights and how to use them.
+
+    ``weights`` is (F, kh, kw) — a bank of F 2-D kernels, each applied to every image
+    channel on its own — or (Cout, Cin/groups, kh, kw), a layer that mixes channels as
+    PyTorch's conv2d does.  ``bias`` has one value per filter.
+    """
+
+    name: str
+    weights: np.ndarray
+    bias: np.ndarray
+    combine: str | None = None
+    range: str | None = None
+    description: str = ""
+    source: str = ""
+    learned: dict | None = field(default=None, repr=False)
+
+    @property
+    def is_layer(self) -> bool:
+        """True for a 4-D (Cout, Cin/groups, kh, kw) layer, False for a bank of 2-D kernels."""
+        return self.weights.ndim == 4
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.weights.shape[-2], self.weights.shape[-1]
+
+    @property
+    def n_filters(self) -> int:
+        return self.weights.shape[0]
+
+    def range_hint(self) -> str:
+        """The range policy `--range auto` uses: the entry's hint, else from the weights.
+
+        Non-negative weights (smoothing) clip; signed weights that sum to zero (derivatives)
+        take the absolute value; other signed kernels (sharpening) clip.
+        """
+        if self.range:
+            return self.range
+        if self.combine == "magnitude" or (self.weights >= 0).all():
+            return "clip"
+        sums = self.weights.reshape(self.weights.shape[0], -1).sum(axis=1)
+        scale = np.abs(self.weights).reshape(self.weights.shape[0], -1).sum(axis=1)
+        return "abs" if (np.abs(sums) <= 1e-6 * scale).all() else "clip"
+
+    def separable(self) -> bool:
+        """Whether every 2-D kernel has rank 1 (is an outer product of two 1-D kernels)."""
+        mats = self.weights.reshape(-1, *self.size)
+        return all(np.linalg.matrix_rank(m, tol=1e-9 * max(1.0, np.abs(m).max())) <= 1
+                   for m in mats)
+
+
+# ----------------------------------------------------------------------------------------
+# Parametric kernels
+
+
+def _odd_size(radius: float) -> int:
+    return 2 * int(math.ceil(radius)) + 1
+
+
+def _check_positive(name: str, **values: float) -> None:
+    for key, value in values.items():
+        if not value > 0:
+            raise KernelError(f"kernel {name}: {key} must be > 0, got {value}")
+
+
+def _size(name: str, size, default: int) -> int:
+    if size is None:
+        return default
+    if size != int(size) or size < 1:
+        raise KernelError(f"kernel {name}: size must be a positive whole number, got {size}")
+    return int(size)
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    r = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    return np.meshgrid(r, r, indexing="ij")
+
+
+def gaussian_kernel(sigma: float, size: int | None = None) -> np.ndarray:
+    """Sampled 2-D Gaussian normalised to sum 1; size defaults to ⌈3σ⌉·2+1."""
+    _check_positive("gaussian", sigma=sigma)
+    size = _size("gaussian", size, _odd_size(3 * sigma))
+    yy, xx = _grid(size)
+    g = np.exp(-(yy**2 + xx**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def box_kernel(size: float, width: float | None = None) -> np.ndarray:
+    """Mean over a size×size (or size×width) window."""
+    h = _size("box", size, 3)
+    w = _size("box", width, h)
+    return np.full((h, w), 1.0 / (h * w))
+
+
+def log_kernel(sigma: float, size: int | None = None) -> np.ndarray:
+    """Laplacian of Gaussian (negative centre), shifted to sum exactly zero."""
+    _check_positive("log", sigma=sigma)
+    size = _size("log", size, _odd_size(3 * sigma))
+    yy, xx = _grid(size)
+    r2 = (yy**2 + xx**2) / (2 * sigma**2)
+    k = -(1 - r2) * np.exp(-r2) / (math.pi * sigma**4)
+    return k - k.mean()
+
+
+def dog_kernel(sigma1: float, sigma2: float, size: int | None = None) -> np.ndarray:
+    """Difference of Gaussians G(σ1) − G(σ2), each normalised, so the sum is zero."""
+    _check_positive("dog", sigma1=sigma1, sigma2=sigma2)
+    size = _size("dog", size, _odd_size(3 * max(sigma1, sigma2)))
+    return gaussian_kernel(sigma1, size) - gaussian_kernel(sigma2, size)
+
+
+def motion_kernel(length: float, angle: float = 0.0) -> np.ndarray:
+    """A line `length` pixels long through the centre at `angle` degrees (counter-clockwise
+    from the x axis), anti-aliased, summing to 1."""
+    _check_positive("motion", length=length)
+    size = _odd_size((length - 1) / 2)
+    k = np.zeros((size, size))
+    c = (size - 1) / 2
+    theta = math.radians(angle)
+    steps = max(2, int(math.ceil(length)) * 8)
+    for t in np.linspace(-(length - 1) / 2, (length - 1) / 2, steps):
+        y, x = c - t * math.sin(theta), c + t * math.cos(theta)
+        y0, x0 = math.floor(y), math.floor(x)
+        fy, fx = y - y0, x - x0
+        for dy, wy in ((0, 1 - fy), (1, fy)):
+            for dx, wx in ((0, 1 - fx), (1, fx)):
+                if 0 <= y0 + dy < size and 0 <= x0 + dx < size:
+                    k[y0 + dy, x0 + dx] += wy * wx
+    return k / k.sum()
+
+
+def unsharp_kernel(sigma: float = 1.0, amount: float = 1.0, size: int | None = None) -> np.ndarray:
+    """Unsharp masking in one kernel: (1 + amount)·identity − amount·Gaussian(σ)."""
+    g = gaussian_kernel(sigma, size)
+    k = -amount * g
+    c = g.shape[0] // 2
+    k[c, c] += 1 + amount
+    return k
+
+
+#: Parametric kernels: name → (generator, parameter names in positional order, range hint).
+PARAMETRIC = {
+    "gaussian": (gaussian_kernel, ("sigma", "size"), "clip"),
+    "box": (box_kernel, ("size", "width"), "clip"),
+    "log": (log_kernel, ("sigma", "size"), "abs"),
+    "dog": (dog_kernel, ("sigma1", "sigma2", "size"), "abs"),
+    "motion": (motion_kernel, ("length", "angle"), "clip"),
+    "unsharp": (unsharp_kernel, ("sigma", "amount", "size"), "clip"),
+}
+
+
+def parametric_kernel(spec: str) -> Kernel:
+    """Build a kernel from ``name:params``, e.g. ``gaussian:sigma=2``, ``box:5``, ``box:3x5``."""
+    name, _, params = spec.partition(":")
+    name = name.strip().lower()
+    if name not in PARAMETRIC:
+        raise KernelError(f"kernel {spec!r}: no parametric kernel {name!r}; "
+                          f"expected one of {', '.join(PARAMETRIC)}")
+    function, names, hint = PARAMETRIC[name]
+    values: dict[str, float] = {}
+    items = [p.strip() for p in params.split(",") if p.strip()]
+    if name == "box" and len(items) == 1 and "x" in items[0]:
+        items = items[0].split("x")
+    for position, item in enumerate(items):
+        key, eq, text = item.partition("=")
+        if not eq:
+            if position >= len(names):
+                raise KernelError(f"kernel {spec!r}: too many values; {name} takes "
+                                  f"{', '.join(names)}")
+            key, text = names[position], item
+        key = key.strip().lower()
+        if key not in names:
+            raise KernelError(f"kernel {spec!r}: {name} has no parameter {key!r}; it takes "
+                              f"{', '.join(names)}")
+        try:
+            values[key] = float(text)
+        except ValueError:
+            raise KernelError(f"kernel {spec!r}: {key}={text!r} is not a number") from None
+    try:
+        weights = function(**values)
+    except TypeError:
+        required = [n for n in names if n not in values]
+        raise KernelError(f"kernel {spec!r}: missing {', '.join(required)} "
+                          f"(e.g. {name}:{names[0]}=2)") from None
+    label = name + "".join(f"-{k}{v:g}" for k, v in values.items())
+    return Kernel(label, weights[None], np.zeros(1), range=hint,
+                  description=f"parametric {spec}", source="convcli")
+
+
+# ----------------------------------------------------------------------------------------
+# Matrices written by hand or in text files
+
+_SCALE_SUFFIX = re.compile(r"^(?P<body>.*\S)\s*(?P<op>[/*])\s*(?P<factor>[-+]?[0-9.]+(?:[eE][-+]?\d+)?)$", re.S)
+
+
+def parse_number(text, what: str) -> float:
+    """A number, or a fraction written as a string such as "1/16" or "-1/256"."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    try:
+        return float(Fraction(str(text).strip()))
+    except (ValueError, ZeroDivisionError):
+        raise KernelError(f"{what}: {text!r} is not a number") from None
+
+
+def _rows_to_matrix(rows: list[list[str]], what: str) -> np.ndarray:
+    if not rows or not any(rows):
+        raise KernelError(f"{what}: the matrix is empty")
+    values = []
+    for index, row in enumerate(rows, 1):
+        if not row:
+            raise KernelError(f"{what}: row {index} is empty")
+        if len(row) != len(rows[0]):
+            raise KernelError(f"{what}: row {index} has {len(row)} values but row 1 has "
+                              f"{len(rows[0])}; every row must have the same length")
+        try:
+            values.append([float(v) for v in row])
+        except ValueError:
+            bad = next(v for v in row if not _is_float(v))
+            raise KernelError(f"{what}: row {index}: {bad!r} is not a number") from None
+    matrix = np.array(values)
+    if not np.isfinite(matrix).all():
+        raise KernelError(f"{what}: the matrix holds NaN or infinity")
+    return matrix
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_matrix(text: str, what: str = "matrix") -> np.ndarray:
+    """Parse ``[[1,2,1],[2,4,2]]``, ``1 2 1; 2 4 2`` or lines of numbers, with an optional
+    trailing ``/16`` or ``*0.5``."""
+    factor = 1.0
+    match = _SCALE_SUFFIX.match(text.strip())
+    if match:
+        value = parse_number(match["factor"], what)
+        if match["op"] == "/" and value == 0:
+            raise KernelError(f"{what}: cannot divide by zero")
+        factor = 1 / value if match["op"] == "/" else value
+        text = match["body"]
+    if text.count("[") != text.count("]"):
+        raise KernelError(f"{what}: the brackets do not balance")
+    text = re.sub(r"\]\s*,?\s*\[", ";", text.strip()).replace("[", "").replace("]", "")
+    rows = [[v for v in re.split(r"[,\s]+", line.strip()) if v] for line in re.split(r"[;\n]", text)]
+    while rows and not rows[-1]:
+        rows.pop()
+    return _rows_to_matrix(rows, what) * factor
+
+
+def inline_kernel(spec: str) -> Kernel:
+    """A kernel written on the command line."""
+    weights = parse_matrix(spec, f"kernel {spec!r}")
+    return Kernel("custom", weights[None], np.zeros(1), description=f"inline {spec}")
+
+
+def looks_like_matrix(spec: str) -> bool:
+    """Whether a spec is an inline matrix rather than a name."""
+    body = spec.strip()
+    return body.startswith("[") or ";" in body or bool(re.fullmatch(r"[-+0-9.eE,\s/*]+", body))
+
+
+# ----------------------------------------------------------------------------------------
+# Catalogues
+
+
+def _yaml_loader():
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class UniqueKeyLoader(base):
+        """The safe loader, refusing a mapping that names a key twice."""
+
+    def construct_mapping(loader, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise KernelError(f"line {key_node.start_mark.line + 1}: {key!r} is defined twice")
+            seen.add(key)
+        return base.construct_mapping(loader, node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                    construct_mapping)
+    return UniqueKeyLoader
+
+
+def read_yaml(path: Path, what: str):
+    """Load a YAML file with the safe loader; errors name the file."""
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KernelError(f"{what} {path}: cannot read it ({exc.strerror if isinstance(exc, OSError) else exc})") from None
+    try:
+        return yaml.load(text, Loader=_yaml_loader())
+    except KernelError as exc:
+        raise KernelError(f"{what} {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise KernelError(f"{what} {path}: {where}not valid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def builtin_catalogue_path() -> Path:
+    """kernels.yaml inside the installed package, or at the root of a source checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "kernels.yaml"
+    return packaged if packaged.is_file() else here.parent / "kernels.yaml"
+
+
+class Catalogue:
+    """Named kernels from one or more catalogue files; later files override earlier ones."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, dict] = {}
+        self._origin: dict[str, Path] = {}
+        self._cache: dict[str, Kernel] = {}
+
+    @classmethod
+    def load(cls, user_files=(), use_env: bool = True) -> "Catalogue":
+        """The built-in catalogue, then ``$CONVCLI_KERNELS`` (paths separated by
+        ``os.pathsep``), then `user_files`."""
+        catalogue = cls()
+        catalogue.add_file(builtin_catalogue_path())
+        env = os.environ.get(CATALOGUE_ENV, "") if use_env else ""
+        for path in [p for p in env.split(os.pathsep) if p] + list(user_files):
+            catalogue.add_file(Path(path))
+        return catalogue
+
+    def add_file(self, path: Path) -> None:
+        data = read_yaml(path, "kernel catalogue")
+        if data is None:
+            data = {"kernels": {}}
+        if not isinstance(data, dict) or not isinstance(data.get("kernels"), dict):
+            raise KernelError(f"kernel catalogue {path}: expected a mapping with a 'kernels' "
+                              "mapping of name → entry")
+        entries = data["kernels"]
+        for name, entry in entries.items():
+            if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w.-]*", name):
+                raise KernelError(f"kernel catalogue {path}: entry {name!r}: a name is letters, "
+                                  "digits, '_', '-' or '.', starting with a letter or '_'")
+            if not isinstance(entry, dict):
+                raise KernelError(f"kernel catalogue {path}: entry {name!r}: expected a mapping "
+                                  "with weights, bank or spec")
+        self._entries.update(entries)
+        self._origin.update({name: path for name in entries})
+        self._cache.clear()
+        for name in entries:
+            self.get(name)          # validate now, naming the file and entry
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def origin(self, name: str) -> Path:
+        return self._origin[name]
+
+    def get(self, name: str) -> Kernel:
+        """The kernel of a catalogue entry."""
+        if name not in self._entries:
+            close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(close)}?" if close else \
+                "; `convcli kernels` lists them"
+            raise KernelError(f"kernel {name!r} is not in the catalogue{hint}")
+        if name not in self._cache:
+            self._cache[name] = self._build(name, self._entries[name], ())
+        return self._cache[name]
+
+    def _build(self, name: str, entry: dict, chain: tuple[str, ...]) -> Kernel:
+        what = f"kernel catalogue {self._origin[name]}: entry {name!r}"
+        unknown = set(entry) - ENTRY_KEYS
+        if unknown:
+            raise KernelError(f"{what}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
+                              f"allowed: {', '.join(sorted(ENTRY_KEYS))}")
+        sources = [k for k in ("weights", "bank", "spec") if k in entry]
+        if len(sources) != 1:
+            raise KernelError(f"{what}: needs exactly one of weights, bank or spec")
+        if "weights" in entry:
+            weights = _weights_from_yaml(entry["weights"], what)
+        elif "spec" in entry:
+            weights = parametric_kernel(str(entry["spec"])).weights
+        else:
+            bank = entry["bank"]
+            if not isinstance(bank, list) or not bank:
+                raise KernelError(f"{what}: bank must be a non-empty list of entry names")
+            parts = []
+            for member in bank:
+                if member in chain + (name,):
+                    raise KernelError(f"{what}: bank refers back to {member!r} (a cycle)")
+                if member not in self._entries:
+                    raise KernelError(f"{what}: bank member {member!r} is not in the catalogue")
+                parts.append(self._build(member, self._entries[member], chain + (name,)).weights)
+            if len({p.shape[1:] for p in parts}) != 1:
+                raise KernelError(f"{what}: bank members differ in size "
+                                  f"({', '.join('×'.join(map(str, p.shape[1:])) for p in parts)})")
+            weights = np.concatenate(parts)
+        weights = weights * parse_number(entry.get("scale", 1), f"{what}: scale")
+        bias = np.full(weights.shape[0], parse_number(entry.get("bias", 0), f"{what}: bias"))
+        combine = entry.get("combine")
+        if combine is not None and combine not in COMBINES:
+            raise KernelError(f"{what}: combine {combine!r} is not one of {', '.join(COMBINES)}")
+        hint = entry.get("range")
+        if hint is not None and hint not in RANGE_HINTS:
+            raise KernelError(f"{what}: range {hint!r} is not one of {', '.join(RANGE_HINTS)}")
+        return Kernel(name, weights, bias, combine, hint, str(entry.get("description", "")),
+                      str(entry.get("source", "")), entry.get("learned"))
+
+
+def _weights_from_yaml(value, what: str) -> np.ndarray:
+    """A matrix (list of rows) → (1, kh, kw); a list of matrices → (F, kh, kw)."""
+    if not isinstance(value, list) or not value:
+        raise KernelError(f"{what}: weights must be a non-empty matrix (a list of rows)")
+    is_bank = isinstance(value[0], list) and value[0] and isinstance(value[0][0], list)
+    matrices = value if is_bank else [value]
+    parsed = []
+    for index, matrix in enumerate(matrices, 1):
+        label = f"{what}: filter {index}" if is_bank else what
+        if not isinstance(matrix, list) or not all(isinstance(r, list) for r in matrix):
+            raise KernelError(f"{label}: weights must be a list of rows of numbers")
+        rows = [[str(parse_number(v, label)) for v in row] for row in matrix]
+        parsed.append(_rows_to_matrix(rows, label))
+    if len({m.shape for m in parsed}) != 1:
+        raise KernelError(f"{what}: the filters of a bank must all have the same size")
+    return np.stack(parsed)
+
+
+# ----------------------------------------------------------------------------------------
+# Specs
+
+
+def _kernel_from_file(spec: str, catalogue: Catalogue) -> Kernel:
+    body = spec[1:]
+    path_text, entry = body, None
+    head, sep, tail = body.rpartition(":")
+    if sep and head.lower().endswith((".yaml", ".yml")):
+        path_text, entry = head, tail
+    path = Path(path_text)
+    what = f"kernel file {path}"
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        bank = Catalogue()
+        bank.add_file(path)
+        if entry is None:
+            if len(bank.names()) != 1:
+                raise KernelError(f"{what}: name the entry, as @{path}:NAME; it has "
+                                  f"{', '.join(bank.names()) or 'none'}")
+            entry = bank.names()[0]
+        return bank.get(entry)
+    if not path.is_file():
+        raise KernelError(f"{what}: no such file")
+    if suffix == ".npy":
+        try:
+            weights = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise KernelError(f"{what}: not a readable .npy array ({exc})") from None
+        if weights.dtype.kind not in "biuf":
+            raise KernelError(f"{what}: holds {weights.dtype}, not numbers")
+        weights = weights.astype(np.float64)
+        if weights.ndim == 2:
+            weights = weights[None]
+        elif weights.ndim != 4:
+            raise KernelError(f"{what}: has shape {weights.shape}; expected 2-D (kh, kw) or "
+                              "4-D (Cout, Cin/groups, kh, kw)")
+        if weights.size == 0:
+            raise KernelError(f"{what}: is empty")
+        if not np.isfinite(weights).all():
+            raise KernelError(f"{what}: holds NaN or infinity")
+    elif suffix in (".txt", ".csv", ".tsv", ""):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KernelError(f"{what}: cannot read it ({exc})") from None
+        lines = [line.split("#")[0] for line in text.splitlines()]
+        weights = parse_matrix("\n".join(line for line in lines if line.strip()), what)[None]
+    else:
+        raise KernelError(f"{what}: unknown kind {suffix!r}; expected .npy, .txt, .csv or "
+                          ".yaml[:NAME]")
+    return Kernel(path.stem, weights, np.zeros(weights.shape[0]), description=f"from {path}")
+
+
+def resolve_kernel(spec: str, catalogue: Catalogue | None = None) -> Kernel:
+    """Turn a ``-k`` spec into a `Kernel` (see the module docstring for the forms)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise KernelError("kernel spec is empty; give a name, name:params, a matrix or @file")
+    spec = spec.strip()
+    if catalogue is None:
+        catalogue = Catalogue.load()
+    if spec.startswith("@"):
+        return _kernel_from_file(spec, catalogue)
+    if looks_like_matrix(spec):
+        return inline_kernel(spec)
+    if ":" in spec:
+        return parametric_kernel(spec)
+    if spec in catalogue:
+        return catalogue.get(spec)
+    if spec.lower() in PARAMETRIC:
+        return parametric_kernel(spec + ":")
+    return catalogue.get(spec)

@@ -1,0 +1,154 @@
+"""Click parameter types and the option groups several commands share.
+
+Only click and pure-Python convcli modules are imported here, so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from .errors import ParameterError
+from .plan import PAD_MODES, canonical_pad_mode, pad_mode_choices
+
+
+def _ints(text: str, separators: str) -> list[int]:
+    parts = [p for p in re.split(f"[{separators}]", text.strip()) if p != ""]
+    return [int(p) for p in parts]
+
+
+class PairType(click.ParamType):
+    """N or HxW (also H,W) → an int or an (h, w) pair, each at least `minimum`."""
+
+    def __init__(self, name: str, minimum: int = 1):
+        self.name = name
+        self.minimum = minimum
+
+    def get_metavar(self, param, *args, **kwargs):
+        return self.name
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, tuple)):
+            return value
+        try:
+            numbers = _ints(value, "x,")
+        except ValueError:
+            numbers = []
+        if len(numbers) not in (1, 2):
+            self.fail(f"{value!r} is not N or HxW (whole numbers)", param, ctx)
+        if min(numbers) < self.minimum:
+            self.fail(f"{value!r}: each value must be at least {self.minimum}", param, ctx)
+        return numbers[0] if len(numbers) == 1 else tuple(numbers)
+
+
+class PaddingType(click.ParamType):
+    """valid | same | full | N | PHxPW | T,B,L,R."""
+
+    name = "padding"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        text = value.strip().lower()
+        if text in ("valid", "same", "full"):
+            return text
+        try:
+            numbers = _ints(text, ",") if "," in text else _ints(text, "x")
+        except ValueError:
+            numbers = []
+        if len(numbers) not in (1, 2, 4) or ("," in text and len(numbers) != 4):
+            self.fail(f"{value!r} is not valid, same, full, N, PHxPW or T,B,L,R", param, ctx)
+        if min(numbers) < 0:
+            self.fail(f"{value!r}: padding cannot be negative", param, ctx)
+        return numbers[0] if len(numbers) == 1 else tuple(numbers)
+
+
+class PadModeType(click.ParamType):
+    """A padding mode or any library's name for one (see `convcli.plan.PAD_MODE_NAMES`)."""
+
+    name = "mode"
+
+    def get_metavar(self, param, *args, **kwargs):
+        return "[" + "|".join(PAD_MODES) + "|alias]"
+
+    def convert(self, value, param, ctx):
+        try:
+            return canonical_pad_mode(value)
+        except ParameterError as exc:
+            self.fail(str(exc), param, ctx)
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(n) for n in pad_mode_choices() if n.startswith(incomplete)]
+
+
+class FloatListType(click.ParamType):
+    """One number, or comma-separated numbers (one per output channel)."""
+
+    name = "B[,B…]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(float(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a number or comma-separated numbers", param, ctx)
+
+
+class ShapeType(click.ParamType):
+    """CxHxW or HxW → (C, H, W) with C = 1 for HxW."""
+
+    name = "CxHxW"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            numbers = _ints(value, "x×,")
+        except ValueError:
+            numbers = []
+        if len(numbers) not in (2, 3) or min(numbers) < 1:
+            self.fail(f"{value!r} is not CxHxW or HxW with positive whole numbers", param, ctx)
+        return tuple(numbers) if len(numbers) == 3 else (1, *numbers)
+
+
+STRIDE = PairType("N|SHxSW")
+DILATION = PairType("N|DHxDW")
+PADDING = PaddingType()
+PAD_MODE = PadModeType()
+FLOATS = FloatListType()
+SHAPE = ShapeType()
+
+
+def conv_options(default_padding: str = "same", default_pad_mode: str = "reflect"):
+    """The decorator that adds the options of `conv2d` to a command."""
+    def decorate(command):
+        options = [
+            click.option("--stride", type=STRIDE, default=1, show_default=True,
+                         help="Step between output pixels: N or SHxSW."),
+            click.option("--padding", type=PADDING, default=default_padding, show_default=True,
+                         help="valid, same (output size = input size at stride 1), full, N, "
+                              "PHxPW or T,B,L,R."),
+            click.option("--pad-mode", type=PAD_MODE, default=default_pad_mode,
+                         show_default=True,
+                         help="Border values: zeros, reflect (dcb|abcd, OpenCV's default, "
+                              "scipy:mirror), symmetric (cba|abcd, scipy:reflect, ImageMagick "
+                              "Mirror), replicate (aaa|abcd), circular (bcd|abcd); numpy, "
+                              "scipy, OpenCV and ImageMagick names are accepted, and "
+                              "LIBRARY:NAME for names they disagree on."),
+            click.option("--dilation", type=DILATION, default=1, show_default=True,
+                         help="Spacing between kernel taps: N or DHxDW."),
+            click.option("--groups", type=click.IntRange(min=1), default=1, show_default=True,
+                         help="Channel groups of a 4-D kernel (Cout, Cin/groups, kh, kw)."),
+            click.option("--mode", type=click.Choice(["corr", "conv"]), default="corr",
+                         show_default=True,
+                         help="corr: cross-correlation as PyTorch; conv: flip the kernel "
+                              "(true convolution, ImageMagick's Convolve)."),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate

@@ -1,0 +1,204 @@
+"""Apply kernels to images: one kernel, a pipeline of them, or a whole file.
+
+A 2-D kernel (or a bank of them) is applied to each channel on its own (depthwise); a
+4-D (Cout, Cin/groups, kh, kw) kernel mixes channels as a CNN layer does.  All of it is
+one `conv2d` call per kernel.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .conv import conv2d
+from .errors import ParameterError
+from .choices import ALPHA_POLICIES, RANGE_POLICIES
+from .images import (Picture, image_format, map_range, output_dtype, read_image, to_gray,
+                     write_image)
+from .kernels import Kernel
+
+
+@dataclass(frozen=True)
+class ConvOptions:
+    """The `conv2d` options a command applies with every kernel of a pipeline."""
+
+    stride: int | tuple = 1
+    padding: int | str | tuple = "same"
+    dilation: int | tuple = 1
+    groups: int = 1                  # for 4-D kernels; 2-D kernels are always depthwise
+    pad_mode: str = "reflect"
+    mode: str = "corr"
+    bias: tuple[float, ...] | None = None
+    normalize: bool = False
+
+    def as_dict(self) -> dict:
+        return {"stride": self.stride, "padding": self.padding, "dilation": self.dilation,
+                "groups": self.groups, "pad_mode": self.pad_mode, "mode": self.mode,
+                "bias": self.bias, "normalize": self.normalize}
+
+
+def layer_weights(kernel: Kernel, channels: int, options: ConvOptions):
+    """The (weight, bias, groups) of the one `conv2d` call that applies `kernel` to an
+    image of `channels` channels."""
+    weights = kernel.weights
+    if options.normalize:
+        sums = weights.reshape(weights.shape[0], -1).sum(axis=1)
+        if np.any(np.abs(sums) < 1e-12):
+            raise ParameterError(f"--normalize: kernel {kernel.name} sums to zero, so it cannot "
+                                 "be scaled to sum 1")
+        weights = weights / sums.reshape((-1,) + (1,) * (weights.ndim - 1))
+    bias = kernel.bias
+    if kernel.is_layer:
+        groups = options.groups
+        expected = weights.shape[1] * groups
+        if expected != channels:
+            raise ParameterError(
+                f"kernel {kernel.name} has shape {weights.shape} (Cout, Cin/groups, kh, kw) "
+                f"with groups={groups}, so it needs {expected} input channel(s), but the image "
+                f"has {channels}; convert with --gray or --rgb, or change --groups")
+    else:
+        if options.groups != 1:
+            raise ParameterError("--groups applies to 4-D kernels (Cout, Cin/groups, kh, kw); a "
+                                 "2-D kernel is already applied to each channel on its own")
+        weights = np.tile(weights, (channels, 1, 1))[:, None]
+        bias = np.tile(bias, channels)
+        groups = channels
+    if options.bias is not None:
+        extra = np.asarray(options.bias, np.float64)
+        if extra.size not in (1, weights.shape[0]):
+            raise ParameterError(f"--bias has {extra.size} values; give 1, or one per output "
+                                 f"channel ({weights.shape[0]})")
+        bias = bias + extra
+    return weights, bias, groups
+
+
+def combine_bank(out: np.ndarray, kernel: Kernel, channels: int) -> np.ndarray:
+    """Reduce a bank's F maps per channel with the kernel's combine rule, if it has one."""
+    if kernel.is_layer or kernel.n_filters == 1 or kernel.combine is None:
+        return out
+    maps = out.reshape(channels, kernel.n_filters, *out.shape[1:])
+    if kernel.combine == "magnitude":
+        return np.sqrt(np.einsum("cfhw,cfhw->chw", maps, maps))
+    if kernel.combine == "max":
+        return maps.max(axis=1)
+    return maps.sum(axis=1)
+
+
+def apply_kernel(planes: np.ndarray, kernel: Kernel, options: ConvOptions) -> np.ndarray:
+    """Apply one kernel to (C, H, W) planes; returns (C', Ho, Wo) float32."""
+    weight, bias, groups = layer_weights(kernel, planes.shape[0], options)
+    out = conv2d(planes, weight.astype(np.float32), bias.astype(np.float32), options.stride,
+                 options.padding, options.dilation, groups, options.pad_mode, options.mode)
+    return combine_bank(out, kernel, planes.shape[0])
+
+
+def carry_plane(plane: np.ndarray, kernel: Kernel, options: ConvOptions) -> np.ndarray:
+    """Move a (H, W) plane (alpha) through a kernel's geometry without filtering it: each
+    output pixel takes the input pixel under the kernel's centre."""
+    kh, kw = kernel.size
+    delta = np.zeros((1, 1, kh, kw), np.float32)
+    delta[0, 0, (kh - 1) // 2, (kw - 1) // 2] = 1
+    return conv2d(plane[None].astype(np.float32), delta, None, options.stride, options.padding,
+                  options.dilation, 1, options.pad_mode, "corr")[0]
+
+
+@dataclass
+class FilterResult:
+    """Float results of a pipeline, before they become pixels."""
+
+    planes: np.ndarray              # (C, Ho, Wo) float32
+    alpha: np.ndarray | None        # (Ho, Wo) float32, in source units
+    range_policy: str               # the policy `auto` resolved to
+    notes: list[str] = field(default_factory=list)
+
+
+def run_pipeline(picture: Picture, kernels: list[Kernel], options: ConvOptions,
+                 alpha: str = "keep", gray: bool = False, rgb: bool = False,
+                 range_policy: str = "auto") -> FilterResult:
+    """Apply `kernels` one after another to a picture's colour (and alpha, by policy)."""
+    if alpha not in ALPHA_POLICIES:
+        raise ParameterError(f"alpha policy {alpha!r} is not one of {', '.join(ALPHA_POLICIES)}")
+    if range_policy not in RANGE_POLICIES:
+        raise ParameterError(f"range policy {range_policy!r} is not one of "
+                             f"{', '.join(RANGE_POLICIES)}")
+    if not kernels:
+        raise ParameterError("no kernel given; use -k NAME (see `convcli kernels`)")
+    color = picture.color
+    if gray:
+        color = to_gray(color)
+    elif rgb:
+        if color.shape[2] != 1:
+            raise ParameterError(f"--rgb repeats a gray image into 3 channels; this image has "
+                                 f"{color.shape[2]}")
+        color = np.repeat(color, 3, axis=2)
+    planes = np.ascontiguousarray(color.transpose(2, 0, 1), np.float32)
+    notes: list[str] = []
+    alpha_plane = None if picture.alpha is None or alpha == "drop" else picture.alpha.astype(np.float32)
+    for kernel in kernels:
+        if alpha == "filter" and alpha_plane is not None:
+            stacked = np.concatenate([planes, alpha_plane[None]])
+            out = apply_kernel(stacked, kernel, options)
+            if out.shape[0] != stacked.shape[0]:
+                raise ParameterError(f"--alpha filter needs one output per channel; kernel "
+                                     f"{kernel.name} makes {out.shape[0]} from {stacked.shape[0]}")
+            planes, alpha_plane = out[:-1], out[-1]
+        else:
+            if alpha_plane is not None:
+                alpha_plane = carry_plane(alpha_plane, kernel, options)
+            planes = apply_kernel(planes, kernel, options)
+    if alpha_plane is not None and planes.shape[0] not in (1, 3):
+        notes.append(f"alpha dropped: the result has {planes.shape[0]} channels, not gray or RGB")
+        alpha_plane = None
+    policy = kernels[-1].range_hint() if range_policy == "auto" else range_policy
+    return FilterResult(planes, alpha_plane, policy, notes)
+
+
+def to_picture(result: FilterResult, source: Picture, fmt: str, range_policy: str = "auto"):
+    """Map a pipeline's float results to pixels for format `fmt`; returns (Picture, RangeReport)."""
+    policy = result.range_policy
+    if fmt == "NPY":
+        if range_policy not in ("auto", "float"):
+            raise ParameterError(f"--range {range_policy}: .npy output keeps the raw values; "
+                                 "use --range auto or float, or another format")
+        policy = "float"
+    dtype = output_dtype(source.color.dtype, fmt, policy)
+    values = result.planes.transpose(1, 2, 0)
+    pixels, report = map_range(values, policy, source.max_value, dtype)
+    alpha = None
+    if result.alpha is not None:
+        alpha, _ = map_range(result.alpha[:, :, None], "clip" if policy != "float" else "float",
+                             source.max_value, dtype)
+        alpha = alpha[:, :, 0]
+    return Picture(pixels, alpha, source.icc_profile), report
+
+
+def apply_file(source_path, output_path, kernels: list[Kernel], options: ConvOptions,
+               range_policy: str = "auto", alpha: str = "keep", gray: bool = False,
+               rgb: bool = False, quality: int | None = None) -> dict:
+    """Read an image, apply `kernels`, write the result atomically; return a report."""
+    source_path, output_path = Path(source_path), Path(output_path)
+    fmt = image_format(output_path)
+    times = {}
+    start = time.perf_counter()
+    picture = read_image(source_path)
+    times["read"] = time.perf_counter() - start
+    start = time.perf_counter()
+    result = run_pipeline(picture, kernels, options, alpha, gray, rgb, range_policy)
+    times["convolve"] = time.perf_counter() - start
+    start = time.perf_counter()
+    out, report = to_picture(result, picture, fmt, range_policy)
+    notes = list(picture.warnings) + result.notes + write_image(output_path, out, quality)
+    times["write"] = time.perf_counter() - start
+    return {
+        "input": str(source_path), "output": str(output_path),
+        "input_shape": list(picture.color.shape), "input_dtype": str(picture.color.dtype),
+        "input_alpha": picture.alpha is not None,
+        "output_shape": list(out.color.shape), "output_dtype": str(out.color.dtype),
+        "output_alpha": out.alpha is not None,
+        "kernels": [k.name for k in kernels], "options": options.as_dict(),
+        "range": report.as_dict(), "times": times, "notes": notes,
+    }
+

@@ -1,0 +1,282 @@
+"""Shape, padding and stride arithmetic of a 2-D convolution: the one place that knows it.
+
+Everything here is pure Python (numpy only to build index maps), so the commands that
+merely explain a convolution can use it without loading the compiled core.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+from .errors import ParameterError
+
+#: The padding modes, by their canonical (PyTorch / numpy) names.
+PAD_MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
+
+#: What each library calls its border modes, mapped to convcli's names.  A name can be
+#: written alone when every library that uses it means the same mode, or qualified as
+#: ``library:name`` (``scipy:reflect`` is ``symmetric``!).
+PAD_MODE_NAMES = {
+    "pytorch": {"zeros": "zeros", "reflect": "reflect", "replicate": "replicate",
+                "circular": "circular"},
+    "numpy": {"constant": "zeros", "reflect": "reflect", "symmetric": "symmetric",
+              "edge": "replicate", "wrap": "circular"},
+    "scipy": {"constant": "zeros", "grid-constant": "zeros", "mirror": "reflect",
+              "reflect": "symmetric", "grid-mirror": "symmetric", "nearest": "replicate",
+              "wrap": "circular", "grid-wrap": "circular"},
+    "opencv": {"border_constant": "zeros", "border_reflect_101": "reflect",
+               "border_reflect101": "reflect", "border_default": "reflect",
+               "reflect_101": "reflect", "reflect101": "reflect",
+               "border_reflect": "symmetric", "reflect": "symmetric",
+               "border_replicate": "replicate", "replicate": "replicate",
+               "border_wrap": "circular", "wrap": "circular", "constant": "zeros"},
+    "imagemagick": {"black": "zeros", "mirror": "symmetric", "edge": "replicate",
+                    "tile": "circular"},
+    "matlab": {"symmetric": "symmetric", "replicate": "replicate", "circular": "circular"},
+}
+PAD_MODE_NAMES["torch"] = PAD_MODE_NAMES["pytorch"]
+PAD_MODE_NAMES["cv2"] = PAD_MODE_NAMES["opencv"]
+PAD_MODE_NAMES["magick"] = PAD_MODE_NAMES["imagemagick"]
+
+# A bare name means convcli's own mode where it has one; otherwise the mode that every
+# library using the name agrees on.  Names the libraries disagree on must be qualified.
+_BARE = {mode: mode for mode in PAD_MODES}
+_AMBIGUOUS: dict[str, dict[str, str]] = {}
+for _library, _names in PAD_MODE_NAMES.items():
+    for _name, _mode in _names.items():
+        if _name in PAD_MODES:
+            continue
+        _AMBIGUOUS.setdefault(_name, {})[_library] = _mode
+for _name, _meanings in list(_AMBIGUOUS.items()):
+    if len(set(_meanings.values())) == 1:
+        _BARE[_name] = next(iter(_meanings.values()))
+        del _AMBIGUOUS[_name]
+
+
+def pad_mode_choices() -> list[str]:
+    """Every name `canonical_pad_mode` accepts without a library prefix, canonical first."""
+    return list(PAD_MODES) + sorted(set(_BARE) - set(PAD_MODES))
+
+
+def canonical_pad_mode(name: str) -> str:
+    """Map a padding-mode name, bare or ``library:name``, to one of `PAD_MODES`.
+
+    >>> canonical_pad_mode("scipy:reflect")
+    'symmetric'
+    """
+    if not isinstance(name, str):
+        raise ParameterError(f"pad_mode must be a string, got {name!r}")
+    key = name.strip().lower().replace("cv2.", "").replace(" ", "")
+    if ":" in key:
+        library, _, native = key.partition(":")
+        if library not in PAD_MODE_NAMES:
+            raise ParameterError(
+                f"pad_mode {name!r}: unknown library {library!r}; "
+                f"expected one of {', '.join(sorted(PAD_MODE_NAMES))}")
+        names = PAD_MODE_NAMES[library]
+        if native not in names:
+            raise ParameterError(
+                f"pad_mode {name!r}: {library} has no mode {native!r}; "
+                f"it has {', '.join(sorted(names))}")
+        return names[native]
+    if key in _BARE:
+        return _BARE[key]
+    if key in _AMBIGUOUS:
+        meanings = ", ".join(f"{lib}:{key} = {mode}" for lib, mode in _AMBIGUOUS[key].items())
+        raise ParameterError(
+            f"pad_mode {name!r} means different modes in different libraries ({meanings}); "
+            f"write the library's name before it, or one of {', '.join(PAD_MODES)}")
+    raise ParameterError(
+        f"pad_mode {name!r} is not known; expected one of {', '.join(PAD_MODES)} "
+        f"or an alias ({', '.join(sorted(set(_BARE) - set(PAD_MODES)))}, "
+        f"or library:name such as scipy:reflect)")
+
+
+def source_index(length: int, before: int, after: int, pad_mode: str):
+    """For each position of a padded axis, the index of the real sample it copies.
+
+    Position ``p`` of the padded axis (``0 <= p < before + length + after``) stands
+    for ``p - before`` of the real axis.  Zero padding gives -1 outside the axis.  Wide
+    padding (wider than the axis) repeats the pattern as ``numpy.pad`` does.
+    """
+    import numpy as np
+
+    p = np.arange(-before, length + after, dtype=np.int64)
+    if pad_mode == "zeros":
+        return np.where((p >= 0) & (p < length), p, -1)
+    if pad_mode == "replicate":
+        return np.clip(p, 0, length - 1)
+    if pad_mode == "circular":
+        return p % length
+    if pad_mode == "reflect":
+        if length == 1:
+            return np.zeros_like(p)
+        period = 2 * (length - 1)
+        m = p % period
+        return np.where(m < length, m, period - m)
+    if pad_mode == "symmetric":
+        m = p % (2 * length)
+        return np.where(m < length, m, 2 * length - 1 - m)
+    raise ParameterError(f"pad_mode {pad_mode!r} is not one of {', '.join(PAD_MODES)}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def int_pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints (height, width), each at least `minimum`."""
+    items = (value, value) if _is_int(value) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        items = ()
+    if len(items) != 2 or not all(_is_int(v) for v in items):
+        raise ParameterError(f"{name} must be an int or a pair of ints (h, w), got {value!r}")
+    if min(items) < minimum:
+        raise ParameterError(f"{name} must be at least {minimum} in each direction, got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def padding_amounts(padding, kernel: tuple[int, int], dilation: tuple[int, int],
+                    stride: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Resolve a padding spec to (top, bottom, left, right).
+
+    `padding` is an int, (ph, pw), (top, bottom, left, right), or one of "valid",
+    "same" (stride 1 only; for even kernels the extra row/column goes bottom/right, as in
+    PyTorch) and "full" (every partial overlap, d·(k−1) on each side).
+    """
+    spans = [d * (k - 1) for d, k in zip(dilation, kernel)]
+    if isinstance(padding, str):
+        kind = padding.strip().lower()
+        if kind == "valid":
+            return 0, 0, 0, 0
+        if kind == "same":
+            if stride != (1, 1):
+                raise ParameterError(
+                    f"padding='same' needs stride 1 (as in PyTorch), got stride {stride}; "
+                    "give the padding as numbers instead")
+            (th, tw) = spans
+            return th // 2, th - th // 2, tw // 2, tw - tw // 2
+        if kind == "full":
+            return spans[0], spans[0], spans[1], spans[1]
+        raise ParameterError(
+            f"padding {padding!r} is not allowed; expected valid, same, full, an int, "
+            "(ph, pw) or (top, bottom, left, right)")
+    if _is_int(padding):
+        amounts = (padding,) * 4
+    else:
+        try:
+            amounts = tuple(padding)
+        except TypeError:
+            amounts = ()
+        if len(amounts) == 2:
+            amounts = (amounts[0], amounts[0], amounts[1], amounts[1])
+    if len(amounts) != 4 or not all(_is_int(v) for v in amounts):
+        raise ParameterError(
+            f"padding must be valid, same, full, an int, (ph, pw) or (top, bottom, left, right); "
+            f"got {padding!r}")
+    if min(amounts) < 0:
+        raise ParameterError(f"padding must not be negative, got {padding!r}")
+    return tuple(int(v) for v in amounts)
+
+
+def output_length(size: int, pad_total: int, kernel: int, stride: int, dilation: int) -> int:
+    """⌊(size + pads − d·(k−1) − 1)/s⌋ + 1, PyTorch's output size (may be < 1)."""
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    """A checked 2-D convolution: its input, weight and output shapes and every option."""
+
+    input_shape: tuple[int, int, int, int]     # N, Cin, H, W
+    weight_shape: tuple[int, int, int, int]    # Cout, Cin/groups, kh, kw
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    padding: tuple[int, int, int, int]         # top, bottom, left, right
+    groups: int
+    pad_mode: str
+    mode: str
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        n, _, h, w = self.input_shape
+        cout, _, kh, kw = self.weight_shape
+        top, bottom, left, right = self.padding
+        return (n, cout,
+                output_length(h, top + bottom, kh, self.stride[0], self.dilation[0]),
+                output_length(w, left + right, kw, self.stride[1], self.dilation[1]))
+
+    def row_sources(self):
+        """`source_index` of the padded rows (int64 array)."""
+        top, bottom = self.padding[:2]
+        return source_index(self.input_shape[2], top, bottom, self.pad_mode)
+
+    def col_sources(self):
+        """`source_index` of the padded columns (int64 array)."""
+        left, right = self.padding[2:]
+        return source_index(self.input_shape[3], left, right, self.pad_mode)
+
+
+def make_plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
+              pad_mode="zeros", mode="corr") -> ConvPlan:
+    """Check a convolution's shapes and options and resolve them into a `ConvPlan`.
+
+    Parameters
+    ----------
+    input_shape : tuple
+        (N, Cin, H, W) or (Cin, H, W).
+    weight_shape : tuple
+        (Cout, Cin/groups, kh, kw), PyTorch's layout.
+    stride, padding, dilation, groups, pad_mode, mode
+        As in `convcli.conv2d`.
+
+    Raises
+    ------
+    ParameterError
+        A ValueError naming the parameter, what was given and what is allowed.
+    """
+    input_shape = tuple(int(v) for v in input_shape)
+    if len(input_shape) == 3:
+        input_shape = (1,) + input_shape
+    if len(input_shape) != 4 or min(input_shape) < 1:
+        raise ParameterError(
+            f"input must have shape (Cin, H, W) or (N, Cin, H, W) with no empty axis, "
+            f"got {input_shape}")
+    weight_shape = tuple(int(v) for v in weight_shape)
+    if len(weight_shape) != 4 or min(weight_shape) < 1:
+        raise ParameterError(
+            f"weight must have shape (Cout, Cin/groups, kh, kw) with no empty axis, got "
+            f"{weight_shape}; a single 2-D kernel k is weight k[None, None]")
+    if not _is_int(groups) or groups < 1:
+        raise ParameterError(f"groups must be a positive int, got {groups!r}")
+    cin, cout, cin_per_group = input_shape[1], weight_shape[0], weight_shape[1]
+    if cin % groups or cout % groups:
+        raise ParameterError(
+            f"groups={groups} must divide both input channels ({cin}) and output channels "
+            f"({cout})")
+    if cin_per_group * groups != cin:
+        raise ParameterError(
+            f"weight has {cin_per_group} input channels per group but the input has {cin} "
+            f"channels in {groups} group(s), so weight.shape[1] must be {cin // groups}")
+    if mode not in ("corr", "conv"):
+        raise ParameterError(f"mode must be 'corr' (cross-correlation, PyTorch's) or 'conv' "
+                             f"(flipped kernel), got {mode!r}")
+    stride = int_pair(stride, "stride")
+    dilation = int_pair(dilation, "dilation")
+    kernel = weight_shape[2:]
+    pads = padding_amounts(padding, kernel, dilation, stride)
+    plan = ConvPlan(input_shape, weight_shape, stride, dilation, pads, groups,
+                    canonical_pad_mode(pad_mode), mode)
+    ho, wo = plan.output_shape[2:]
+    if ho < 1 or wo < 1:
+        h, w = input_shape[2:]
+        top, bottom, left, right = pads
+        raise ParameterError(
+            f"the kernel does not fit: input {h}×{w} padded to {h + top + bottom}×"
+            f"{w + left + right} is smaller than the {kernel[0]}×{kernel[1]} kernel spanning "
+            f"{dilation[0] * (kernel[0] - 1) + 1}×{dilation[1] * (kernel[1] - 1) + 1} with "
+            f"dilation {dilation}, so the output would be {ho}×{wo}")
+    return plan

@@ -1,0 +1,28 @@
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from convcli.cli import cli
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+@pytest.fixture
+def samples(tmp_path) -> Path:
+    """A private copy of samples/ (so tests can check inputs are left alone)."""
+    copy = tmp_path / "samples"
+    shutil.copytree(SAMPLES, copy)
+    return copy
+
+
+@pytest.fixture
+def run():
+    """Run convcli in-process; returns click's Result (exit_code, stdout, stderr)."""
+    runner = CliRunner()
+
+    def invoke(*args, **kwargs):
+        return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False, **kwargs)
+
+    return invoke

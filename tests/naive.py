@@ -1,0 +1,45 @@
+"""Slow, obviously correct references that the fast paths are compared against.
+
+Padding uses numpy.pad with numpy's own mode names, so it is independent of convcli's
+index maps.
+"""
+
+import numpy as np
+
+#: convcli's padding modes in numpy.pad's words.
+NUMPY_PAD = {"zeros": "constant", "reflect": "reflect", "symmetric": "symmetric",
+             "replicate": "edge", "circular": "wrap"}
+
+
+def naive_conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1),
+                 groups=1, pad_mode="zeros", mode="corr"):
+    """PyTorch's conv2d by its definition: loops over every output value, float64.
+
+    x: (N, Cin, H, W); weight: (Cout, Cin/groups, kh, kw); padding: (top, bottom, left, right).
+    """
+    x = np.asarray(x, np.float64)
+    weight = np.asarray(weight, np.float64)
+    if mode == "conv":
+        weight = weight[:, :, ::-1, ::-1]
+    n, cin, h, w = x.shape
+    cout, cig, kh, kw = weight.shape
+    top, bottom, left, right = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=NUMPY_PAD[pad_mode])
+    sh, sw = stride
+    dh, dw = dilation
+    ho = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + left + right - dw * (kw - 1) - 1) // sw + 1
+    cog = cout // groups
+    out = np.zeros((n, cout, ho, wo))
+    for b in range(n):
+        for co in range(cout):
+            g = co // cog
+            for oy in range(ho):
+                for ox in range(wo):
+                    total = 0.0 if bias is None else float(bias[co])
+                    for ci in range(cig):
+                        for i in range(kh):
+                            for j in range(kw):
+                                total += weight[co, ci, i, j] * xp[b, g * cig + ci, oy * sh + i * dh, ox * sw + j * dw]
+                    out[b, co, oy, ox] = total
+    return out

@@ -1,0 +1,140 @@
+"""The command line: apply, kernels, errors and start-up."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from convcli import conv2d
+from convcli.images import read_image
+from convcli.kernels import Catalogue
+
+
+def test_help_lists_the_commands(run):
+    result = run("--help")
+    assert result.exit_code == 0
+    assert "apply" in result.output and "kernels" in result.output
+
+
+@pytest.mark.parametrize("command", ["apply", "kernels"])
+def test_every_command_has_help(run, command):
+    result = run(command, "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["kernels"], ["apply", "--help"]])
+def test_commands_that_do_not_convolve_do_not_import_numba(argv):
+    code = ("import sys; from convcli.cli import cli; "
+            f"cli.main({argv!r}, standalone_mode=False); "
+            "sys.exit(3 if 'numba' in sys.modules else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "convcli", "--version"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0 and "convcli" in result.stdout
+
+
+def test_apply_sobel_is_the_magnitude_of_sobel_x_and_y_clipped(run, samples, tmp_path):
+    out = tmp_path / "out" / "sobel.png"
+    result = run("apply", samples / "astronaut.png", "-k", "sobel", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "clipped" in result.stdout
+    image = read_image(samples / "astronaut.png").color.astype(np.float64)
+    planes = image.transpose(2, 0, 1)
+    sobel = Catalogue.load().get("sobel").weights
+    gx = conv2d(planes[:, None], sobel[0][None, None], padding="same", pad_mode="reflect")[:, 0]
+    gy = conv2d(planes[:, None], sobel[1][None, None], padding="same", pad_mode="reflect")[:, 0]
+    expected = np.clip(np.rint(np.hypot(gx, gy)), 0, 255).transpose(1, 2, 0)
+    got = read_image(out).color
+    assert got.dtype == np.uint8 and got.shape == image.shape
+    # float32 arithmetic may round a value that sits on .5 the other way
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    assert np.mean(got == expected) > 0.999
+
+
+def test_apply_signed_kernel_writes_absolute_values(run, tmp_path):
+    from PIL import Image
+    step = np.zeros((8, 8), np.uint8)
+    step[:, 4:] = 200
+    Image.fromarray(step).save(tmp_path / "step.png")
+    result = run("apply", tmp_path / "step.png", "-k", "sobel_x", "-o", tmp_path / "edge.png")
+    assert result.exit_code == 0, result.output
+    edge = read_image(tmp_path / "edge.png").color[:, :, 0]
+    # Sobel x on a step of 200: 4·200 = 800 on both sides of the edge, clipped to 255.
+    assert (edge[:, 3:5] == 255).all() and (edge[:, :3] == 0).all() and (edge[:, 5:] == 0).all()
+
+
+def test_apply_smoothing_rounds_to_nearest(run, tmp_path):
+    from PIL import Image
+    image = np.zeros((5, 5), np.uint8)
+    image[2, 2] = 14          # box blur: 14/9 = 1.56 → 2 (truncation would give 1)
+    Image.fromarray(image).save(tmp_path / "dot.png")
+    result = run("apply", tmp_path / "dot.png", "-k", "box_blur_3", "-o", tmp_path / "blur.png")
+    assert result.exit_code == 0, result.output
+    blur = read_image(tmp_path / "blur.png").color[:, :, 0]
+    assert (blur[1:4, 1:4] == 2).all() and blur.sum() == 18
+
+
+def test_apply_keeps_alpha_unfiltered(run, samples, tmp_path):
+    out = tmp_path / "blur.png"
+    assert run("apply", samples / "chelsea_alpha.png", "-k", "gaussian_5", "-o", out).exit_code == 0
+    source, result = read_image(samples / "chelsea_alpha.png"), read_image(out)
+    np.testing.assert_array_equal(result.alpha, source.alpha)
+    assert result.color.shape == source.color.shape
+
+
+def test_apply_keeps_16_bit_depth(run, samples, tmp_path):
+    out = tmp_path / "id.png"
+    assert run("apply", samples / "astronaut_gray16.png", "-k", "identity", "-o", out).exit_code == 0
+    np.testing.assert_array_equal(read_image(out).color, read_image(samples / "astronaut_gray16.png").color)
+
+
+def test_unknown_kernel_suggests_names_on_one_line(run, samples, tmp_path):
+    result = run("apply", samples / "camera.png", "-k", "sobel_xx", "-o", tmp_path / "o.png")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "did you mean sobel_x" in result.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["--stride", "0"], 2, "--stride"),
+    (["--padding", "lots"], 2, "--padding"),
+    (["--pad-mode", "bogus"], 2, "--pad-mode"),
+    (["--range", "loud"], 2, "--range"),
+])
+def test_bad_options_exit_2_with_one_line(run, samples, tmp_path, args, code, words):
+    result = run("apply", samples / "camera.png", "-k", "sobel", "-o", tmp_path / "o.png", *args)
+    assert result.exit_code == code
+    assert result.stderr.count("\n") == 1 and words in result.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_missing_input_exits_1_naming_it(run, tmp_path):
+    result = run("apply", tmp_path / "nope.png", "-k", "sobel", "-o", tmp_path / "o.png")
+    assert result.exit_code == 1 and "nope.png" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_output_equal_to_input_is_refused(run, samples):
+    before = (samples / "camera.png").read_bytes()
+    result = run("apply", samples / "camera.png", "-k", "sobel", "-o", samples / "camera.png")
+    assert result.exit_code == 2 and "never overwrites its input" in result.stderr
+    assert (samples / "camera.png").read_bytes() == before
+
+
+def test_kernels_lists_the_catalogue(run):
+    result = run("kernels")
+    assert result.exit_code == 0
+    for name in ("identity", "box_blur_3", "gaussian_5", "sharpen", "sobel_x", "sobel_y", "sobel",
+                 "laplacian"):
+        assert name in result.stdout
+
+
+def test_kernels_show_prints_weights(run):
+    result = run("kernels", "show", "gaussian_5")
+    assert result.exit_code == 0
+    assert "1/256" in result.stdout and "36" in result.stdout
