@@ -108,3 +108,65 @@ def png_unfilter(rows, bpp):
         for i in range(width):
             prior[i] = out[y, i]
     return out
+
+
+@njit(cache=True)
+def tiff_lzw_decode(src, size):
+    """Decode a TIFF LZW strip (MSB-first codes of 9–12 bits, with TIFF's early change) into
+    at most `size` bytes; returns the bytes decoded."""
+    out = np.empty(size, np.uint8)
+    prefix = np.empty(4096, np.int32)
+    suffix = np.empty(4096, np.uint8)
+    length = np.zeros(4096, np.int32)
+    for code in range(256):
+        prefix[code] = -1
+        suffix[code] = code
+        length[code] = 1
+    n_bits = src.size * 8
+    bit = 0
+    width = 9
+    next_code = 258
+    previous = -1
+    pos = 0
+    while bit + width <= n_bits and pos < size:
+        code = 0
+        for _ in range(width):
+            code = (code << 1) | ((src[bit >> 3] >> (7 - (bit & 7))) & 1)
+            bit += 1
+        if code == 257:
+            break
+        if code == 256:
+            width = 9
+            next_code = 258
+            previous = -1
+            continue
+        if previous >= 0 and code > next_code:
+            break                                   # corrupt: a code not yet defined
+        if previous < 0:
+            entry = code
+        elif code < next_code:
+            entry = code
+        else:                                       # code == next_code: previous + its first byte
+            entry = previous
+        # write the string of `entry` backwards from its end
+        n = length[entry]
+        end = min(pos + n, size)
+        c = entry
+        for k in range(n - 1, -1, -1):
+            if pos + k < size:
+                out[pos + k] = suffix[c]
+            c = prefix[c]
+        first = out[pos]
+        pos = end
+        if previous >= 0 and next_code < 4096:
+            if code == next_code and pos < size:
+                out[pos] = first
+                pos += 1
+            prefix[next_code] = previous
+            suffix[next_code] = first
+            length[next_code] = length[previous] + 1
+            next_code += 1
+            if next_code + 1 >= (1 << width) and width < 12:
+                width += 1
+        previous = code
+    return out[:pos]

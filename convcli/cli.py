@@ -111,8 +111,11 @@ def _output_path(source: Path, output: str, kernel_names: list[str], fmt: str | 
               help="Output format, instead of the output's (or input's) extension.")
 @click.option("--quality", type=click.IntRange(1, 100), default=None,
               help="JPEG/WebP quality (default 92).")
+@click.option("--grid", is_flag=True,
+              help="Tile every output channel (feature map) into one gray image, with a thin "
+                   "border between them.")
 def apply(source, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
-          groups, mode, bias, normalize, range_policy, alpha, gray, rgb, fmt, quality):
+          groups, mode, bias, normalize, range_policy, alpha, gray, rgb, fmt, quality, grid):
     """Apply kernels to an image.
 
     A 2-D kernel is applied to each colour channel on its own; a 4-D kernel
@@ -130,7 +133,8 @@ def apply(source, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         raise click.BadParameter(f"{target} is the input; convcli never overwrites its input",
                                  param_hint="'-o'")
     options = ConvOptions(stride, padding, dilation, groups, pad_mode, mode, bias, normalize)
-    report = apply_file(source, target, kernels, options, range_policy, alpha, gray, rgb, quality)
+    report = apply_file(source, target, kernels, options, range_policy, alpha, gray, rgb, quality,
+                        grid)
     for note in report["notes"]:
         click.echo(f"Warning: {note}", err=True)
     click.echo(_apply_summary(report))
@@ -181,9 +185,13 @@ def kernels(ctx, catalogues):
 
 @kernels.command("show")
 @click.argument("spec")
+@click.option("--png", "png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write an enlarged heatmap of the weights (blue < 0 < red).")
+@click.option("--cell", type=click.IntRange(4, 200), default=48, show_default=True,
+              help="Heatmap pixels per weight.")
 @click.pass_obj
-def kernels_show(catalogue, spec):
-    """Print a kernel's weights (any SPEC -k accepts)."""
+def kernels_show(catalogue, spec, png, cell):
+    """Print a kernel's weights (SPEC is anything -k accepts)."""
     from .kernels import resolve_kernel
 
     kernel = resolve_kernel(spec, catalogue)
@@ -191,7 +199,15 @@ def kernels_show(catalogue, spec):
     console.print(f"[bold]{kernel.name}[/bold]  {kernel.description}")
     if kernel.source:
         console.print(f"source: {kernel.source}")
+    if kernel.learned:
+        console.print(f"learned: {kernel.learned}")
     click.echo(_weights_text(kernel))
+    if png is not None:
+        from .images import save_pillow
+        from .render import kernel_picture
+
+        save_pillow(kernel_picture(kernel.weights, cell), png)
+        click.echo(f"wrote {png}")
 
 
 def _weights_text(kernel) -> str:

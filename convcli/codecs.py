@@ -110,46 +110,87 @@ def write_png16(out: BinaryIO, image: np.ndarray, icc_profile: bytes | None = No
     out.write(_png_chunk(b"IEND", b""))
 
 
-def read_tiff16(path: Path, tags, big_endian: bool) -> np.ndarray:
-    """Read a 16-bit colour TIFF's strips as (H, W, C) uint16.
+_TIFF_TYPES = {1: "B", 2: "s", 3: "H", 4: "I", 7: "s", 11: "f", 12: "d", 16: "Q"}
+_TIFF_DTYPES = {(1, 8): "u1", (1, 16): "u2", (1, 32): "u4", (3, 32): "f4", (3, 64): "f8"}
 
-    `tags` is Pillow's ``tag_v2`` of the page.  Uncompressed and deflate strips, with or
-    without horizontal prediction, in chunky order; anything else is refused clearly.
+
+def read_tiff_tags(data: bytes, path: Path) -> tuple[dict, bool]:
+    """The tags of a TIFF's first page as {tag: tuple of values}, and whether big-endian."""
+    if data[:4] not in (b"II*\0", b"MM\0*"):
+        raise ImageError(f"{path}: not a TIFF file")
+    big = data[:2] == b"MM"
+    order = ">" if big else "<"
+    (offset,) = struct.unpack(order + "I", data[4:8])
+    try:
+        (count,) = struct.unpack(order + "H", data[offset:offset + 2])
+        tags = {}
+        for index in range(count):
+            entry = data[offset + 2 + 12 * index: offset + 14 + 12 * index]
+            tag, kind, n = struct.unpack(order + "HHI", entry[:8])
+            if kind not in _TIFF_TYPES:
+                continue
+            fmt = _TIFF_TYPES[kind]
+            size = struct.calcsize(fmt) * n
+            where = entry[8:12] if size <= 4 else data[struct.unpack(order + "I", entry[8:12])[0]:][:size]
+            if fmt == "s":
+                tags[tag] = bytes(where[:n])
+            else:
+                tags[tag] = struct.unpack(f"{order}{n}{fmt}", where[:size])
+    except struct.error:
+        raise ImageError(f"{path}: corrupt or truncated TIFF (its directory is cut off)") from None
+    return tags, big
+
+
+def read_tiff(path: Path) -> tuple[np.ndarray, bytes | None]:
+    """Read a TIFF's first page as (H, W, C) — uint8, uint16, uint32 or float — and its ICC
+    profile: chunky samples, uncompressed, LZW or deflate, with or without horizontal
+    prediction.
+
+    For what Pillow reads wrongly (16-bit colour: as 8 bits) or not at all (float colour,
+    16-bit gray + alpha); anything else it cannot read is refused clearly.
     """
-    width, height = tags[256], tags[257]
-    channels = tags.get(277, 1)
-    compression = tags.get(259, 1)
-    predictor = tags.get(317, 1)
-    if 273 not in tags or tags.get(284, 1) != 1 or compression not in (1, 8, 32946) \
-            or predictor not in (1, 2):
+    data = Path(path).read_bytes()
+    tags, big = read_tiff_tags(data, path)
+    try:
+        width, height = tags[256][0], tags[257][0]
+        offsets, sizes = tags[273], tags[279]
+    except KeyError:
+        raise ImageError(f"{path}: unsupported TIFF (tiled, or no strips)") from None
+    channels = tags.get(277, (1,))[0]
+    bits = tags.get(258, (1,))[0]
+    sample_format = tags.get(339, (1,))[0]
+    compression = tags.get(259, (1,))[0]
+    predictor = tags.get(317, (1,))[0]
+    dtype = _TIFF_DTYPES.get((sample_format, bits))
+    if (dtype is None or tags.get(284, (1,))[0] != 1 or compression not in (1, 5, 8, 32946)
+            or predictor not in (1, 2) or (predictor == 2 and sample_format != 1)):
         raise ImageError(
-            f"{path}: 16-bit colour TIFF with compression {compression}, predictor {predictor} "
-            "or tiles/planes is not supported (Pillow would reduce it to 8 bits); save it "
-            "uncompressed or deflate-compressed, or as 16-bit PNG")
-    rows_per_strip = tags.get(278, height)
-    dtype = np.dtype(">u2" if big_endian else "<u2")
+            f"{path}: this TIFF ({bits}-bit samples, sample format {sample_format}, compression "
+            f"{compression}, predictor {predictor}) is not supported; save it uncompressed, "
+            "LZW- or deflate-compressed, or as PNG")
+    dtype = np.dtype(dtype).newbyteorder(">" if big else "<")
+    rows_per_strip = tags.get(278, (height,))[0]
     strips = []
-    with open(path, "rb") as f:
-        for index, (offset, size) in enumerate(zip(tags[273], tags[279])):
-            f.seek(offset)
-            raw = f.read(size)
-            if len(raw) != size:
-                raise ImageError(f"{path}: truncated TIFF (strip {index + 1} ends early)")
-            if compression != 1:
-                try:
-                    raw = zlib.decompress(raw)
-                except zlib.error as exc:
-                    raise ImageError(f"{path}: corrupt TIFF strip {index + 1} ({exc})") from None
-            rows = min(rows_per_strip, height - index * rows_per_strip)
-            count = rows * width * channels
-            strip = np.frombuffer(raw, dtype, count) if len(raw) >= 2 * count else None
-            if strip is None:
-                raise ImageError(f"{path}: truncated TIFF (strip {index + 1} is short)")
-            strips.append(strip.reshape(rows, width, channels))
-    image = np.concatenate(strips).astype(np.uint16)
+    for index, (offset, size) in enumerate(zip(offsets, sizes)):
+        raw = data[offset:offset + size]
+        rows = min(rows_per_strip, height - index * rows_per_strip)
+        count = rows * width * channels
+        if compression == 5:
+            from ._core import tiff_lzw_decode
+
+            raw = tiff_lzw_decode(np.frombuffer(raw, np.uint8), count * dtype.itemsize).tobytes()
+        elif compression != 1:
+            try:
+                raw = zlib.decompress(raw)
+            except zlib.error as exc:
+                raise ImageError(f"{path}: corrupt TIFF strip {index + 1} ({exc})") from None
+        if len(raw) < count * dtype.itemsize:
+            raise ImageError(f"{path}: truncated TIFF (strip {index + 1} is short)")
+        strips.append(np.frombuffer(raw, dtype, count).reshape(rows, width, channels))
+    image = np.concatenate(strips).astype(dtype.newbyteorder("="))
     if predictor == 2:
-        image = np.cumsum(image, axis=1, dtype=np.uint16)
-    return image
+        image = np.cumsum(image, axis=1, dtype=image.dtype)
+    return image, tags.get(34675)
 
 
 # TIFF field types and sample formats used by `write_tiff`.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,8 @@ from .errors import ImageError, ParameterError
 
 #: Formats that hold only 8 bits per sample.
 EIGHT_BIT_ONLY = {"JPEG", "BMP", "WEBP"}
+#: Formats without an alpha channel.
+NO_ALPHA = {"JPEG"}
 #: ITU-R BT.601 luma weights, as Pillow's convert("L") uses.
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -31,7 +33,6 @@ class Picture:
     color: np.ndarray
     alpha: np.ndarray | None = None
     icc_profile: bytes | None = None
-    warnings: list[str] = field(default_factory=list)
 
     @property
     def max_value(self) -> float:
@@ -111,13 +112,14 @@ def _read_pillow(path: Path) -> Picture:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                wide = _read_wide_color(path, im)
-                if wide is not None:
-                    return wide
+                if _is_wide_color(im):
+                    return _read_wide_color(path, im.format)
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 return _picture_from_pillow(im)
     except UnidentifiedImageError:
+        if path.read_bytes()[:4] in (b"II*\0", b"MM\0*"):
+            return _read_wide_color(path, "TIFF")       # float colour, 16-bit gray + alpha, …
         raise ImageError(f"{path}: not an image Pillow can read (PNG, JPEG, TIFF, BMP, WebP, "
                          "…), or the file is corrupt") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -128,22 +130,26 @@ def _read_pillow(path: Path) -> Picture:
         raise ImageError(f"{path}: corrupt or truncated image ({exc})") from None
 
 
-def _read_wide_color(path: Path, im) -> Picture | None:
-    """16-bit colour PNG or TIFF, which Pillow would silently read as 8 bits; else None."""
+def _is_wide_color(im) -> bool:
+    """Whether Pillow would silently read this image's 16-bit colour as 8 bits."""
+    args = im.tile[0].args if im.tile else None
+    rawmode = args[0] if isinstance(args, tuple) else args
+    return isinstance(rawmode, str) and ";16" in rawmode and im.mode in ("RGB", "RGBA", "LA")
+
+
+def _read_wide_color(path: Path, fmt: str) -> Picture:
+    """Read with convcli's own PNG/TIFF codecs what Pillow would degrade or refuse."""
     from . import codecs
 
-    rawmode = im.tile[0].args if im.tile else None
-    rawmode = rawmode[0] if isinstance(rawmode, tuple) else rawmode
-    if not isinstance(rawmode, str) or ";16" not in rawmode or im.mode not in ("RGB", "RGBA", "LA"):
-        return None
-    if im.format == "PNG":
+    if fmt == "PNG":
         pixels, icc = codecs.read_png16(path)
-    elif im.format == "TIFF":
-        pixels = codecs.read_tiff16(path, im.tag_v2, im.tag_v2.prefix == b"MM")
-        icc = im.info.get("icc_profile")
+    elif fmt == "TIFF":
+        pixels, icc = codecs.read_tiff(path)
     else:
-        raise ImageError(f"{path}: 16-bit colour {im.format} is not supported; save it as "
-                         "16-bit PNG or TIFF")
+        raise ImageError(f"{path}: 16-bit colour {fmt} is not supported; save it as 16-bit "
+                         "PNG or TIFF")
+    if pixels.dtype.kind == "f" or pixels.dtype == np.uint32:
+        pixels = pixels.astype(np.float32)
     return _split_alpha(pixels, icc, has_alpha=pixels.shape[2] in (2, 4))
 
 
@@ -260,14 +266,10 @@ def to_gray(color: np.ndarray) -> np.ndarray:
 # Writing
 
 
-def write_image(path, picture: Picture, quality: int | None = None) -> list[str]:
-    """Write atomically: into a temporary file beside `path`, renamed over it when complete.
-
-    Returns warnings (for example an alpha channel the format cannot hold).
-    """
+def atomic_write(path, write) -> None:
+    """Call ``write(binary_file)`` on a temporary file beside `path`, then rename it over
+    `path`; on any failure the temporary file is removed and `path` is left as it was."""
     path = Path(path)
-    fmt = image_format(path)
-    notes: list[str] = []
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = _create_temporary(path)
@@ -275,14 +277,32 @@ def write_image(path, picture: Picture, quality: int | None = None) -> list[str]
         raise ImageError(f"{path}: cannot write there ({exc.strerror})") from None
     try:
         with os.fdopen(handle, "wb") as out:
-            _encode(out, fmt, picture, quality, notes)
+            write(out)
         os.replace(temp, path)
     except OSError as exc:
         raise ImageError(f"{path}: cannot write it ({exc.strerror or exc})") from None
     finally:
         if temp.exists():
             temp.unlink()
+
+
+def write_image(path, picture: Picture, quality: int | None = None) -> list[str]:
+    """Write a picture atomically in the format its extension names.
+
+    Returns warnings (for example an alpha channel the format cannot hold).
+    """
+    fmt = image_format(path)
+    notes: list[str] = []
+    atomic_write(path, lambda out: _encode(out, fmt, picture, quality, notes))
     return notes
+
+
+def save_pillow(image, path) -> None:
+    """Write a Pillow image (a picture made by `convcli.render`) atomically."""
+    fmt = image_format(path)
+    if fmt == "NPY":
+        raise ParameterError(f"{path}: a picture needs an image format such as .png, not .npy")
+    atomic_write(path, lambda out: image.save(out, format=fmt))
 
 
 def _create_temporary(path: Path) -> tuple[int, Path]:
@@ -303,9 +323,6 @@ def _encode(out, fmt: str, picture: Picture, quality: int | None, notes: list[st
         planes = color if alpha is None else np.dstack([color, alpha])
         np.save(out, planes[:, :, 0] if planes.shape[2] == 1 else planes, allow_pickle=False)
         return
-    if fmt == "JPEG" and alpha is not None:
-        notes.append("JPEG has no alpha channel; alpha dropped")
-        alpha = None
     pixels = color if alpha is None else np.dstack([color, alpha])
     channels = pixels.shape[2]
     if fmt == "TIFF":

@@ -383,7 +383,7 @@ class Catalogue:
         self._origin.update({name: path for name in entries})
         self._cache.clear()
         for name in entries:
-            self.get(name)          # validate now, naming the file and entry
+            self.get(name)          # validate this file's entries now, naming file and entry
 
     def names(self) -> list[str]:
         return list(self._entries)

@@ -43,7 +43,7 @@ class PairType(click.ParamType):
 
 
 class PaddingType(click.ParamType):
-    """valid | same | full | N | PHxPW | T,B,L,R."""
+    """auto | valid | same | full | N | PHxPW | T,B,L,R."""
 
     name = "padding"
 
@@ -51,14 +51,14 @@ class PaddingType(click.ParamType):
         if not isinstance(value, str):
             return value
         text = value.strip().lower()
-        if text in ("valid", "same", "full"):
+        if text in ("auto", "valid", "same", "full"):
             return text
         try:
             numbers = _ints(text, ",") if "," in text else _ints(text, "x")
         except ValueError:
             numbers = []
         if len(numbers) not in (1, 2, 4) or ("," in text and len(numbers) != 4):
-            self.fail(f"{value!r} is not valid, same, full, N, PHxPW or T,B,L,R", param, ctx)
+            self.fail(f"{value!r} is not auto, valid, same, full, N, PHxPW or T,B,L,R", param, ctx)
         if min(numbers) < 0:
             self.fail(f"{value!r}: padding cannot be negative", param, ctx)
         return numbers[0] if len(numbers) == 1 else tuple(numbers)
@@ -123,15 +123,16 @@ FLOATS = FloatListType()
 SHAPE = ShapeType()
 
 
-def conv_options(default_padding: str = "same", default_pad_mode: str = "reflect"):
+def conv_options(default_padding: str = "auto", default_pad_mode: str = "reflect"):
     """The decorator that adds the options of `conv2d` to a command."""
     def decorate(command):
         options = [
             click.option("--stride", type=STRIDE, default=1, show_default=True,
                          help="Step between output pixels: N or SHxSW."),
             click.option("--padding", type=PADDING, default=default_padding, show_default=True,
-                         help="valid, same (output size = input size at stride 1), full, N, "
-                              "PHxPW or T,B,L,R."),
+                         help="valid, same (output size = input size; stride 1 only, as in "
+                              "PyTorch), full, N, PHxPW or T,B,L,R; auto is same at stride 1 "
+                              "and the same amounts (centred) when strided."),
             click.option("--pad-mode", type=PAD_MODE, default=default_pad_mode,
                          show_default=True,
                          help="Border values: zeros, reflect (dcb|abcd, OpenCV's default, "

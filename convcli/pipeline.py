@@ -16,9 +16,11 @@ import numpy as np
 from .conv import conv2d
 from .errors import ParameterError
 from .choices import ALPHA_POLICIES, RANGE_POLICIES
-from .images import (Picture, image_format, map_range, output_dtype, read_image, to_gray,
-                     write_image)
+from .images import (NO_ALPHA, Picture, RangeReport, image_format, map_range, output_dtype,
+                     read_image, to_gray, value_scale, write_image)
 from .kernels import Kernel
+from .plan import int_pair, padding_amounts
+from .render import tile_maps
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class ConvOptions:
     """The `conv2d` options a command applies with every kernel of a pipeline."""
 
     stride: int | tuple = 1
-    padding: int | str | tuple = "same"
+    padding: int | str | tuple = "auto"     # "same" at stride 1, its amounts when strided
     dilation: int | tuple = 1
     groups: int = 1                  # for 4-D kernels; 2-D kernels are always depthwise
     pad_mode: str = "reflect"
@@ -87,11 +89,20 @@ def combine_bank(out: np.ndarray, kernel: Kernel, channels: int) -> np.ndarray:
     return maps.sum(axis=1)
 
 
+def padding_for(kernel: Kernel, options: ConvOptions):
+    """The padding to use: ``auto`` is "same" at stride 1, and the same amounts (centred,
+    as a PyTorch user writes padding=k//2) when strided."""
+    if options.padding != "auto":
+        return options.padding
+    return padding_amounts("same", kernel.size, int_pair(options.dilation, "dilation"), (1, 1))
+
+
 def apply_kernel(planes: np.ndarray, kernel: Kernel, options: ConvOptions) -> np.ndarray:
     """Apply one kernel to (C, H, W) planes; returns (C', Ho, Wo) float32."""
     weight, bias, groups = layer_weights(kernel, planes.shape[0], options)
     out = conv2d(planes, weight.astype(np.float32), bias.astype(np.float32), options.stride,
-                 options.padding, options.dilation, groups, options.pad_mode, options.mode)
+                 padding_for(kernel, options), options.dilation, groups, options.pad_mode,
+                 options.mode)
     return combine_bank(out, kernel, planes.shape[0])
 
 
@@ -101,8 +112,8 @@ def carry_plane(plane: np.ndarray, kernel: Kernel, options: ConvOptions) -> np.n
     kh, kw = kernel.size
     delta = np.zeros((1, 1, kh, kw), np.float32)
     delta[0, 0, (kh - 1) // 2, (kw - 1) // 2] = 1
-    return conv2d(plane[None].astype(np.float32), delta, None, options.stride, options.padding,
-                  options.dilation, 1, options.pad_mode, "corr")[0]
+    return conv2d(plane[None].astype(np.float32), delta, None, options.stride,
+                  padding_for(kernel, options), options.dilation, 1, options.pad_mode, "corr")[0]
 
 
 @dataclass
@@ -156,28 +167,49 @@ def run_pipeline(picture: Picture, kernels: list[Kernel], options: ConvOptions,
     return FilterResult(planes, alpha_plane, policy, notes)
 
 
-def to_picture(result: FilterResult, source: Picture, fmt: str, range_policy: str = "auto"):
-    """Map a pipeline's float results to pixels for format `fmt`; returns (Picture, RangeReport)."""
+def to_picture(result: FilterResult, source: Picture, fmt: str, range_policy: str = "auto",
+               grid: bool = False):
+    """Map a pipeline's float results to pixels for format `fmt`.
+
+    With `grid`, every output channel becomes one tile of a single gray image (each mapped
+    on its own, so ``minmax`` stretches each map).  Returns (Picture, RangeReport, notes).
+    """
     policy = result.range_policy
     if fmt == "NPY":
-        if range_policy not in ("auto", "float"):
-            raise ParameterError(f"--range {range_policy}: .npy output keeps the raw values; "
-                                 "use --range auto or float, or another format")
+        if range_policy not in ("auto", "float") or grid:
+            raise ParameterError(f"--range {range_policy}{' --grid' * grid}: .npy output keeps "
+                                 "the raw values; use another format to map them to pixels")
         policy = "float"
     dtype = output_dtype(source.color.dtype, fmt, policy)
-    values = result.planes.transpose(1, 2, 0)
-    pixels, report = map_range(values, policy, source.max_value, dtype)
+    notes = []
+    if dtype.kind == "u" and source.color.dtype.kind == "u" and dtype.itemsize < source.color.dtype.itemsize:
+        notes.append(f"{fmt} holds 8 bits per sample; the {source.color.dtype.itemsize * 8}-bit "
+                     "result is scaled to 8 bits (write PNG or TIFF to keep 16 bits)")
+    if grid:
+        maps, reports = zip(*(map_range(plane[:, :, None], policy, source.max_value, dtype)
+                              for plane in result.planes))
+        tiled = tile_maps(np.stack([m[:, :, 0] for m in maps]),
+                          fill=value_scale(dtype) / 2 if dtype.kind == "f" else int(value_scale(dtype)) // 2)
+        if result.alpha is not None:
+            notes.append("alpha dropped: --grid writes one gray tile per channel")
+        report = RangeReport(policy, min(r.minimum for r in reports),
+                             max(r.maximum for r in reports),
+                             float(np.mean([r.clipped for r in reports])))
+        return Picture(tiled[:, :, None], None, source.icc_profile), report, notes
+    pixels, report = map_range(result.planes.transpose(1, 2, 0), policy, source.max_value, dtype)
     alpha = None
-    if result.alpha is not None:
+    if result.alpha is not None and fmt in NO_ALPHA:
+        notes.append(f"{fmt} has no alpha channel; alpha dropped")
+    elif result.alpha is not None:
         alpha, _ = map_range(result.alpha[:, :, None], "clip" if policy != "float" else "float",
                              source.max_value, dtype)
         alpha = alpha[:, :, 0]
-    return Picture(pixels, alpha, source.icc_profile), report
+    return Picture(pixels, alpha, source.icc_profile), report, notes
 
 
 def apply_file(source_path, output_path, kernels: list[Kernel], options: ConvOptions,
                range_policy: str = "auto", alpha: str = "keep", gray: bool = False,
-               rgb: bool = False, quality: int | None = None) -> dict:
+               rgb: bool = False, quality: int | None = None, grid: bool = False) -> dict:
     """Read an image, apply `kernels`, write the result atomically; return a report."""
     source_path, output_path = Path(source_path), Path(output_path)
     fmt = image_format(output_path)
@@ -189,8 +221,8 @@ def apply_file(source_path, output_path, kernels: list[Kernel], options: ConvOpt
     result = run_pipeline(picture, kernels, options, alpha, gray, rgb, range_policy)
     times["convolve"] = time.perf_counter() - start
     start = time.perf_counter()
-    out, report = to_picture(result, picture, fmt, range_policy)
-    notes = list(picture.warnings) + result.notes + write_image(output_path, out, quality)
+    out, report, notes = to_picture(result, picture, fmt, range_policy, grid)
+    notes = result.notes + notes + write_image(output_path, out, quality)
     times["write"] = time.perf_counter() - start
     return {
         "input": str(source_path), "output": str(output_path),

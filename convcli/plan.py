@@ -274,9 +274,10 @@ def make_plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups
     if ho < 1 or wo < 1:
         h, w = input_shape[2:]
         top, bottom, left, right = pads
+        span = "" if dilation == (1, 1) else (
+            f" (spanning {dilation[0] * (kernel[0] - 1) + 1}×{dilation[1] * (kernel[1] - 1) + 1}"
+            f" with dilation {dilation[0]}×{dilation[1]})")
         raise ParameterError(
             f"the kernel does not fit: input {h}×{w} padded to {h + top + bottom}×"
-            f"{w + left + right} is smaller than the {kernel[0]}×{kernel[1]} kernel spanning "
-            f"{dilation[0] * (kernel[0] - 1) + 1}×{dilation[1] * (kernel[1] - 1) + 1} with "
-            f"dilation {dilation}, so the output would be {ho}×{wo}")
+            f"{w + left + right} is smaller than the {kernel[0]}×{kernel[1]} kernel{span}")
     return plan

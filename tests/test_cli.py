@@ -17,9 +17,9 @@ def test_help_lists_the_commands(run):
     assert "apply" in result.output and "kernels" in result.output
 
 
-@pytest.mark.parametrize("command", ["apply", "kernels"])
+@pytest.mark.parametrize("command", [["apply"], ["kernels"], ["kernels", "show"]])
 def test_every_command_has_help(run, command):
-    result = run(command, "--help")
+    result = run(*command, "--help")
     assert result.exit_code == 0 and "Usage:" in result.output
 
 

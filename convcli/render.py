@@ -1,0 +1,84 @@
+"""Pictures of numbers: weight heatmaps and tiled feature maps (numpy and Pillow only)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Diverging colours for heatmaps: negative → blue, zero → white, positive → red.
+NEGATIVE = np.array([33, 102, 172], np.float64)
+ZERO = np.array([247, 247, 247], np.float64)
+POSITIVE = np.array([178, 24, 43], np.float64)
+BORDER = 128
+
+
+def diverging_colors(values: np.ndarray, limit: float | None = None) -> np.ndarray:
+    """RGB uint8 colours for `values`, symmetric around zero (±`limit` saturates)."""
+    limit = float(np.abs(values).max()) if limit is None else limit
+    t = values / limit if limit > 0 else np.zeros_like(values, np.float64)
+    t = np.clip(t, -1, 1)[..., None]
+    colors = np.where(t < 0, ZERO + (NEGATIVE - ZERO) * -t, ZERO + (POSITIVE - ZERO) * t)
+    return np.rint(colors).astype(np.uint8)
+
+
+def heatmap(matrix: np.ndarray, cell: int = 40, labels: list[str] | None = None,
+            limit: float | None = None):
+    """A Pillow image of a 2-D matrix: one `cell`-pixel square per value, coloured by sign
+    and size, with gridlines and, if given, a label per cell."""
+    from PIL import Image, ImageDraw
+
+    rows, cols = matrix.shape
+    colors = diverging_colors(np.asarray(matrix, np.float64), limit)
+    pixels = np.repeat(np.repeat(colors, cell, axis=0), cell, axis=1)
+    if cell >= 4:
+        pixels[::cell, :] = BORDER
+        pixels[:, ::cell] = BORDER
+    pixels = np.pad(pixels, ((0, 1), (0, 1), (0, 0)), constant_values=BORDER)
+    image = Image.fromarray(pixels)
+    if labels is not None and cell >= 16:
+        draw = ImageDraw.Draw(image)
+        shades = np.asarray(colors, np.float64) @ np.array([0.299, 0.587, 0.114])
+        for index, label in enumerate(labels):
+            r, c = divmod(index, cols)
+            fill = (0, 0, 0) if shades[r, c] > 128 else (255, 255, 255)
+            draw.text((c * cell + cell / 2, r * cell + cell / 2), label, fill=fill, anchor="mm")
+    return image
+
+
+def weight_labels(matrix: np.ndarray, digits: int = 3) -> list[str]:
+    """Short labels for the cells of a weight matrix."""
+    return [f"{v:.{digits}g}" for v in np.asarray(matrix).ravel()]
+
+
+def kernel_picture(weights: np.ndarray, cell: int = 40):
+    """All 2-D kernels of a (F, kh, kw) or (Cout, Cin, kh, kw) array side by side, one
+    heatmap each with a shared colour scale, rows of filters for 4-D weights."""
+    from PIL import Image
+
+    grid = weights[None] if weights.ndim == 3 else weights      # rows of filters
+    limit = float(np.abs(weights).max()) or 1.0
+    tiles = [[heatmap(k, cell, weight_labels(k), limit) for k in row] for row in grid]
+    gap = max(4, cell // 4)
+    tile_w, tile_h = tiles[0][0].size
+    canvas = Image.new("RGB", (len(tiles[0]) * (tile_w + gap) - gap,
+                               len(tiles) * (tile_h + gap) - gap), (255, 255, 255))
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            canvas.paste(tile, (c * (tile_w + gap), r * (tile_h + gap)))
+    return canvas
+
+
+def tile_maps(maps: np.ndarray, border: int = 2, fill=BORDER) -> np.ndarray:
+    """Tile (C, H, W) maps into one near-square (rows·H, cols·W) image with `border`-pixel
+    separators; maps keep their dtype."""
+    count, height, width = maps.shape
+    cols = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / cols)
+    canvas = np.full((rows * (height + border) + border, cols * (width + border) + border), fill,
+                     maps.dtype)
+    for index in range(count):
+        r, c = divmod(index, cols)
+        y, x = border + r * (height + border), border + c * (width + border)
+        canvas[y:y + height, x:x + width] = maps[index]
+    return canvas
