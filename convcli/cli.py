@@ -114,8 +114,15 @@ def _output_path(source: Path, output: str, kernel_names: list[str], fmt: str | 
 @click.option("--grid", is_flag=True,
               help="Tile every output channel (feature map) into one gray image, with a thin "
                    "border between them.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="FILE.json",
+              help="Write what was done: shapes, kernels, options, parameter counts against a "
+                   "dense layer, value range, algorithm, time of each stage.")
+@click.option("--stats", "show_stats", is_flag=True,
+              help="Print the conv-vs-dense comparison of each kernel after applying.")
 def apply(source, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
-          groups, mode, bias, normalize, range_policy, alpha, gray, rgb, fmt, quality, grid):
+          groups, mode, bias, normalize, range_policy, alpha, gray, rgb, fmt, quality, grid,
+          report_path, show_stats):
     """Apply kernels to an image.
 
     A 2-D kernel is applied to each colour channel on its own; a 4-D kernel
@@ -138,6 +145,11 @@ def apply(source, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     for note in report["notes"]:
         click.echo(f"Warning: {note}", err=True)
     click.echo(_apply_summary(report))
+    if show_stats:
+        for stage in report["stages"]:
+            _console().print(_comparison_table(stage["conv_vs_dense"], stage["kernel"]))
+    if report_path is not None:
+        _write_json(report_path, report)
 
 
 def _apply_summary(report: dict) -> str:
@@ -147,6 +159,234 @@ def _apply_summary(report: dict) -> str:
     return (f"wrote {report['output']} ({shape}, {channels} channel{'s' * (channels > 1)}, "
             f"{report['output_dtype']}): values {r['min']:.6g} … {r['max']:.6g} before "
             f"--range {r['policy']}, {100 * r['clipped_fraction']:.2f}% clipped")
+
+
+def _write_json(path: Path, data) -> None:
+    import json
+
+    from .images import atomic_write
+
+    text = json.dumps(data, indent=2, default=_json_default) + "\n"
+    atomic_write(path, lambda out: out.write(text.encode()))
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (np.ndarray, tuple)):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+# ----------------------------------------------------------------------------------------
+# stats and matrix
+
+
+def _layer_from_options(shape, spec, catalogues, cout, options):
+    """The layer (and its kernel) a stats or matrix command describes."""
+    from .kernels import Catalogue, resolve_kernel
+    from .pipeline import kernel_layer
+
+    kernel = resolve_kernel(spec, Catalogue.load(catalogues))
+    layer = kernel_layer(kernel, shape[0], options, cout)
+    return kernel, layer, layer.plan(shape)
+
+
+def _stats_options(command):
+    """Options shared by `stats` and `matrix`: the layer and its input."""
+    from .options import SHAPE
+
+    decorators = [
+        click.option("--input", "shape", type=SHAPE, required=True,
+                     help="Input shape CxHxW (or HxW for one channel)."),
+        click.option("-k", "--kernel", "spec", required=True, metavar="SPEC",
+                     help="The kernel: anything -k of apply accepts."),
+        click.option("--kernels", "catalogues", multiple=True, metavar="FILE",
+                     type=click.Path(dir_okay=False, path_type=Path),
+                     help="Add a user kernel catalogue; repeatable."),
+        click.option("--cout", type=click.IntRange(min=1), default=None,
+                     help="Make a CNN layer of N filters, each the 2-D kernel on every input "
+                          "channel (summed). Without it, a 2-D kernel acts on each channel "
+                          "on its own, as apply does."),
+        conv_options(default_padding="valid", default_pad_mode="zeros"),
+        click.option("--bias/--no-bias", "with_bias", default=None,
+                     help="Count one bias per output channel (and per dense output). Default: "
+                          "on with --cout, as torch.nn.Conv2d; off for image kernels."),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead."),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def _options(stride, padding, pad_mode, dilation, groups, mode):
+    from .pipeline import ConvOptions
+
+    return ConvOptions(stride, padding, dilation, groups, pad_mode, mode)
+
+
+def _shape_text(shape) -> str:
+    return "×".join(str(v) for v in shape)
+
+
+def _comparison_table(stats: dict, title: str):
+    from rich.table import Table
+
+    table = Table(title=f"{title}: convolution vs dense layer", title_justify="left")
+    table.add_column("")
+    table.add_column("convolution", justify="right")
+    table.add_column("dense", justify="right")
+    rows = [
+        ("input", _shape_text(stats["input_shape"]), f"{stats['dense_in']:,}"),
+        ("output", _shape_text(stats["output_shape"]), f"{stats['dense_out']:,}"),
+        ("weights", f"{stats['conv_weights']:,}", f"{stats['dense_weights']:,}"),
+        ("bias", f"{stats['conv_bias']:,}", f"{stats['dense_bias']:,}"),
+        ("parameters", f"{stats['conv_params']:,}", f"{stats['dense_params']:,}"),
+        ("ratio", "1", f"{stats['param_ratio']:,.0f}×" if stats["param_ratio"] >= 100
+         else f"{stats['param_ratio']:.3g}×"),
+        ("multiply-accumulates", f"{stats['conv_macs']:,}", f"{stats['dense_macs']:,}"),
+        ("float32 weights", _bytes(stats["conv_weights"] * 4), _bytes(stats["dense_bytes_float32"])),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    rows_m, cols_m = stats["matrix_shape"]
+    table.caption = (
+        f"equivalent matrix {rows_m:,}×{cols_m:,}: {stats['matrix_nonzeros']:,} nonzeros, "
+        f"density {stats['matrix_density']:.4%}; each weight is reused "
+        f"{stats['weight_reuse']:,} times (once per output pixel)")
+    table.caption_justify = "left"
+    return table
+
+
+def _bytes(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if count < 1000 or unit == "TB":
+            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
+        count /= 1000
+
+
+@cli.command()
+@_stats_options
+@click.option("--dense-out", type=click.IntRange(min=1), default=None,
+              help="Compare with a dense layer of N outputs instead of one output per "
+                   "convolution output.")
+def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
+          with_bias, as_json, dense_out):
+    """Parameter counts and costs of a convolution against a dense layer (no image needed).
+
+    Example: convcli stats --input 5x5 -k box:3 (9 weights against 225).
+    """
+    from .report import conv_vs_dense
+
+    options = _options(stride, padding, pad_mode, dilation, groups, mode)
+    kernel, layer, plan = _layer_from_options(shape, spec, catalogues, cout, options)
+    with_bias = cout is not None if with_bias is None else with_bias
+    result = conv_vs_dense(plan, layer.weight, with_bias, dense_out)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(result, default=_json_default))
+    else:
+        _console().print(_comparison_table(result, kernel.name))
+
+
+@cli.command()
+@_stats_options
+@click.option("--png", "png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a heatmap of the matrix (blue < 0 < red).")
+@click.option("--npy", "npy", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save the dense matrix as .npy.")
+@click.option("--sparse", "sparse", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="FILE.npz",
+              help="Save the matrix as row, col, value and shape arrays (.npz); works for "
+                   "sizes where the dense matrix would not fit.")
+@click.option("--im2col", "show_im2col", is_flag=True,
+              help="Show the patch matrix (Cin·kh·kw × Ho·Wo) instead, as fast "
+                   "implementations multiply it.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random inputs used to verify the matrix.")
+def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
+           with_bias, as_json, png, npy, sparse, show_im2col, seed):
+    """The convolution as one matrix, built and verified: M·x + b = conv(x).
+
+    Example: convcli matrix --input 4x4 -k "[[1,2,3],[4,5,6],[7,8,9]]" prints the
+    4×16 matrix of a 3×3 kernel on a 4×4 image, weight by weight.
+    """
+    import numpy as np
+
+    from .report import explain_matrix
+
+    options = _options(stride, padding, pad_mode, dilation, groups, mode)
+    kernel, layer, plan = _layer_from_options(shape, spec, catalogues, cout, options)
+    if kernel.combine:
+        click.echo(f"Note: {kernel.name} combines its filters by {kernel.combine}, which is not "
+                   f"linear; this is the matrix of its {kernel.n_filters} filters.", err=True)
+    bias = layer.bias if with_bias is not False else np.zeros_like(layer.bias)
+    view = explain_matrix(plan, layer.weight, bias, im2col=show_im2col, seed=seed,
+                          dense=bool(png or npy))
+    if sparse is not None:
+        if view.sparse is None:
+            raise click.UsageError("--sparse saves the equivalent matrix; drop --im2col")
+        _save_npz(sparse, row=view.sparse.row, col=view.sparse.col, value=view.sparse.value,
+                  shape=np.array(view.sparse.shape))
+    if npy is not None:
+        _save_npy(npy, view.values)
+    if png is not None:
+        from .images import save_pillow
+        from .render import heatmap
+
+        cell = max(1, min(40, 1600 // max(view.shape)))
+        labels = [c for row in view.cells for c in row] if view.cells and cell >= 24 else None
+        save_pillow(heatmap(view.values, cell, labels), png)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(view.summary(), default=_json_default))
+        return
+    console = _console()
+    console.print(f"[bold]{view.title}[/bold] of {kernel.name} on {_shape_text(shape)} → "
+                  f"{_shape_text(plan.output_shape[1:])}")
+    if view.cells is not None:
+        console.print(_cells_table(view.cells, view.values))
+    else:
+        console.print("(too large to print; see --png, --npy or --sparse)")
+    if view.nonzeros is not None:
+        console.print(f"nonzeros {view.nonzeros:,} of {view.shape[0] * view.shape[1]:,} "
+                      f"(density {view.density:.4%})")
+    console.print(f"verified on {view.trials} random inputs: max |M·x + b − conv(x)| = "
+                  f"{view.max_abs_error:.3g}")
+
+
+def _cells_table(cells, values):
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_header=False, box=None, pad_edge=False, padding=(0, 1))
+    for _ in cells[0]:
+        table.add_column(justify="right")
+    for row_cells, row_values in zip(cells, values):
+        table.add_row(*(Text(text, style="dim" if text == "0" else
+                             "red" if v > 0 else "blue" if v < 0 else "")
+                        for text, v in zip(row_cells, row_values)))
+    return table
+
+
+def _save_npy(path: Path, array) -> None:
+    import numpy as np
+
+    from .images import atomic_write
+
+    atomic_write(path, lambda out: np.save(out, array, allow_pickle=False))
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    import numpy as np
+
+    from .images import atomic_write
+
+    atomic_write(path, lambda out: np.savez(out, **arrays))
 
 
 # ----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from .choices import ALPHA_POLICIES, RANGE_POLICIES
 from .images import (NO_ALPHA, Picture, RangeReport, image_format, map_range, output_dtype,
                      read_image, to_gray, value_scale, write_image)
 from .kernels import Kernel
-from .plan import int_pair, padding_amounts
+from .plan import ConvPlan, int_pair, make_plan, padding_amounts
 from .render import tile_maps
 
 
@@ -42,9 +42,35 @@ class ConvOptions:
                 "bias": self.bias, "normalize": self.normalize}
 
 
-def layer_weights(kernel: Kernel, channels: int, options: ConvOptions):
-    """The (weight, bias, groups) of the one `conv2d` call that applies `kernel` to an
-    image of `channels` channels."""
+@dataclass(frozen=True)
+class KernelLayer:
+    """The one `conv2d` call that applies a kernel to an image of some channel count."""
+
+    weight: np.ndarray               # (Cout, Cin/groups, kh, kw)
+    bias: np.ndarray                 # (Cout,)
+    groups: int
+    padding: int | str | tuple
+    options: ConvOptions
+
+    def plan(self, input_shape) -> ConvPlan:
+        o = self.options
+        return make_plan(input_shape, self.weight.shape, o.stride, self.padding, o.dilation,
+                         self.groups, o.pad_mode, o.mode)
+
+    def __call__(self, planes: np.ndarray) -> np.ndarray:
+        o = self.options
+        return conv2d(planes, self.weight.astype(np.float32), self.bias.astype(np.float32),
+                      o.stride, self.padding, o.dilation, self.groups, o.pad_mode, o.mode)
+
+
+def kernel_layer(kernel: Kernel, channels: int, options: ConvOptions,
+                 cout: int | None = None) -> KernelLayer:
+    """The layer that applies `kernel` to `channels` channels.
+
+    A 2-D kernel (or bank) is applied to each channel on its own; with `cout`, a single
+    2-D kernel instead becomes a CNN layer of `cout` filters, each that kernel on every
+    input channel (of its group), summed.  A 4-D kernel is used as it is.
+    """
     weights = kernel.weights
     if options.normalize:
         sums = weights.reshape(weights.shape[0], -1).sum(axis=1)
@@ -53,18 +79,31 @@ def layer_weights(kernel: Kernel, channels: int, options: ConvOptions):
                                  "be scaled to sum 1")
         weights = weights / sums.reshape((-1,) + (1,) * (weights.ndim - 1))
     bias = kernel.bias
+    groups = options.groups
     if kernel.is_layer:
-        groups = options.groups
+        if cout is not None:
+            raise ParameterError(f"--cout builds a layer from a 2-D kernel; kernel {kernel.name} "
+                                 f"is already a layer of shape {weights.shape}")
         expected = weights.shape[1] * groups
         if expected != channels:
             raise ParameterError(
                 f"kernel {kernel.name} has shape {weights.shape} (Cout, Cin/groups, kh, kw) "
                 f"with groups={groups}, so it needs {expected} input channel(s), but the image "
                 f"has {channels}; convert with --gray or --rgb, or change --groups")
+    elif cout is not None:
+        if kernel.n_filters != 1:
+            raise ParameterError(f"--cout takes a single 2-D kernel; {kernel.name} is a bank of "
+                                 f"{kernel.n_filters}")
+        if channels % groups or cout % groups:
+            raise ParameterError(f"--groups {groups} must divide the {channels} input channels "
+                                 f"and --cout {cout}")
+        weights = np.broadcast_to(weights, (cout, channels // groups, *kernel.size)).copy()
+        bias = np.zeros(cout)
     else:
-        if options.groups != 1:
-            raise ParameterError("--groups applies to 4-D kernels (Cout, Cin/groups, kh, kw); a "
-                                 "2-D kernel is already applied to each channel on its own")
+        if groups != 1:
+            raise ParameterError("--groups applies to 4-D kernels (Cout, Cin/groups, kh, kw) and "
+                                 "--cout layers; a 2-D kernel is already applied to each "
+                                 "channel on its own")
         weights = np.tile(weights, (channels, 1, 1))[:, None]
         bias = np.tile(bias, channels)
         groups = channels
@@ -74,7 +113,7 @@ def layer_weights(kernel: Kernel, channels: int, options: ConvOptions):
             raise ParameterError(f"--bias has {extra.size} values; give 1, or one per output "
                                  f"channel ({weights.shape[0]})")
         bias = bias + extra
-    return weights, bias, groups
+    return KernelLayer(weights, bias, groups, padding_for(kernel, options), options)
 
 
 def combine_bank(out: np.ndarray, kernel: Kernel, channels: int) -> np.ndarray:
@@ -97,13 +136,25 @@ def padding_for(kernel: Kernel, options: ConvOptions):
     return padding_amounts("same", kernel.size, int_pair(options.dilation, "dilation"), (1, 1))
 
 
-def apply_kernel(planes: np.ndarray, kernel: Kernel, options: ConvOptions) -> np.ndarray:
-    """Apply one kernel to (C, H, W) planes; returns (C', Ho, Wo) float32."""
-    weight, bias, groups = layer_weights(kernel, planes.shape[0], options)
-    out = conv2d(planes, weight.astype(np.float32), bias.astype(np.float32), options.stride,
-                 padding_for(kernel, options), options.dilation, groups, options.pad_mode,
-                 options.mode)
-    return combine_bank(out, kernel, planes.shape[0])
+@dataclass
+class Stage:
+    """One kernel of a pipeline as it ran: its layer and the shapes around it."""
+
+    kernel: Kernel
+    layer: KernelLayer
+    input_shape: tuple[int, int, int]
+    output_shape: tuple[int, int, int]
+
+
+def apply_kernel(planes: np.ndarray, kernel: Kernel, options: ConvOptions,
+                 stages: list[Stage] | None = None) -> np.ndarray:
+    """Apply one kernel to (C, H, W) planes; returns (C', Ho, Wo) float32.  The stage is
+    appended to `stages` if given."""
+    layer = kernel_layer(kernel, planes.shape[0], options)
+    out = combine_bank(layer(planes), kernel, planes.shape[0])
+    if stages is not None:
+        stages.append(Stage(kernel, layer, planes.shape, out.shape))
+    return out
 
 
 def carry_plane(plane: np.ndarray, kernel: Kernel, options: ConvOptions) -> np.ndarray:
@@ -123,6 +174,7 @@ class FilterResult:
     planes: np.ndarray              # (C, Ho, Wo) float32
     alpha: np.ndarray | None        # (Ho, Wo) float32, in source units
     range_policy: str               # the policy `auto` resolved to
+    stages: list[Stage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -147,11 +199,12 @@ def run_pipeline(picture: Picture, kernels: list[Kernel], options: ConvOptions,
         color = np.repeat(color, 3, axis=2)
     planes = np.ascontiguousarray(color.transpose(2, 0, 1), np.float32)
     notes: list[str] = []
+    stages: list[Stage] = []
     alpha_plane = None if picture.alpha is None or alpha == "drop" else picture.alpha.astype(np.float32)
     for kernel in kernels:
         if alpha == "filter" and alpha_plane is not None:
             stacked = np.concatenate([planes, alpha_plane[None]])
-            out = apply_kernel(stacked, kernel, options)
+            out = apply_kernel(stacked, kernel, options, stages)
             if out.shape[0] != stacked.shape[0]:
                 raise ParameterError(f"--alpha filter needs one output per channel; kernel "
                                      f"{kernel.name} makes {out.shape[0]} from {stacked.shape[0]}")
@@ -159,12 +212,12 @@ def run_pipeline(picture: Picture, kernels: list[Kernel], options: ConvOptions,
         else:
             if alpha_plane is not None:
                 alpha_plane = carry_plane(alpha_plane, kernel, options)
-            planes = apply_kernel(planes, kernel, options)
+            planes = apply_kernel(planes, kernel, options, stages)
     if alpha_plane is not None and planes.shape[0] not in (1, 3):
         notes.append(f"alpha dropped: the result has {planes.shape[0]} channels, not gray or RGB")
         alpha_plane = None
     policy = kernels[-1].range_hint() if range_policy == "auto" else range_policy
-    return FilterResult(planes, alpha_plane, policy, notes)
+    return FilterResult(planes, alpha_plane, policy, stages, notes)
 
 
 def to_picture(result: FilterResult, source: Picture, fmt: str, range_policy: str = "auto",
@@ -231,6 +284,24 @@ def apply_file(source_path, output_path, kernels: list[Kernel], options: ConvOpt
         "output_shape": list(out.color.shape), "output_dtype": str(out.color.dtype),
         "output_alpha": out.alpha is not None,
         "kernels": [k.name for k in kernels], "options": options.as_dict(),
+        "stages": [stage_report(stage) for stage in result.stages],
         "range": report.as_dict(), "times": times, "notes": notes,
+    }
+
+
+def stage_report(stage: Stage) -> dict:
+    """What one kernel of a pipeline did, with its conv-vs-dense comparison."""
+    from .report import conv_vs_dense
+
+    layer = stage.layer
+    plan = layer.plan(stage.input_shape)
+    return {
+        "kernel": stage.kernel.name, "weights": stage.kernel.weights.tolist(),
+        "bias": stage.kernel.bias.tolist(), "combine": stage.kernel.combine,
+        "layer_weight_shape": list(layer.weight.shape), "groups": layer.groups,
+        "padding": list(plan.padding), "pad_mode": plan.pad_mode, "mode": plan.mode,
+        "input_shape": list(stage.input_shape), "output_shape": list(stage.output_shape),
+        "algorithm": "direct",
+        "conv_vs_dense": conv_vs_dense(plan, layer.weight, bias=bool(np.any(layer.bias))),
     }
 

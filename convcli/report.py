@@ -1,0 +1,355 @@
+"""A convolution as a linear map: the equivalent matrix, the patch (im2col) matrix, and the
+parameter and cost comparison with a dense layer.
+
+The matrix M has one row per output value and one column per input value, both in C order
+of (Cout, Ho, Wo) and (Cin, H, W), so that ``M @ x.ravel() + bias_per_row`` equals
+``conv2d(x, …).ravel()``.  A padded pixel copies a real one (or is zero), so a weight that
+lands on padding adds to the column of the pixel it copies.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ParameterError
+from .layers import Conv, Dense
+from .plan import ConvPlan, make_plan
+
+#: Largest dense matrix (in entries) `equivalent_matrix` builds: 2**26 float64 = 512 MiB.
+DENSE_LIMIT = 2**26
+
+
+def _plan_and_weight(input_shape, weight, stride, padding, dilation, groups, pad_mode, mode):
+    weight = np.asarray(weight, np.float64)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ParameterError(f"input_shape must be (Cin, H, W), got {input_shape}")
+    plan = make_plan(input_shape, weight.shape, stride, padding, dilation, groups, pad_mode, mode)
+    if not np.isfinite(weight).all():
+        raise ParameterError("weight contains NaN or infinity; every weight must be finite")
+    if mode == "conv":
+        weight = weight[:, :, ::-1, ::-1]
+    return plan, weight
+
+
+def matrix_shape(plan: ConvPlan) -> tuple[int, int]:
+    """(rows, columns) of the equivalent matrix: (Cout·Ho·Wo, Cin·H·W)."""
+    _, cout, ho, wo = plan.output_shape
+    _, cin, h, w = plan.input_shape
+    return cout * ho * wo, cin * h * w
+
+
+def _tap_sources(plan: ConvPlan):
+    """Source row of every (tap row i, output row oy) and source column of every (j, ox);
+    -1 where the tap falls in zero padding."""
+    _, _, ho, wo = plan.output_shape
+    kh, kw = plan.weight_shape[2:]
+    (sh, sw), (dh, dw) = plan.stride, plan.dilation
+    rows = plan.row_sources()[np.arange(kh)[:, None] * dh + np.arange(ho)[None, :] * sh]
+    cols = plan.col_sources()[np.arange(kw)[:, None] * dw + np.arange(wo)[None, :] * sw]
+    return rows, cols
+
+
+def matrix_entries(plan: ConvPlan):
+    """Every placement of a weight in the matrix, before equal cells are summed.
+
+    Returns (row, col, tap) int64 arrays; `tap` is the flat index of the weight in the
+    (Cout, Cin/groups, kh, kw) array.
+    """
+    _, cout, ho, wo = plan.output_shape
+    _, _, h, w = plan.input_shape
+    _, cin_g, kh, kw = plan.weight_shape
+    cout_g = cout // plan.groups
+    src_rows, src_cols = _tap_sources(plan)
+    co = np.arange(cout)[:, None, None, None]
+    ci = np.arange(cin_g)[None, :, None, None]
+    out_index = (co * ho + np.arange(ho)[:, None]) * wo + np.arange(wo)    # (Cout, 1, Ho, Wo)
+    channel = (co // cout_g) * cin_g + ci                                   # (Cout, Cig, 1, 1)
+    rows, cols, taps = [], [], []
+    for i in range(kh):
+        for j in range(kw):
+            r = src_rows[i][:, None]
+            c = src_cols[j][None, :]
+            valid = np.broadcast_to((r >= 0) & (c >= 0), (cout, cin_g, ho, wo))
+            col = (channel * h + r) * w + c
+            tap = (co * cin_g + ci) * kh * kw + i * kw + j
+            rows.append(np.broadcast_to(out_index, valid.shape)[valid])
+            cols.append(np.broadcast_to(col, valid.shape)[valid])
+            taps.append(np.broadcast_to(tap, valid.shape)[valid])
+    return (np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64),
+            np.concatenate(taps).astype(np.int64))
+
+
+def check_dense_size(shape: tuple[int, int]) -> None:
+    """Refuse a dense matrix of more than `DENSE_LIMIT` entries, naming its size."""
+    size = shape[0] * shape[1]
+    if size > DENSE_LIMIT:
+        raise ParameterError(
+            f"the dense matrix would be {shape[0]:,}×{shape[1]:,} = {size:,} entries "
+            f"({size * 8 / 2**20:,.0f} MiB as float64), over the limit of {DENSE_LIMIT:,}; "
+            "use the sparse form (--sparse FILE.npz)")
+
+
+@dataclass
+class SparseMatrix:
+    """The equivalent matrix as coordinates: M[row[k], col[k]] = value[k], rows in C order."""
+
+    row: np.ndarray
+    col: np.ndarray
+    value: np.ndarray
+    shape: tuple[int, int]
+
+    def __matmul__(self, vector: np.ndarray) -> np.ndarray:
+        return np.bincount(self.row, weights=self.value * vector[self.col],
+                           minlength=self.shape[0])
+
+    def todense(self) -> np.ndarray:
+        check_dense_size(self.shape)
+        dense = np.zeros(self.shape)
+        dense[self.row, self.col] = self.value
+        return dense
+
+
+def equivalent_matrix_sparse(input_shape, weight, stride=1, padding=0, dilation=1, groups=1,
+                             pad_mode="zeros", mode="corr") -> SparseMatrix:
+    """The equivalent matrix in coordinate form; no scipy needed (see `equivalent_matrix`)."""
+    plan, weight = _plan_and_weight(input_shape, weight, stride, padding, dilation, groups,
+                                    pad_mode, mode)
+    rows, cols, taps = matrix_entries(plan)
+    shape = matrix_shape(plan)
+    linear = rows * shape[1] + cols
+    cells, inverse = np.unique(linear, return_inverse=True)
+    values = np.bincount(inverse, weights=weight.ravel()[taps], minlength=cells.size)
+    keep = values != 0
+    return SparseMatrix(cells[keep] // shape[1], cells[keep] % shape[1], values[keep], shape)
+
+
+def equivalent_matrix(input_shape, weight, stride=1, padding=0, dilation=1, groups=1,
+                      pad_mode="zeros", mode="corr") -> np.ndarray:
+    """The dense matrix M of a convolution, such that
+    ``M @ x.ravel() + np.repeat(bias, Ho * Wo) == conv2d(x, weight, bias, …).ravel()``.
+
+    Parameters
+    ----------
+    input_shape : tuple
+        (Cin, H, W).
+    weight : array_like
+        (Cout, Cin/groups, kh, kw).
+    stride, padding, dilation, groups, pad_mode, mode
+        As in `convcli.conv2d`; every padding mode is linear, so every mode has a matrix.
+
+    Returns
+    -------
+    ndarray
+        (Cout·Ho·Wo, Cin·H·W) float64.
+
+    Raises
+    ------
+    ValueError
+        For the options `conv2d` refuses, and for a matrix over `DENSE_LIMIT` entries
+        (use `equivalent_matrix_sparse`).
+    """
+    plan, _ = _plan_and_weight(input_shape, weight, stride, padding, dilation, groups, pad_mode,
+                               mode)
+    check_dense_size(matrix_shape(plan))
+    return equivalent_matrix_sparse(input_shape, weight, stride, padding, dilation, groups,
+                                    pad_mode, mode).todense()
+
+
+def im2col_matrix(x: np.ndarray, plan: ConvPlan) -> np.ndarray:
+    """The patch matrix of one (Cin, H, W) image: column p holds the Cin·kh·kw input values
+    (padding included) that output pixel p sees, so that for each group g
+    ``weight_g.reshape(Cout/groups, -1) @ patches[rows of g]`` is that group's output."""
+    src_rows, src_cols = _tap_sources(plan)           # (kh, Ho), (kw, Wo)
+    r = src_rows[:, None, :, None]
+    c = src_cols[None, :, None, :]
+    patches = x[:, np.maximum(r, 0), np.maximum(c, 0)]  # (Cin, kh, kw, Ho, Wo)
+    patches = np.where((r >= 0) & (c >= 0), patches, 0)
+    return patches.reshape(x.shape[0] * src_rows.shape[0] * src_cols.shape[0], -1)
+
+
+def matrix_nonzeros(plan: ConvPlan, weight: np.ndarray) -> int:
+    """The exact number of nonzero entries of the equivalent matrix, without building it.
+
+    Output rows (and columns) fall into a few classes by how their taps map to input rows:
+    all distinct in the interior, merged or dropped near borders.  The count is a sum over
+    pairs of classes, each weight slice summed per cell as the matrix does.
+    """
+    weight = np.asarray(weight, np.float64)
+    if plan.mode == "conv":
+        weight = weight[:, :, ::-1, ::-1]
+    src_rows, src_cols = _tap_sources(plan)
+    row_classes = Counter(_relabel(src_rows[:, oy]) for oy in range(src_rows.shape[1]))
+    col_classes = Counter(_relabel(src_cols[:, ox]) for ox in range(src_cols.shape[1]))
+    kh, kw = weight.shape[2:]
+    slices = weight.reshape(-1, kh * kw)
+    tolerance = 1e-12 * max(1.0, float(np.abs(weight).max()))
+    total = 0
+    for row_class, n_rows in row_classes.items():
+        for col_class, n_cols in col_classes.items():
+            cells = {}
+            for i, r in enumerate(row_class):
+                for j, c in enumerate(col_class):
+                    if r >= 0 and c >= 0:
+                        cells.setdefault((r, c), []).append(i * kw + j)
+            if not cells:
+                continue
+            assign = np.zeros((kh * kw, len(cells)))
+            for k, taps in enumerate(cells.values()):
+                assign[taps, k] = 1
+            nonzero = int(np.count_nonzero(np.abs(slices @ assign) > tolerance))
+            total += n_rows * n_cols * nonzero
+    return total
+
+
+def _relabel(sources: np.ndarray) -> tuple[int, ...]:
+    """Sources of one output row's taps, renamed by first appearance (-1 kept)."""
+    names: dict[int, int] = {}
+    return tuple(-1 if s < 0 else names.setdefault(int(s), len(names)) for s in sources)
+
+
+def conv_vs_dense(plan: ConvPlan, weight: np.ndarray, bias: bool,
+                  dense_out: int | None = None) -> dict:
+    """Parameters and costs of a convolution and of a dense layer on the same input.
+
+    The dense layer maps every input value to `dense_out` outputs (by default as many as
+    the convolution has).  Counts come from the layers themselves (`convcli.layers`).
+    """
+    _, cin, h, w = plan.input_shape
+    in_shape = (cin, h, w)
+    cout, _, kh, kw = plan.weight_shape
+    conv = Conv(cout, (kh, kw), plan.stride, plan.padding, plan.dilation, plan.groups, bias,
+                plan.pad_mode)
+    out_shape = conv.output_shape(in_shape)
+    dense = Dense(dense_out or int(np.prod(out_shape)), bias)
+    conv_params, dense_params = conv.params(in_shape), dense.params(in_shape)
+    rows, cols = matrix_shape(plan)
+    nonzeros = matrix_nonzeros(plan, weight)
+    return {
+        "input_shape": list(in_shape), "output_shape": list(out_shape),
+        "weight_shape": list(plan.weight_shape), "groups": plan.groups,
+        "conv_weights": conv_params.weights, "conv_bias": conv_params.bias,
+        "conv_params": conv_params.total,
+        "dense_in": int(np.prod(in_shape)), "dense_out": dense.out,
+        "dense_weights": dense_params.weights, "dense_bias": dense_params.bias,
+        "dense_params": dense_params.total,
+        "param_ratio": dense_params.total / conv_params.total,
+        "conv_macs": conv.macs(in_shape), "dense_macs": dense.macs(in_shape),
+        "dense_bytes_float32": dense_params.weights * 4,
+        "matrix_shape": [rows, cols], "matrix_nonzeros": nonzeros,
+        "matrix_density": nonzeros / (rows * cols),
+        "weight_reuse": out_shape[1] * out_shape[2],
+    }
+
+
+#: Largest matrix (in entries) that `explain_matrix` spells out cell by cell.
+CELLS_LIMIT = 64 * 48
+
+
+@dataclass
+class MatrixView:
+    """A matrix view of a convolution, checked against `conv2d` on random inputs."""
+
+    title: str
+    shape: tuple[int, int]
+    values: np.ndarray | None          # dense values, if built
+    sparse: SparseMatrix | None        # the equivalent matrix in coordinate form
+    cells: list[list[str]] | None      # symbols per cell, for small matrices
+    nonzeros: int | None
+    max_abs_error: float
+    trials: int
+
+    @property
+    def density(self) -> float:
+        return self.nonzeros / (self.shape[0] * self.shape[1])
+
+    def summary(self) -> dict:
+        key = "matrix_shape" if self.sparse is not None else "im2col_shape"
+        out = {key: list(self.shape), "max_abs_error": self.max_abs_error, "trials": self.trials}
+        if self.nonzeros is not None:
+            out.update(nonzeros=self.nonzeros, density=self.density)
+        return out
+
+
+def explain_matrix(plan: ConvPlan, weight: np.ndarray, bias: np.ndarray, im2col: bool = False,
+                   seed: int = 0, dense: bool = False, trials: int = 3) -> MatrixView:
+    """Build the equivalent matrix (or the im2col patch matrix) of a convolution and verify
+    it on `trials` random inputs against `conv2d`.
+
+    Small matrices come with symbolic cells: ``k11+k13`` where weights add up, ``x23`` for
+    input pixels in the patch matrix.  `dense` asks for dense values of any size (up to
+    `DENSE_LIMIT`).
+    """
+    from .conv import conv2d
+
+    if dense and not im2col:
+        check_dense_size(matrix_shape(plan))
+    shape = plan.input_shape[1:]
+    rng = np.random.default_rng(seed)
+    inputs = [rng.standard_normal(shape) for _ in range(trials)]
+    outputs = [conv2d(x, weight, bias, plan.stride, plan.padding, plan.dilation, plan.groups,
+                      plan.pad_mode, plan.mode) for x in inputs]
+    if im2col:
+        flipped = weight[:, :, ::-1, ::-1] if plan.mode == "conv" else weight
+        error = max(float(np.abs(grouped_product(flipped, im2col_matrix(x, plan), plan.groups)
+                                 + bias[:, None] - y.reshape(y.shape[0], -1)).max())
+                    for x, y in zip(inputs, outputs))
+        pixel_ids = im2col_matrix(np.arange(1, int(np.prod(shape)) + 1, dtype=np.float64)
+                                  .reshape(shape), plan)
+        values = im2col_matrix(inputs[0], plan)
+        labels = pixel_labels(shape)
+        cells = [[labels[int(v) - 1] if v else "0" for v in row] for row in pixel_ids] \
+            if pixel_ids.size <= CELLS_LIMIT else None
+        return MatrixView(f"patch matrix (im2col) {values.shape[0]:,}×{values.shape[1]:,}",
+                          values.shape, values, None, cells, None, error, trials)
+    sparse = equivalent_matrix_sparse(shape, weight, plan.stride, plan.padding, plan.dilation,
+                                      plan.groups, plan.pad_mode, plan.mode)
+    row_bias = np.repeat(bias, plan.output_shape[2] * plan.output_shape[3])
+    error = max(float(np.abs(sparse @ x.ravel() + row_bias - y.ravel()).max())
+                for x, y in zip(inputs, outputs))
+    size = sparse.shape[0] * sparse.shape[1]
+    small = size <= CELLS_LIMIT
+    values = sparse.todense() if (dense or small) else None
+    cells = weight_cells(plan, weight) if small else None
+    return MatrixView(f"equivalent matrix {sparse.shape[0]:,}×{sparse.shape[1]:,}", sparse.shape,
+                      values, sparse, cells, int(sparse.value.size), error, trials)
+
+
+def grouped_product(weight: np.ndarray, patches: np.ndarray, groups: int) -> np.ndarray:
+    """Each group's weight rows (Cout/g × Cin/g·kh·kw) times its rows of the patch matrix,
+    stacked: the convolution output as (Cout, Ho·Wo)."""
+    cout_g = weight.shape[0] // groups
+    rows_g = patches.shape[0] // groups
+    return np.concatenate([weight[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1)
+                           @ patches[g * rows_g:(g + 1) * rows_g] for g in range(groups)])
+
+
+def weight_labels(weight: np.ndarray) -> list[str]:
+    """k11, k12, … for the weights of one 2-D kernel (k1,1 once an index passes 9); the
+    values themselves for a layer of several."""
+    cout, cin_g, kh, kw = weight.shape
+    if cout * cin_g == 1:
+        sep = "," if max(kh, kw) > 9 else ""
+        return [f"k{i + 1}{sep}{j + 1}" for i in range(kh) for j in range(kw)]
+    return [f"{v:.3g}" for v in weight.ravel()]
+
+
+def pixel_labels(shape) -> list[str]:
+    """x11, x12, … for the input pixels, channel first when there are several (x2:11)."""
+    c, h, w = shape
+    sep = "," if max(h, w) > 9 else ""
+    return [(f"x{ch + 1}:" if c > 1 else "x") + f"{y + 1}{sep}{x + 1}"
+            for ch in range(c) for y in range(h) for x in range(w)]
+
+
+def weight_cells(plan: ConvPlan, weight: np.ndarray) -> list[list[str]]:
+    """The equivalent matrix as text: each cell the weights that land on it, "0" if none."""
+    labels = weight_labels(weight[:, :, ::-1, ::-1] if plan.mode == "conv" else weight)
+    rows, cols = matrix_shape(plan)
+    cells = [[[] for _ in range(cols)] for _ in range(rows)]
+    for r, c, tap in zip(*matrix_entries(plan)):
+        cells[r][c].append(labels[tap])
+    return [["+".join(cell) if cell else "0" for cell in row] for row in cells]
