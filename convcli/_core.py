@@ -5,10 +5,21 @@ built by `convcli.plan`; padding never materialises: a padded row or column is l
 in ``row_src``/``col_src`` (-1 means zero), and the interior of each row is read directly.
 """
 
+import numba
 import numpy as np
 from numba import njit, prange
 
+# The workqueue threading layer survives fork(), which batch workers rely on (GNU OpenMP
+# aborts a forked child); an explicit NUMBA_THREADING_LAYER still wins.
+if numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
+
 ROWS_PER_TASK = 8
+
+
+def set_threads(count: int) -> None:
+    """Use `count` threads in parallel functions (at most numba's maximum)."""
+    numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
 
 
 @njit(cache=True, parallel=True)
@@ -170,3 +181,109 @@ def tiff_lzw_decode(src, size):
                 width += 1
         previous = code
     return out[:pos]
+
+
+@njit(cache=True)
+def png_filter_rows(rows, bpp):
+    """Filter each row of raw PNG bytes (H, row_bytes) with whichever of PNG's five filters
+    gives the most zero bytes (best for run-length deflate); returns (H, 1 + row_bytes)."""
+    height, width = rows.shape
+    out = np.empty((height, width + 1), np.uint8)
+    trial = np.empty((5, width), np.uint8)
+    zero = np.zeros(width, np.uint8)
+    for y in range(height):
+        raw = rows[y]
+        up = rows[y - 1] if y > 0 else zero
+        for i in range(width):
+            trial[0, i] = raw[i]
+            trial[2, i] = raw[i] - up[i]
+        for i in range(bpp):
+            trial[1, i] = raw[i]
+            trial[3, i] = raw[i] - (up[i] >> 1)
+            trial[4, i] = raw[i] - up[i]                # Paeth with left = corner = 0 is up
+        for i in range(bpp, width):
+            left, above, corner = np.int16(raw[i - bpp]), np.int16(up[i]), np.int16(up[i - bpp])
+            trial[1, i] = raw[i] - raw[i - bpp]
+            trial[3, i] = raw[i] - np.uint8((left + above) >> 1)
+            pa = abs(above - corner)                    # |p − left| with p = left + above − corner
+            pb = abs(left - corner)
+            pc = abs(left + above - 2 * corner)
+            paeth = left if (pa <= pb and pa <= pc) else (above if pb <= pc else corner)
+            trial[4, i] = raw[i] - np.uint8(paeth)
+        best, most = 0, -1
+        for k in range(5):
+            zeros = 0
+            for i in range(width):
+                zeros += trial[k, i] == 0
+            if zeros > most:
+                best, most = k, zeros
+        out[y, 0] = best
+        out[y, 1:] = trial[best]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def finite_range(values):
+    """(min, max) of the finite values of a float array (NaN, NaN if there are none)."""
+    flat = values.ravel()
+    n_blocks = 64
+    lows = np.full(n_blocks, np.inf)
+    highs = np.full(n_blocks, -np.inf)
+    size = flat.size
+    for b in prange(n_blocks):
+        low, high = np.inf, -np.inf
+        for k in range(b * size // n_blocks, (b + 1) * size // n_blocks):
+            v = flat[k]
+            if np.isfinite(v):
+                if v < low:
+                    low = v
+                if v > high:
+                    high = v
+        lows[b] = low
+        highs[b] = high
+    low, high = lows.min(), highs.max()
+    if low > high:
+        return np.nan, np.nan
+    return low, high
+
+
+@njit(cache=True, parallel=True)
+def quantize(planes, absolute, offset, scale, top, rounding, out):
+    """out[y, x, c] = clip((|v| if absolute else v) · scale + offset, 0, top), rounded to
+    nearest when `rounding`, from planar (C, H, W) values; NaN becomes 0.
+
+    Returns (how many values fell outside [0, top] before clipping, the smallest and the
+    largest finite input value) — NaN, NaN if none is finite."""
+    channels, height, width = planes.shape
+    outside = np.zeros(height, np.int64)
+    lows = np.full(height, np.inf)
+    highs = np.full(height, -np.inf)
+    for y in prange(height):
+        count = 0
+        low, high = np.inf, -np.inf
+        for x in range(width):
+            for c in range(channels):
+                v = planes[c, y, x]
+                if v < low and v > -np.inf:
+                    low = v
+                if v > high and v < np.inf:
+                    high = v
+                if absolute:
+                    v = abs(v)
+                v = v * scale + offset
+                if not (v >= 0):            # negative or NaN
+                    count += 1
+                    v = 0.0
+                elif v > top:
+                    count += 1
+                    v = top
+                if rounding:
+                    v = np.rint(v)
+                out[y, x, c] = v
+        outside[y] = count
+        lows[y] = low
+        highs[y] = high
+    low, high = lows.min(), highs.max()
+    if low > high:
+        return outside.sum(), np.nan, np.nan
+    return outside.sum(), low, high

@@ -70,18 +70,16 @@ def _console(stderr: bool = False):
 # apply
 
 
-def _output_path(source: Path, output: str, kernel_names: list[str], fmt: str | None) -> Path:
+def _output_path(source: Path, output: str, job) -> Path:
     """-o FILE, or -o DIR/ (or an existing directory) → DIR/NAME_KERNEL.EXT."""
-    suffix = f".{fmt.lower().lstrip('.')}" if fmt else source.suffix
     if output.endswith(("/", "\\")) or Path(output).is_dir():
-        stem = f"{source.stem}_{'+'.join(kernel_names)}"
-        return Path(output) / f"{stem}{suffix}"
+        return Path(output) / job.output_name(source)
     path = Path(output)
-    return path.with_suffix(suffix) if fmt else path
+    return path.with_suffix(f".{job.fmt.lower()}") if job.fmt else path
 
 
 @cli.command()
-@click.argument("source", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("inputs", metavar="INPUT…", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-k", "--kernel", "kernel_specs", multiple=True, required=True, metavar="SPEC",
               help="A catalogue name (sobel_x), name:params (gaussian:sigma=2, box:5, "
                    "log:sigma=1.4, dog:sigma1=1,sigma2=2, motion:length=9,angle=30, "
@@ -89,7 +87,8 @@ def _output_path(source: Path, output: str, kernel_names: list[str], fmt: str | 
                    "\"1 2 1; 2 4 2; 1 2 1\") or a file (@k.npy, @k.txt, @k.csv, "
                    "@bank.yaml:name). Repeat to apply several in turn.")
 @click.option("-o", "--output", required=True, metavar="FILE|DIR/",
-              help="Output file, or a folder (then NAME_KERNEL.EXT).")
+              help="Output file, or a folder (then NAME_KERNEL.EXT); for folders or several "
+                   "inputs, the folder that mirrors the input tree.")
 @click.option("--kernels", "catalogues", multiple=True, metavar="FILE",
               type=click.Path(dir_okay=False, path_type=Path),
               help="A user kernel catalogue (YAML) whose entries add to or override the "
@@ -120,28 +119,55 @@ def _output_path(source: Path, output: str, kernel_names: list[str], fmt: str | 
                    "dense layer, value range, algorithm, time of each stage.")
 @click.option("--stats", "show_stats", is_flag=True,
               help="Print the conv-vs-dense comparison of each kernel after applying.")
-def apply(source, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
+@click.option("-r", "--recursive", is_flag=True, help="Walk input folders' subfolders too.")
+@click.option("--glob", "globs", multiple=True, metavar="PATTERN",
+              help="Take the files of input folders whose name matches (default: every image "
+                   "extension convcli reads); repeatable.")
+@click.option("--exclude", "excludes", multiple=True, metavar="PATTERN",
+              help="Skip files and folders whose name or relative path matches; repeatable.")
+@click.option("--follow-links", is_flag=True, help="Follow symbolic links to folders.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes for folders (default: the number of CPUs).")
+@click.option("--skip-existing", is_flag=True,
+              help="Keep outputs that exist (resume an interrupted batch).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace outputs that exist (a batch refuses by default).")
+@click.option("--fail-fast", is_flag=True, help="Stop a batch at its first failure.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-file warnings.")
+def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
           groups, mode, bias, normalize, range_policy, alpha, gray, rgb, fmt, quality, grid,
-          report_path, show_stats):
-    """Apply kernels to an image.
+          report_path, show_stats, recursive, globs, excludes, follow_links, jobs,
+          skip_existing, overwrite, fail_fast, quiet):
+    """Apply kernels to an image, or to folders of images.
 
     A 2-D kernel is applied to each colour channel on its own; a 4-D kernel
-    (Cout, Cin/groups, kh, kw) mixes channels as a CNN layer does.
+    (Cout, Cin/groups, kh, kw) mixes channels as a CNN layer does.  Given folders (or
+    several files), -o is a folder that mirrors the input tree, and files are processed
+    in parallel.
     """
     from .kernels import Catalogue, resolve_kernel
-    from .pipeline import ConvOptions, apply_file
+    from .pipeline import ApplyJob, ConvOptions
 
     if gray and rgb:
         raise click.UsageError("--gray and --rgb exclude each other")
+    if skip_existing and overwrite:
+        raise click.UsageError("--skip-existing and --overwrite exclude each other")
     catalogue = Catalogue.load(catalogues)
-    kernels = [resolve_kernel(spec, catalogue) for spec in kernel_specs]
-    target = _output_path(source, output, [k.name for k in kernels], fmt)
+    kernels = tuple(resolve_kernel(spec, catalogue) for spec in kernel_specs)
+    options = ConvOptions(stride, padding, dilation, groups, pad_mode, mode, bias, normalize)
+    job = ApplyJob(kernels, options, range_policy, alpha, gray, rgb, quality, grid, fmt)
+    if len(inputs) > 1 or inputs[0].is_dir():
+        if show_stats:
+            raise click.UsageError("--stats describes one file; for a batch use --report")
+        _apply_batch(inputs, Path(output), job, recursive, globs, excludes, follow_links,
+                     jobs, skip_existing, overwrite, fail_fast, quiet, report_path)
+        return
+    source = inputs[0]
+    target = _output_path(source, output, job)
     if target.exists() and source.exists() and target.resolve() == source.resolve():
         raise click.BadParameter(f"{target} is the input; convcli never overwrites its input",
                                  param_hint="'-o'")
-    options = ConvOptions(stride, padding, dilation, groups, pad_mode, mode, bias, normalize)
-    report = apply_file(source, target, kernels, options, range_policy, alpha, gray, rgb, quality,
-                        grid)
+    report = job.run(source, target, details=show_stats or report_path is not None)
     for note in report["notes"]:
         click.echo(f"Warning: {note}", err=True)
     click.echo(_apply_summary(report))
@@ -150,6 +176,83 @@ def apply(source, kernel_specs, output, catalogues, stride, padding, pad_mode, d
             _console().print(_comparison_table(stage["conv_vs_dense"], stage["kernel"]))
     if report_path is not None:
         _write_json(report_path, report)
+
+
+def _apply_batch(inputs, output_dir, job, recursive, globs, excludes, follow_links, jobs,
+                 skip_existing, overwrite, fail_fast, quiet, report_path):
+    import os
+    import time
+
+    from .batch import Record, find_inputs, plan_tasks, run_tasks
+
+    if output_dir.exists() and not output_dir.is_dir():
+        raise click.BadParameter(f"{output_dir} is a file; with folders or several inputs -o "
+                                 "must be a folder", param_hint="'-o'")
+    found, notes = find_inputs(list(inputs), output_dir, recursive, globs, excludes,
+                               follow_links)
+    tasks, existing = plan_tasks(found, output_dir, job, skip_existing, overwrite)
+    if not quiet:
+        for note in notes:
+            click.echo(f"Warning: {note}", err=True)
+    show_progress = not quiet and sys.stderr.isatty()
+    progress = _batch_progress(len(tasks)) if show_progress else None
+    failed = finished = 0
+    started = time.perf_counter()
+
+    def on_record(record):
+        nonlocal failed, finished
+        failed += record.status == "failed"
+        finished += 1
+        if progress is not None:
+            rate = finished / (time.perf_counter() - started)
+            progress.update(progress.task_ids[0], advance=1, failed=failed,
+                            rate=f"{rate:.1f} img/s")
+
+    if progress is not None:
+        progress.start()
+    try:
+        report = run_tasks(tasks, job, jobs or os.cpu_count() or 1, fail_fast, on_record)
+    finally:
+        if progress is not None:
+            progress.stop()
+    report.total += len(existing)
+    report.records[:0] = [Record(str(t.source), str(t.target), "skipped") for t in existing]
+    _console().print(_batch_summary(report))
+    for record in report.failures:
+        click.echo(f"failed: {record.error}", err=True)
+    if report.interrupted:
+        click.echo(f"Interrupted by {report.interrupted}: {len(report.records)} of "
+                   f"{report.total} files finished; outputs are complete or absent. Run again "
+                   "with --skip-existing to resume.", err=True)
+    if report_path is not None:
+        _write_json(report_path, report.as_dict())
+    sys.exit(report.exit_code)
+
+
+def _batch_progress(total: int):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    progress = Progress(TextColumn("convolving"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                        TextColumn("ETA"), TimeRemainingColumn(),
+                        TextColumn("[red]{task.fields[failed]} failed"),
+                        console=_console(stderr=True), transient=True)
+    progress.add_task("batch", total=total, failed=0, rate="")
+    return progress
+
+
+def _batch_summary(report):
+    from rich.table import Table
+
+    done = report.count("done")
+    table = Table(title="convcli apply: batch", title_justify="left")
+    for column in ("done", "skipped", "failed", "not started", "time", "throughput"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{done:,}", f"{report.count('skipped'):,}", f"{report.count('failed'):,}",
+                  f"{report.total - len(report.records):,}", f"{report.elapsed:.2f} s",
+                  f"{done / report.elapsed:.1f} img/s" if report.elapsed else "–")
+    return table
 
 
 def _apply_summary(report: dict) -> str:

@@ -91,22 +91,26 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
 
-def write_png16(out: BinaryIO, image: np.ndarray, icc_profile: bytes | None = None,
-                level: int = 6) -> None:
-    """Encode (H, W, C) uint16, C in 1..4, as a 16-bit PNG (filter Up on every row)."""
+def write_png(out: BinaryIO, image: np.ndarray, icc_profile: bytes | None = None) -> None:
+    """Encode (H, W, C) uint8 or uint16, C in 1..4, as PNG.
+
+    Each row takes the filter with the most zero bytes and the data is deflated with
+    run-length matching: about as small as ImageMagick's files for filtered images, and
+    several times faster to write than adaptive filtering with full deflate.
+    """
+    from ._core import png_filter_rows
+
     height, width, channels = image.shape
-    rows = np.ascontiguousarray(image.astype(">u2")).view(np.uint8).reshape(height, -1)
-    up = rows.copy()
-    up[1:] -= rows[:-1]            # filter 2 (Up): byte minus the byte above, modulo 256
-    filtered = np.empty((height, up.shape[1] + 1), np.uint8)
-    filtered[:, 0] = 2
-    filtered[:, 1:] = up
+    depth = image.dtype.itemsize * 8
+    rows = np.ascontiguousarray(image, image.dtype.newbyteorder(">")).view(np.uint8)
+    filtered = png_filter_rows(rows.reshape(height, -1), channels * image.dtype.itemsize)
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
     out.write(PNG_SIGNATURE)
-    out.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16,
+    out.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth,
                                               _PNG_COLOR_TYPES[channels], 0, 0, 0)))
     if icc_profile:
         out.write(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))
-    out.write(_png_chunk(b"IDAT", zlib.compress(filtered.tobytes(), level)))
+    out.write(_png_chunk(b"IDAT", compressor.compress(filtered.data) + compressor.flush()))
     out.write(_png_chunk(b"IEND", b""))
 
 

@@ -87,3 +87,22 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     _core.correlate(batched, weight, bias, plan.row_sources(), plan.col_sources(),
                     *plan.stride, *plan.dilation, plan.padding[2], plan.groups, out)
     return out if x.ndim == 4 else out[0]
+
+
+def set_threads(count: int) -> None:
+    """Use `count` threads in the compiled core (at most the machine's)."""
+    from . import _core
+
+    _core.set_threads(count)
+
+
+def warm_up() -> None:
+    """Load the compiled core that applying a kernel to an 8-bit image uses (from numba's
+    cache, or compiling it) before it is timed or forked into workers."""
+    from . import _core
+
+    planes = conv2d(np.zeros((1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32),
+                    padding=1, pad_mode="reflect")
+    pixels = np.empty((4, 4, 1), np.uint8)
+    _core.quantize(planes, False, 0.0, 1.0, 255.0, True, pixels)
+    _core.png_filter_rows(pixels.reshape(4, 4), 1)

@@ -220,37 +220,38 @@ def output_dtype(source_dtype, fmt: str, policy: str):
     return source_dtype
 
 
-def map_range(values: np.ndarray, policy: str, source_max: float, dtype) -> tuple[np.ndarray, RangeReport]:
-    """Map float results (in the source's units, white = `source_max`) to `dtype` pixels.
+def map_range(planes: np.ndarray, policy: str, source_max: float, dtype) -> tuple[np.ndarray, RangeReport]:
+    """Map float results (C, H, W), in the source's units (white = `source_max`), to
+    `dtype` pixels (H, W, C).
 
     clip: clip to [0, white]; abs: |v| then clip; offset: add mid-grey then clip;
     minmax: stretch min..max to 0..white; float: keep the values (float32 output only).
     Integer outputs are rounded to nearest, not truncated.
     """
+    from ._core import finite_range, quantize
+
     dtype = np.dtype(dtype)
-    finite = values[np.isfinite(values)]
-    low = float(finite.min()) if finite.size else float("nan")
-    high = float(finite.max()) if finite.size else float("nan")
+    planes = np.ascontiguousarray(planes, np.float32)
+    if policy not in RANGE_POLICIES or policy == "auto":
+        raise ParameterError(f"range policy {policy!r} is not one of {', '.join(RANGE_POLICIES[1:])}")
+    if policy in ("float", "minmax"):
+        low, high = (float(v) for v in finite_range(planes))
     if policy == "float":
-        return values.astype(np.float32, copy=False), RangeReport(policy, low, high, 0.0)
-    if policy == "abs":
-        values = np.abs(values)
-    elif policy == "offset":
-        values = values + source_max / 2 if dtype.kind == "f" else values + (source_max + 1) / 2
+        return planes.transpose(1, 2, 0).copy(), RangeReport(policy, low, high, 0.0)
+    white = value_scale(dtype)
+    scale = white / source_max
+    offset = 0.0
+    if policy == "offset":
+        offset = (source_max / 2 if dtype.kind == "f" else (source_max + 1) / 2) * scale
     elif policy == "minmax":
         span = high - low
-        values = (values - low) * (source_max / span) if span > 0 else np.zeros_like(values)
-    elif policy != "clip":
-        raise ParameterError(f"range policy {policy!r} is not one of {', '.join(RANGE_POLICIES)}")
-    outside = np.count_nonzero((values < 0) | (values > source_max))
-    clipped = outside / values.size if values.size else 0.0
-    white = value_scale(dtype)
-    scaled = np.clip(values, 0, source_max)
-    if white != source_max:
-        scaled = scaled * (white / source_max)
-    if dtype.kind != "f":
-        scaled = np.rint(scaled)
-    return scaled.astype(dtype), RangeReport(policy, low, high, clipped)
+        scale = white / span if span > 0 else 0.0
+        offset = -low * scale if span > 0 else 0.0
+    out = np.empty(planes.shape[1:] + planes.shape[:1], dtype)
+    outside, low, high = quantize(planes, policy == "abs", offset, scale, white,
+                                  dtype.kind != "f", out)
+    return out, RangeReport(policy, float(low), float(high),
+                            outside / planes.size if planes.size else 0.0)
 
 
 def to_gray(color: np.ndarray) -> np.ndarray:
@@ -268,8 +269,11 @@ def to_gray(color: np.ndarray) -> np.ndarray:
 
 def atomic_write(path, write) -> None:
     """Call ``write(binary_file)`` on a temporary file beside `path`, then rename it over
-    `path`; on any failure the temporary file is removed and `path` is left as it was."""
+    `path`; on any failure the temporary file is removed and `path` is left as it was.  A
+    read-only `path` is not replaced."""
     path = Path(path)
+    if path.exists() and not path.stat().st_mode & 0o222:
+        raise ImageError(f"{path}: the output exists and is read-only; not replaced")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = _create_temporary(path)
@@ -332,10 +336,10 @@ def _encode(out, fmt: str, picture: Picture, quality: int | None, notes: list[st
     if channels > 4:
         raise ParameterError(f"{channels} output channels do not fit in {fmt}; write .npy or "
                              ".tiff (one page per channel), or use --grid")
-    if pixels.dtype == np.uint16 and fmt == "PNG" and channels > 1:
-        codecs.write_png16(out, pixels, picture.icc_profile)
+    if fmt == "PNG":
+        codecs.write_png(out, pixels, picture.icc_profile)
         return
-    if pixels.dtype != np.uint8 and not (pixels.dtype == np.uint16 and fmt == "PNG"):
+    if pixels.dtype != np.uint8:
         raise ImageError(f"{fmt} holds 8-bit pixels, got {pixels.dtype}")
     if fmt == "JPEG" and channels == 2:
         pixels = pixels[:, :, :1]
@@ -347,15 +351,13 @@ def _encode(out, fmt: str, picture: Picture, quality: int | None, notes: list[st
 
 def _pillow_save(out, pixels: np.ndarray, fmt: str, icc_profile: bytes | None,
                  quality: int | None) -> None:
-    """Save (H, W, C) uint8 or (H, W, 1) uint16 through Pillow (mode from the array)."""
+    """Save (H, W, C) uint8 through Pillow (mode from the array)."""
     from PIL import Image
 
     im = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels))
     options = {}
-    if icc_profile and fmt in ("PNG", "JPEG", "WEBP"):
+    if icc_profile and fmt in ("JPEG", "WEBP"):
         options["icc_profile"] = icc_profile
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = 92 if quality is None else quality
-    if fmt == "PNG":
-        options["compress_level"] = 6
     im.save(out, format=fmt, **options)

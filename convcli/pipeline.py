@@ -239,7 +239,7 @@ def to_picture(result: FilterResult, source: Picture, fmt: str, range_policy: st
         notes.append(f"{fmt} holds 8 bits per sample; the {source.color.dtype.itemsize * 8}-bit "
                      "result is scaled to 8 bits (write PNG or TIFF to keep 16 bits)")
     if grid:
-        maps, reports = zip(*(map_range(plane[:, :, None], policy, source.max_value, dtype)
+        maps, reports = zip(*(map_range(plane[None], policy, source.max_value, dtype)
                               for plane in result.planes))
         tiled = tile_maps(np.stack([m[:, :, 0] for m in maps]),
                           fill=value_scale(dtype) / 2 if dtype.kind == "f" else int(value_scale(dtype)) // 2)
@@ -249,44 +249,63 @@ def to_picture(result: FilterResult, source: Picture, fmt: str, range_policy: st
                              max(r.maximum for r in reports),
                              float(np.mean([r.clipped for r in reports])))
         return Picture(tiled[:, :, None], None, source.icc_profile), report, notes
-    pixels, report = map_range(result.planes.transpose(1, 2, 0), policy, source.max_value, dtype)
+    pixels, report = map_range(result.planes, policy, source.max_value, dtype)
     alpha = None
     if result.alpha is not None and fmt in NO_ALPHA:
         notes.append(f"{fmt} has no alpha channel; alpha dropped")
     elif result.alpha is not None:
-        alpha, _ = map_range(result.alpha[:, :, None], "clip" if policy != "float" else "float",
+        alpha, _ = map_range(result.alpha[None], "clip" if policy != "float" else "float",
                              source.max_value, dtype)
         alpha = alpha[:, :, 0]
     return Picture(pixels, alpha, source.icc_profile), report, notes
 
 
-def apply_file(source_path, output_path, kernels: list[Kernel], options: ConvOptions,
-               range_policy: str = "auto", alpha: str = "keep", gray: bool = False,
-               rgb: bool = False, quality: int | None = None, grid: bool = False) -> dict:
-    """Read an image, apply `kernels`, write the result atomically; return a report."""
-    source_path, output_path = Path(source_path), Path(output_path)
-    fmt = image_format(output_path)
-    times = {}
-    start = time.perf_counter()
-    picture = read_image(source_path)
-    times["read"] = time.perf_counter() - start
-    start = time.perf_counter()
-    result = run_pipeline(picture, kernels, options, alpha, gray, rgb, range_policy)
-    times["convolve"] = time.perf_counter() - start
-    start = time.perf_counter()
-    out, report, notes = to_picture(result, picture, fmt, range_policy, grid)
-    notes = result.notes + notes + write_image(output_path, out, quality)
-    times["write"] = time.perf_counter() - start
-    return {
-        "input": str(source_path), "output": str(output_path),
-        "input_shape": list(picture.color.shape), "input_dtype": str(picture.color.dtype),
-        "input_alpha": picture.alpha is not None,
-        "output_shape": list(out.color.shape), "output_dtype": str(out.color.dtype),
-        "output_alpha": out.alpha is not None,
-        "kernels": [k.name for k in kernels], "options": options.as_dict(),
-        "stages": [stage_report(stage) for stage in result.stages],
-        "range": report.as_dict(), "times": times, "notes": notes,
-    }
+@dataclass(frozen=True)
+class ApplyJob:
+    """Everything `convcli apply` does to one file, apart from which file."""
+
+    kernels: tuple[Kernel, ...]
+    options: ConvOptions = ConvOptions()
+    range_policy: str = "auto"
+    alpha: str = "keep"
+    gray: bool = False
+    rgb: bool = False
+    quality: int | None = None
+    grid: bool = False
+    fmt: str | None = None            # output extension; None keeps the input's
+
+    def output_name(self, source: Path) -> str:
+        """NAME_KERNEL.EXT: the input's stem, the kernels' names, the output extension."""
+        suffix = f".{self.fmt.lower().lstrip('.')}" if self.fmt else Path(source).suffix
+        return f"{Path(source).stem}_{'+'.join(k.name for k in self.kernels)}{suffix}"
+
+    def run(self, source_path, output_path, details: bool = False) -> dict:
+        """Read an image, apply the kernels, write the result atomically; return a report
+        (with each kernel's weights and conv-vs-dense comparison if `details`)."""
+        source_path, output_path = Path(source_path), Path(output_path)
+        fmt = image_format(output_path)
+        times = {}
+        start = time.perf_counter()
+        picture = read_image(source_path)
+        times["read"] = time.perf_counter() - start
+        start = time.perf_counter()
+        result = run_pipeline(picture, list(self.kernels), self.options, self.alpha, self.gray,
+                              self.rgb, self.range_policy)
+        times["convolve"] = time.perf_counter() - start
+        start = time.perf_counter()
+        out, report, notes = to_picture(result, picture, fmt, self.range_policy, self.grid)
+        notes = result.notes + notes + write_image(output_path, out, self.quality)
+        times["write"] = time.perf_counter() - start
+        return {
+            "input": str(source_path), "output": str(output_path),
+            "input_shape": list(picture.color.shape), "input_dtype": str(picture.color.dtype),
+            "input_alpha": picture.alpha is not None,
+            "output_shape": list(out.color.shape), "output_dtype": str(out.color.dtype),
+            "output_alpha": out.alpha is not None,
+            "kernels": [k.name for k in self.kernels], "options": self.options.as_dict(),
+            "stages": [stage_report(stage) for stage in result.stages] if details else [],
+            "range": report.as_dict(), "times": times, "notes": notes,
+        }
 
 
 def stage_report(stage: Stage) -> dict:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convcli.codecs import read_png16, write_png16, write_tiff
+from convcli.codecs import read_png16, write_png, write_tiff
 from convcli.errors import ImageError
 from convcli.images import Picture, map_range, read_image, write_image
 from imagefiles import bomb_png, png_chunk
@@ -137,7 +137,7 @@ def test_float_tiff_and_npy_keep_raw_values(tmp_path):
 
 
 def test_map_range_policies():
-    values = np.array([[[-300.0], [-0.5], [0.4], [100.6], [300.0]]])
+    values = np.array([[[-300.0, -0.5, 0.4, 100.6, 300.0]]])          # (C, H, W) = (1, 1, 5)
     pixels, report = map_range(values, "clip", 255, np.uint8)
     assert pixels.ravel().tolist() == [0, 0, 0, 101, 255]
     assert report.minimum == -300 and report.maximum == 300 and report.clipped == pytest.approx(0.6)
@@ -148,7 +148,10 @@ def test_map_range_policies():
     # 8-bit units into 16 bits: scaled by 65535/255 = 257 before rounding
     assert map_range(values, "clip", 255, np.uint16)[0].ravel().tolist() == [0, 0, 103, 25854, 65535]
     floats, _ = map_range(values, "float", 255, np.float32)
-    np.testing.assert_array_equal(floats, values.astype(np.float32))
+    np.testing.assert_array_equal(floats, values.transpose(1, 2, 0).astype(np.float32))
+    nan, report = map_range(np.array([[[np.nan, 7.0, -np.inf, 9.0, np.inf]]]), "clip", 255, np.uint8)
+    assert nan.ravel().tolist() == [0, 7, 0, 9, 255]
+    assert (report.minimum, report.maximum) == (7, 9)      # the finite values
 
 
 def test_write_is_atomic_and_leaves_no_temporary_on_failure(tmp_path):
@@ -202,7 +205,7 @@ def test_missing_and_unreadable_files(tmp_path):
 
 def test_png16_writer_output_is_read_by_pillow_as_16_bit_gray(tmp_path):
     buffer = io.BytesIO()
-    write_png16(buffer, np.dstack([GRAY16[:, :, 0], ALPHA16]))
+    write_png(buffer, np.dstack([GRAY16[:, :, 0], ALPHA16]))
     (tmp_path / "la.png").write_bytes(buffer.getvalue())
     back = read_image(tmp_path / "la.png")
     np.testing.assert_array_equal(back.color[:, :, 0], GRAY16[:, :, 0])
@@ -216,3 +219,24 @@ def test_tiff_writer_multi_page_is_valid_for_pillow(tmp_path):
     with Image.open(tmp_path / "p.tif") as im:
         assert im.n_frames == 2 and im.mode == "RGB"
         np.testing.assert_array_equal(np.asarray(im), RGB8)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_png_writer_output_reads_the_same_in_opencv(tmp_path, channels, dtype):
+    import cv2
+    top = np.iinfo(dtype).max
+    smooth = np.linspace(0, top, 40 * 30 * channels).reshape(40, 30, channels)
+    noisy = RNG.integers(0, top + 1, (40, 30, channels))
+    image = np.where(np.arange(40)[:, None, None] < 20, smooth, noisy).astype(dtype)
+    buffer = io.BytesIO()
+    write_png(buffer, image)
+    path = tmp_path / "w.png"
+    path.write_bytes(buffer.getvalue())
+    back = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    back = back[:, :, None] if back.ndim == 2 else back
+    if channels == 2:                       # OpenCV reads gray + alpha as BGRA
+        back = back[:, :, [0, 3]]
+    elif channels >= 3:
+        back = back[:, :, [2, 1, 0, 3][:channels]]
+    np.testing.assert_array_equal(back, image)

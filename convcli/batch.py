@@ -1,0 +1,326 @@
+"""Folders in, folders out: walking, workers, interruption, and the run report.
+
+The output tree mirrors the input tree.  Every output is written atomically, so a run that
+is interrupted (Ctrl-C, SIGTERM) or fails leaves each output complete or absent, and
+``--skip-existing`` resumes it.  Workers are forked after the compiled core is loaded, so
+none compiles or starts an interpreter; each handles one image at a time.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .choices import FORMATS
+from .errors import ConvcliError, ParameterError
+from .pipeline import ApplyJob
+
+
+@dataclass(frozen=True)
+class Task:
+    source: Path
+    target: Path
+
+
+@dataclass
+class Record:
+    """What happened to one input."""
+
+    source: str
+    target: str
+    status: str                     # done, skipped or failed
+    seconds: float = 0.0
+    error: str | None = None
+    input_shape: list | None = None
+    output_shape: list | None = None
+
+
+@dataclass
+class BatchReport:
+    """Counts, failures and the exit code of a batch."""
+
+    records: list[Record] = field(default_factory=list)
+    total: int = 0
+    elapsed: float = 0.0
+    interrupted: str | None = None  # the signal that stopped the run, if one did
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.records)
+
+    @property
+    def failures(self) -> list[Record]:
+        return [r for r in self.records if r.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 143 if self.interrupted == "SIGTERM" else 130
+        return 1 if self.failures else 0
+
+    def as_dict(self) -> dict:
+        done = self.count("done")
+        return {
+            "files": [vars(r) for r in self.records],
+            "totals": {"inputs": self.total, "done": done, "skipped": self.count("skipped"),
+                       "failed": self.count("failed"),
+                       "not_started": self.total - len(self.records),
+                       "seconds": self.elapsed,
+                       "images_per_second": done / self.elapsed if self.elapsed else 0.0,
+                       "interrupted": self.interrupted},
+        }
+
+
+# ----------------------------------------------------------------------------------------
+# Finding the inputs
+
+
+def _matches(patterns, *names: str) -> bool:
+    return any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in patterns for name in names)
+
+
+def find_inputs(inputs: list[Path], output_dir: Path, recursive: bool = False,
+                globs: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
+                follow_links: bool = False) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """The files to process as (source, directory relative to the output folder), and notes.
+
+    Directories contribute the files whose name matches `globs` (default: every image
+    extension convcli reads), walking subfolders with `recursive`; files are taken as
+    given.  `excludes` drop files and prune folders by name or relative path.
+
+    Raises
+    ------
+    ParameterError
+        An input that does not exist, or an output folder inside a folder being walked
+        (the run would process its own outputs) that no exclude pattern removes.
+    """
+    patterns = globs or tuple(f"*{ext}" for ext in FORMATS)
+    output_real = Path(os.path.realpath(output_dir))
+    found: list[tuple[Path, Path]] = []
+    notes: list[str] = []
+    for item in inputs:
+        if item.is_file():
+            found.append((item, Path(".")))
+            continue
+        if not item.is_dir():
+            raise ParameterError(f"input {item}: no such file or folder")
+        top_real = Path(os.path.realpath(item))
+        walked_output = output_real == top_real or (
+            recursive and top_real in output_real.parents)
+        if walked_output:
+            relative = output_real.relative_to(top_real).as_posix()
+            if relative == "." or not _matches(excludes, relative, output_real.name):
+                raise ParameterError(
+                    f"output folder {output_dir} is inside input folder {item}, which is being "
+                    "walked, so convcli would process its own outputs; choose another -o or "
+                    f"--exclude {relative if relative != '.' else '…'}")
+        ancestors = {str(item): frozenset()}          # folder → the folders above it
+        for folder, dirs, files in os.walk(item, followlinks=follow_links):
+            info = os.stat(folder)
+            key = (info.st_dev, info.st_ino)
+            if key in ancestors[folder]:
+                notes.append(f"{folder}: a symbolic link loops back to a folder above it; "
+                             "skipped")
+                dirs[:] = []
+                continue
+            relative_dir = Path(folder).relative_to(item)
+            dirs[:] = sorted(d for d in dirs if recursive and not _matches(
+                excludes, d, (relative_dir / d).as_posix()))
+            ancestors.update({os.path.join(folder, d): ancestors[folder] | {key} for d in dirs})
+            for name in sorted(files):
+                relative = (relative_dir / name).as_posix()
+                if _matches(patterns, name) and not _matches(excludes, name, relative):
+                    found.append((Path(folder) / name, relative_dir))
+    return found, notes
+
+
+def plan_tasks(found: list[tuple[Path, Path]], output_dir: Path, job: ApplyJob,
+               skip_existing: bool = False, overwrite: bool = False):
+    """Output paths for every input; returns (tasks to run, tasks skipped).
+
+    Raises
+    ------
+    ParameterError
+        Two inputs that would write the same output, or existing outputs with neither
+        `skip_existing` nor `overwrite` (naming the first).
+    """
+    tasks, owners = [], {}
+    for source, relative_dir in found:
+        target = output_dir / relative_dir / job.output_name(source)
+        if target in owners:
+            raise ParameterError(f"{owners[target]} and {source} would both be written to "
+                                 f"{target}; process them separately or use --format")
+        owners[target] = source
+        tasks.append(Task(source, target))
+    existing = [t for t in tasks if t.target.exists()]
+    if existing and not (skip_existing or overwrite):
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise ParameterError(f"output {existing[0].target} already exists{more}; use --overwrite "
+                             "to replace outputs or --skip-existing to keep them")
+    if skip_existing:
+        return [t for t in tasks if not t.target.exists()], existing
+    return tasks, []
+
+
+# ----------------------------------------------------------------------------------------
+# Running
+
+
+def _process(job: ApplyJob, task: Task) -> Record:
+    """Apply the job to one file; a user-level failure becomes a failed record."""
+    start = time.perf_counter()
+    try:
+        report = job.run(task.source, task.target)
+    except ConvcliError as exc:
+        return Record(str(task.source), str(task.target), "failed",
+                      time.perf_counter() - start, str(exc))
+    return Record(str(task.source), str(task.target), "done", time.perf_counter() - start,
+                  None, report["input_shape"], report["output_shape"])
+
+
+def _stop_worker(signum, frame):
+    raise SystemExit(1)          # unwinds through atomic_write, which removes its temporary
+
+
+def _worker_main(connection, job: ApplyJob, threads: int) -> None:
+    """A worker: take a task, send back its record, until told to stop (None)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)       # the parent decides what Ctrl-C does
+    signal.signal(signal.SIGTERM, _stop_worker)
+    from .conv import set_threads
+
+    set_threads(threads)
+    while (task := connection.recv()) is not None:
+        connection.send(_process(job, task))
+
+
+class WorkerPool:
+    """Forked worker processes, one task in flight each; a worker that dies (killed, out of
+    memory) fails its task and is replaced."""
+
+    def __init__(self, jobs: int, job: ApplyJob, threads: int):
+        import multiprocessing
+
+        self._context = multiprocessing.get_context("fork")
+        self._job, self._threads = job, threads
+        self._workers = [self._start() for _ in range(jobs)]
+
+    def _start(self):
+        parent_end, child_end = self._context.Pipe()
+        process = self._context.Process(target=_worker_main,
+                                        args=(child_end, self._job, self._threads), daemon=True)
+        process.start()
+        child_end.close()
+        return process, parent_end
+
+    def run(self, tasks: list[Task]):
+        """Yield a record per task as workers finish them."""
+        from multiprocessing.connection import wait
+
+        pending = list(reversed(tasks))
+        busy = {}
+        for index, (_, connection) in enumerate(self._workers):
+            if pending:
+                busy[index] = pending.pop()
+                connection.send(busy[index])
+        while busy:
+            handles = {}
+            for index in busy:
+                process, connection = self._workers[index]
+                handles[connection] = handles[process.sentinel] = index
+            for ready in wait(list(handles)):
+                index = handles[ready]
+                if index not in busy:
+                    continue
+                process, connection = self._workers[index]
+                task = busy.pop(index)
+                if connection.poll():
+                    yield connection.recv()
+                else:                                    # the worker died mid-task
+                    process.join()
+                    yield Record(str(task.source), str(task.target), "failed", 0.0,
+                                 f"the worker died (exit code {process.exitcode}); the image "
+                                 "may be too large for memory")
+                    remove_temporaries(task.target)
+                    self._workers[index] = self._start()
+                    process, connection = self._workers[index]
+                if pending:
+                    busy[index] = pending.pop()
+                    connection.send(busy[index])
+
+    def close(self) -> None:
+        """Stop every worker: SIGTERM (they remove their temporaries), then SIGKILL."""
+        for process, connection in self._workers:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + 5
+        for process, connection in self._workers:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+            connection.close()
+
+
+class _Interrupted(Exception):
+    def __init__(self, name: str):
+        self.name = name
+
+
+def _raise_interrupted(signum, frame):
+    raise _Interrupted(signal.Signals(signum).name)
+
+
+def run_tasks(tasks: list[Task], job: ApplyJob, jobs: int, fail_fast: bool = False,
+              on_record=None) -> BatchReport:
+    """Run `tasks` on `jobs` worker processes (in this process if 1), dividing the cores
+    between them.
+
+    `on_record(record)` is called as each file finishes.  SIGINT and SIGTERM stop the run:
+    workers are stopped, their temporary files removed, and the report says so.
+    """
+    from .conv import set_threads, warm_up
+
+    report = BatchReport(total=len(tasks))
+    start = time.perf_counter()
+    warm_up()                        # load the compiled core once, before forking
+    jobs = max(1, min(jobs, len(tasks) or 1))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    pool = None
+    try:
+        if jobs == 1:
+            set_threads(threads)
+            results = (_process(job, task) for task in tasks)
+        else:
+            pool = WorkerPool(jobs, job, threads)
+            results = pool.run(tasks)
+        for record in results:
+            report.records.append(record)
+            if on_record is not None:
+                on_record(record)
+            if fail_fast and record.status == "failed":
+                break
+    except _Interrupted as exc:
+        report.interrupted = exc.name
+    finally:
+        if pool is not None:
+            pool.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        finished = {r.target for r in report.records}
+        for task in tasks:
+            if str(task.target) not in finished:
+                remove_temporaries(task.target)
+    report.elapsed = time.perf_counter() - start
+    return report
+
+
+def remove_temporaries(target: Path) -> None:
+    """Delete what an interrupted atomic write of `target` may have left behind."""
+    if target.parent.is_dir():
+        for temp in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
+            temp.unlink(missing_ok=True)
