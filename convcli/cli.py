@@ -15,7 +15,7 @@ import click
 from . import __version__
 from .choices import ALPHA_POLICIES, FORMATS, RANGE_POLICIES
 from .errors import ConvcliError
-from .options import FLOATS, conv_options
+from .options import DILATION, FLOATS, PAD_MODE, STRIDE, conv_options
 
 
 
@@ -490,6 +490,142 @@ def _save_npz(path: Path, **arrays) -> None:
     from .images import atomic_write
 
     atomic_write(path, lambda out: np.savez(out, **arrays))
+
+
+# ----------------------------------------------------------------------------------------
+# learn
+
+
+@cli.command()
+@click.argument("source", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("target", metavar="TARGET", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--pair", "pairs", nargs=2, multiple=True, metavar="INPUT TARGET",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Another example pair; repeatable.")
+@click.option("-s", "--size", "size", type=STRIDE, required=True, metavar="K|KHxKW",
+              help="Kernel size.")
+@click.option("--depthwise", is_flag=True,
+              help="Learn one 2-D kernel applied to every channel (the default for gray).")
+@click.option("--cout", type=click.IntRange(min=1), default=None,
+              help="Learn a layer of N filters over all input channels (N must be the "
+                   "target's channel count).")
+@click.option("--bias/--no-bias", "with_bias", default=True, show_default=True,
+              help="Learn a bias per output channel.")
+@click.option("--stride", type=STRIDE, default=1, show_default=True, help="N or SHxSW.")
+@click.option("--dilation", type=DILATION, default=1, show_default=True, help="N or DHxDW.")
+@click.option("--pad-mode", type=PAD_MODE, default=None,
+              help="Fit border pixels too, padding with this mode (default: fit only pixels "
+                   "whose window lies inside the image).")
+@click.option("--method", type=click.Choice(["lstsq", "gd"]), default="lstsq", show_default=True,
+              help="lstsq: exact least squares; gd: gradient descent, watching the loss.")
+@click.option("--ridge", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Ridge penalty λ·|w|² (per pixel); helps when images barely vary.")
+@click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Gradient descent steps.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Gradient descent step (default: 1/curvature, found by power iteration).")
+@click.option("--holdout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, help="Share of pixels kept out of the fit to test it.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the holdout split.")
+@click.option("--name", default="learned", show_default=True,
+              help="Name of the learned kernel (its catalogue entry with --save).")
+@click.option("--save", "save_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="CATALOGUE.yaml",
+              help="Append the kernel, with its provenance, to a user catalogue.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="FILE.png", help="Write the loss curve (gd).")
+@click.option("--kernels", "catalogues", multiple=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Also compare with the kernels of this catalogue; repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilation, pad_mode,
+          method, ridge, epochs, lr, holdout, seed, name, save_path, plot_path, catalogues,
+          as_json):
+    """Learn the kernel that turns INPUT into TARGET.
+
+    Inputs and targets are images or .npy arrays (H×W or H×W×C; a target may be signed);
+    the target is what `convcli apply` with these options would write, so its size is the
+    input's at stride 1.
+    """
+    from .images import read_image
+    from .kernels import Catalogue, Kernel
+    from .learn import Geometry, closest_kernels
+    from .learn import learn as fit
+    from .plan import int_pair
+
+    if depthwise and cout is not None:
+        raise click.UsageError("--depthwise and --cout exclude each other")
+    if plot_path is not None and method != "gd":
+        raise click.UsageError("--plot draws the loss curve of --method gd")
+    files = [(source, target), *pairs]
+    arrays = [(read_image(x).color, read_image(y).color) for x, y in files]
+    geometry = Geometry(int_pair(size, "--size"), int_pair(stride, "--stride"),
+                        int_pair(dilation, "--dilation"), pad_mode)
+    progress = _loss_progress(epochs) if method == "gd" and not as_json and sys.stderr.isatty() else None
+    on_epoch = None if progress is None else (
+        lambda epoch, loss: progress.update(progress.task_ids[0], advance=1, loss=f"{loss:.6g}"))
+    if progress is not None:
+        progress.start()
+    try:
+        result = fit(arrays, geometry, depthwise, cout, with_bias, method, ridge, epochs, lr,
+                     holdout, seed, on_epoch)
+    finally:
+        if progress is not None:
+            progress.stop()
+    catalogue = Catalogue.load(catalogues)
+    closest = closest_kernels(result.weight, catalogue)
+    weights = result.weight[0] if result.kernel_2d else result.weight
+    kernel = Kernel(name, weights, result.bias, description="learned")
+    summary = {"name": name, "weights": result.weights_list(), "bias": result.bias.tolist(),
+               "rmse": result.fit["rmse"], "r2": result.fit["r2"], "fit": result.fit,
+               "holdout": result.held_out,
+               "closest": [{"kernel": k, "similarity": v} for k, v in closest],
+               "method": method, "losses": result.losses}
+    if save_path is not None:
+        from .learn import catalogue_entry
+
+        entry = catalogue_entry(result, files, {
+            "size": list(geometry.size), "stride": list(geometry.stride),
+            "dilation": list(geometry.dilation), "pad_mode": pad_mode, "bias": with_bias,
+            "depthwise": result.depthwise, "method": method, "ridge": ridge,
+            "epochs": epochs if method == "gd" else None, "holdout": holdout, "seed": seed})
+        from .kernels import append_to_catalogue
+
+        append_to_catalogue(save_path, name, entry)
+    if plot_path is not None:
+        from .images import save_pillow
+        from .render import line_chart
+
+        save_pillow(line_chart(result.losses, "epoch", "loss (mean squared error)"), plot_path)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(summary, default=_json_default))
+        return
+    console = _console()
+    console.print(f"[bold]{name}[/bold]: {'one 2-D kernel' if result.kernel_2d else 'a layer'} "
+                  f"{'×'.join(map(str, weights.shape))} by {method}")
+    click.echo(_weights_text(kernel))
+    for label, report in (("fit", result.fit), ("held out", result.held_out)):
+        if report:
+            console.print(f"{label}: RMSE {report['rmse']:.6g}, R² {report['r2']:.6f} "
+                          f"over {report['pixels']:,} values")
+    for index, (k, v) in enumerate(closest):
+        prefix = "" if len(closest) == 1 else f"filter {index + 1} "
+        console.print(f"{prefix}≈ {k} ({v:.4f})")
+    if save_path is not None:
+        console.print(f"saved as {name} in {save_path}: convcli apply IMAGE -k {name} "
+                      f"--kernels {save_path}")
+
+
+def _loss_progress(epochs: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    progress = Progress(TextColumn("learning"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]}"), console=_console(stderr=True),
+                        transient=True)
+    progress.add_task("gd", total=epochs, loss="…")
+    return progress
 
 
 # ----------------------------------------------------------------------------------------

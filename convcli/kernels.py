@@ -434,7 +434,12 @@ class Catalogue:
                                   f"({', '.join('×'.join(map(str, p.shape[1:])) for p in parts)})")
             weights = np.concatenate(parts)
         weights = weights * parse_number(entry.get("scale", 1), f"{what}: scale")
-        bias = np.full(weights.shape[0], parse_number(entry.get("bias", 0), f"{what}: bias"))
+        bias = entry.get("bias", 0)
+        values = bias if isinstance(bias, list) else [bias] * weights.shape[0]
+        if len(values) != weights.shape[0]:
+            raise KernelError(f"{what}: bias has {len(values)} values for {weights.shape[0]} "
+                              "filters; give one number or one per filter")
+        bias = np.array([parse_number(v, f"{what}: bias") for v in values])
         combine = entry.get("combine")
         if combine is not None and combine not in COMBINES:
             raise KernelError(f"{what}: combine {combine!r} is not one of {', '.join(COMBINES)}")
@@ -445,21 +450,39 @@ class Catalogue:
                       str(entry.get("source", "")), entry.get("learned"))
 
 
+def _nesting(value) -> int:
+    depth = 0
+    while isinstance(value, list) and value:
+        depth, value = depth + 1, value[0]
+    return depth
+
+
 def _weights_from_yaml(value, what: str) -> np.ndarray:
-    """A matrix (list of rows) → (1, kh, kw); a list of matrices → (F, kh, kw)."""
-    if not isinstance(value, list) or not value:
-        raise KernelError(f"{what}: weights must be a non-empty matrix (a list of rows)")
-    is_bank = isinstance(value[0], list) and value[0] and isinstance(value[0][0], list)
-    matrices = value if is_bank else [value]
+    """A matrix (list of rows) → (1, kh, kw); a list of matrices (a bank) → (F, kh, kw);
+    a list of lists of matrices (a layer) → (Cout, Cin/groups, kh, kw)."""
+    depth = _nesting(value)
+    if depth not in (2, 3, 4):
+        raise KernelError(f"{what}: weights must be a non-empty matrix (a list of rows), a list "
+                          "of matrices (a bank) or a list of lists of matrices (a layer)")
+    filters = [value] if depth == 2 else value
     parsed = []
-    for index, matrix in enumerate(matrices, 1):
-        label = f"{what}: filter {index}" if is_bank else what
-        if not isinstance(matrix, list) or not all(isinstance(r, list) for r in matrix):
-            raise KernelError(f"{label}: weights must be a list of rows of numbers")
-        rows = [[str(parse_number(v, label)) for v in row] for row in matrix]
-        parsed.append(_rows_to_matrix(rows, label))
+    for index, item in enumerate(filters, 1):
+        groups = [item] if depth < 4 else item
+        if depth == 4 and (not isinstance(item, list) or not item):
+            raise KernelError(f"{what}: filter {index} must be a list of matrices")
+        mats = []
+        for channel, matrix in enumerate(groups, 1):
+            label = what if depth == 2 else f"{what}: filter {index}" + (
+                f", channel {channel}" if depth == 4 else "")
+            if not isinstance(matrix, list) or not all(isinstance(r, list) for r in matrix):
+                raise KernelError(f"{label}: weights must be a list of rows of numbers")
+            rows = [[str(parse_number(v, label)) for v in row] for row in matrix]
+            mats.append(_rows_to_matrix(rows, label))
+        if len({m.shape for m in mats}) != 1:
+            raise KernelError(f"{what}: filter {index}: its matrices differ in size")
+        parsed.append(np.stack(mats) if depth == 4 else mats[0])
     if len({m.shape for m in parsed}) != 1:
-        raise KernelError(f"{what}: the filters of a bank must all have the same size")
+        raise KernelError(f"{what}: the filters must all have the same shape")
     return np.stack(parsed)
 
 
@@ -535,3 +558,43 @@ def resolve_kernel(spec: str, catalogue: Catalogue | None = None) -> Kernel:
     if spec.lower() in PARAMETRIC:
         return parametric_kernel(spec + ":")
     return catalogue.get(spec)
+
+
+def append_to_catalogue(path, name: str, entry: dict) -> None:
+    """Add one entry to a user catalogue (created if missing), keeping what is there.
+
+    The entry is appended as text, so the file's comments and order survive; the file is
+    then read back, so a broken result is reported and the old file restored.
+    """
+    import yaml
+
+    from .images import atomic_write
+
+    path = Path(path)
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if old:
+        data = read_yaml(path, "kernel catalogue")
+        if not isinstance(data, dict) or set(data) != {"kernels"}:
+            raise KernelError(f"kernel catalogue {path}: convcli appends only to a file whose "
+                              "single top-level key is 'kernels'")
+        if name in (data["kernels"] or {}):
+            raise KernelError(f"kernel catalogue {path}: entry {name!r} exists already; choose "
+                              "another --name")
+    if not re.fullmatch(r"[A-Za-z_][\w.-]*", name):
+        raise KernelError(f"--name {name!r}: a name is letters, digits, '_', '-' or '.', "
+                          "starting with a letter or '_'")
+    block = yaml.safe_dump({name: entry}, sort_keys=False, allow_unicode=True, width=100,
+                           default_flow_style=None)
+    text = (old if old.endswith("\n") or not old else old + "\n") or "kernels:\n"
+    if text.rstrip().endswith("kernels: {}"):
+        text = text.rstrip()[:-2].rstrip() + "\n"
+    text += "".join(f"  {line}\n" for line in block.splitlines())
+    atomic_write(path, lambda out: out.write(text.encode("utf-8")))
+    try:
+        Catalogue.load([path], use_env=False).get(name)
+    except KernelError:
+        if old:
+            atomic_write(path, lambda out: out.write(old.encode("utf-8")))
+        else:
+            path.unlink()
+        raise

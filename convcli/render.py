@@ -82,3 +82,35 @@ def tile_maps(maps: np.ndarray, border: int = 2, fill=BORDER) -> np.ndarray:
         y, x = border + r * (height + border), border + c * (width + border)
         canvas[y:y + height, x:x + width] = maps[index]
     return canvas
+
+
+def line_chart(values, x_label: str, y_label: str, size=(720, 420)):
+    """A plain line chart of `values` against their index (log scale when they span more
+    than two decades), as a Pillow image."""
+    from PIL import Image, ImageDraw
+
+    values = np.asarray(values, np.float64)
+    width, height = size
+    left, right, top, bottom = 80, 20, 36, 50
+    image = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    positive = values[values > 0]
+    log = positive.size == values.size and positive.size > 1 and positive.max() > 100 * positive.min()
+    shown = np.log10(values) if log else values
+    low, high = float(shown.min()), float(shown.max())
+    span = high - low or 1.0
+    xs = left + (width - left - right) * np.arange(values.size) / max(1, values.size - 1)
+    ys = top + (height - top - bottom) * (high - shown) / span
+    draw.rectangle([left, top, width - right, height - bottom], outline=(0, 0, 0))
+    draw.line(list(zip(xs.tolist(), ys.tolist())), fill=tuple(int(c) for c in POSITIVE), width=2)
+    for fraction in (0.0, 0.5, 1.0):
+        value = high - fraction * span
+        label = f"{10 ** value:.3g}" if log else f"{value:.3g}"
+        y = top + fraction * (height - top - bottom)
+        draw.text((left - 6, y), label, fill=(0, 0, 0), anchor="rm")
+    draw.text((left, height - bottom + 8), "1", fill=(0, 0, 0), anchor="lt")
+    draw.text((width - right, height - bottom + 8), str(values.size), fill=(0, 0, 0), anchor="rt")
+    draw.text(((left + width - right) / 2, height - 12), x_label, fill=(0, 0, 0), anchor="mm")
+    draw.text(((left + width - right) / 2, top / 2), y_label + (" (log scale)" if log else ""),
+              fill=(0, 0, 0), anchor="mm")
+    return image

@@ -159,11 +159,13 @@ def equivalent_matrix(input_shape, weight, stride=1, padding=0, dilation=1, grou
                                     pad_mode, mode).todense()
 
 
-def im2col_matrix(x: np.ndarray, plan: ConvPlan) -> np.ndarray:
+def im2col_matrix(x: np.ndarray, plan: ConvPlan, rows: slice = slice(None)) -> np.ndarray:
     """The patch matrix of one (Cin, H, W) image: column p holds the Cin·kh·kw input values
     (padding included) that output pixel p sees, so that for each group g
-    ``weight_g.reshape(Cout/groups, -1) @ patches[rows of g]`` is that group's output."""
+    ``weight_g.reshape(Cout/groups, -1) @ patches[rows of g]`` is that group's output.
+    `rows` limits it to a band of output rows (columns in C order of (rows, Wo))."""
     src_rows, src_cols = _tap_sources(plan)           # (kh, Ho), (kw, Wo)
+    src_rows = src_rows[:, rows]
     r = src_rows[:, None, :, None]
     c = src_cols[None, :, None, :]
     patches = x[:, np.maximum(r, 0), np.maximum(c, 0)]  # (Cin, kh, kw, Ho, Wo)
