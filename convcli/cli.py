@@ -658,7 +658,7 @@ def kernels(ctx, catalogues):
         total = ", ".join(sorted(sums))
         table.add_row(name, size, total, "yes" if kernel.separable() else "no",
                       kernel.range_hint() + (f" ({kernel.combine})" if kernel.combine else ""),
-                      ("[learned] " if kernel.learned else "") + kernel.description)
+                      ("(learned) " if kernel.learned else "") + kernel.description)
     _console().print(table)
 
 

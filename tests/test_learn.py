@@ -191,3 +191,36 @@ def test_bad_input_is_one_clear_line(run, tmp_path, case, words):
         assert "--ridge" in result.stderr
         ridged = run("learn", tmp_path / "x.npy", tmp_path / "y.npy", "-s", "3", "--ridge", "0.001")
         assert ridged.exit_code == 0
+
+
+def test_the_catalogue_ships_learned_kernels_with_provenance():
+    catalogue = Catalogue.load(use_env=False)
+    learned = {n: catalogue.get(n) for n in catalogue.names() if catalogue.get(n).learned}
+    assert {"learned_edge_x", "learned_deblur", "learned_denoise"} <= set(learned)
+    for kernel in learned.values():
+        provenance = kernel.learned
+        assert provenance["sha256"] and provenance["options"] and provenance["fit"]["r2"] > 0.9
+        assert provenance["recipe"] == "samples/learned/recipe.py"
+    assert closest_name(learned["learned_edge_x"]) == "sobel_x"
+
+
+def closest_name(kernel):
+    from convcli.learn import closest_kernels
+    return closest_kernels(kernel.weights[None], Catalogue.load(use_env=False))[0][0]
+
+
+@pytest.mark.slow
+def test_recipe_regenerates_the_shipped_learned_kernels_bit_for_bit():
+    import importlib.util
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("recipe", root / "samples" / "learned" / "recipe.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    fresh = recipe.learn_all()
+    shipped = Catalogue.load(use_env=False)
+    for name, entry in fresh.items():
+        np.testing.assert_array_equal(np.array(entry["weights"]), shipped.get(name).weights[0])
+    for name in ("learned_deblur", "learned_denoise"):
+        evaluation = fresh[name]["learned"]["evaluation"]
+        assert evaluation["psnr_after_db"] > evaluation["psnr_before_db"] + 3   # on an unseen image
