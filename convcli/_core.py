@@ -287,3 +287,26 @@ def quantize(planes, absolute, offset, scale, top, rounding, out):
     if low > high:
         return outside.sum(), np.nan, np.nan
     return outside.sum(), low, high
+
+
+@njit(cache=True, parallel=True)
+def max_pool(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, out):
+    """out[n, c, oy, ox] = the largest x[n, c] under the window; padding (-1 in the index
+    maps) is ignored, as PyTorch's -inf padding is."""
+    n_img, channels = x.shape[0], x.shape[1]
+    ho, wo = out.shape[2], out.shape[3]
+    for task in prange(n_img * channels):
+        n, c = task // channels, task % channels
+        for oy in range(ho):
+            for ox in range(wo):
+                best = -np.inf
+                for i in range(kh):
+                    r = row_src[oy * stride_h + i * dil_h]
+                    if r < 0:
+                        continue
+                    for j in range(kw):
+                        s = col_src[ox * stride_w + j * dil_w]
+                        if s >= 0 and x[n, c, r, s] > best:
+                            best = x[n, c, r, s]
+                out[n, c, oy, ox] = best
+    return out

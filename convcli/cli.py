@@ -80,7 +80,7 @@ def _output_path(source: Path, output: str, job) -> Path:
 
 @cli.command()
 @click.argument("inputs", metavar="INPUT…", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-k", "--kernel", "kernel_specs", multiple=True, required=True, metavar="SPEC",
+@click.option("-k", "--kernel", "kernel_specs", multiple=True, metavar="SPEC",
               help="A catalogue name (sobel_x), name:params (gaussian:sigma=2, box:5, "
                    "log:sigma=1.4, dog:sigma1=1,sigma2=2, motion:length=9,angle=30, "
                    "unsharp:sigma=1,amount=1.5), a matrix (\"[[1,2,1],[2,4,2],[1,2,1]]/16\" or "
@@ -134,10 +134,20 @@ def _output_path(source: Path, output: str, job) -> Path:
               help="Replace outputs that exist (a batch refuses by default).")
 @click.option("--fail-fast", is_flag=True, help="Stop a batch at its first failure.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-file warnings.")
+@click.option("--net", "net_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="NET.yaml",
+              help="Run a layer stack instead of -k and write every layer's feature maps to "
+                   "-o DIR/ (.npy, or one tiled PNG per layer with --grid).")
+@click.option("--rf-overlay", "overlay_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="OUT.png",
+              help="With --net and --at: draw on the image the receptive field of that output "
+                   "pixel at each depth.")
+@click.option("--at", "at", default=None, metavar="Y,X",
+              help="An output pixel of the network's last spatial layer, for --rf-overlay.")
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
           groups, mode, bias, normalize, range_policy, alpha, gray, rgb, fmt, quality, grid,
           report_path, show_stats, recursive, globs, excludes, follow_links, jobs,
-          skip_existing, overwrite, fail_fast, quiet):
+          skip_existing, overwrite, fail_fast, quiet, net_path, overlay_path, at):
     """Apply kernels to an image, or to folders of images.
 
     A 2-D kernel is applied to each colour channel on its own; a 4-D kernel
@@ -150,6 +160,18 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
 
     if gray and rgb:
         raise click.UsageError("--gray and --rgb exclude each other")
+    if net_path is not None:
+        if kernel_specs:
+            raise click.UsageError("--net runs its own layers; drop -k")
+        if len(inputs) != 1 or inputs[0].is_dir():
+            raise click.UsageError("--net runs on one image")
+        _apply_net(inputs[0], net_path, Path(output), gray, rgb, grid, range_policy,
+                   overlay_path, at, catalogues)
+        return
+    if overlay_path is not None or at is not None:
+        raise click.UsageError("--rf-overlay and --at go with --net")
+    if not kernel_specs:
+        raise click.UsageError("Missing option '-k' / '--kernel' (or --net)")
     if skip_existing and overwrite:
         raise click.UsageError("--skip-existing and --overwrite exclude each other")
     catalogue = Catalogue.load(catalogues)
@@ -176,6 +198,69 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
             _console().print(_comparison_table(stage["conv_vs_dense"], stage["kernel"]))
     if report_path is not None:
         _write_json(report_path, report)
+
+
+def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, overlay_path, at,
+               catalogues):
+    """apply --net: every layer's feature maps, and the receptive-field picture."""
+    import numpy as np
+
+    from .images import Picture, read_image, write_image
+    from .kernels import Catalogue
+    from .net import fields_at_depth, forward, load_network
+    from .pipeline import FilterResult, input_planes, to_picture
+
+    if (overlay_path is None) != (at is None):
+        raise click.UsageError("--rf-overlay and --at go together")
+    network = load_network(net_path)
+    picture = read_image(source)
+    planes = input_planes(picture, gray, rgb)
+    if planes.shape[0] != network.input_shape[0]:
+        raise click.UsageError(
+            f"{net_path} takes {network.input_shape[0]} channel(s) but {source} has "
+            f"{planes.shape[0]}; convert with --gray or --rgb")
+    suffix = ".png" if grid else ".npy"
+    policy = "minmax" if range_policy == "auto" else range_policy
+    catalogue = Catalogue.load(catalogues)
+    written = 0
+    for net_layer, maps in forward(network, planes, catalogue):
+        target = output_dir / f"{net_layer.index:02d}_{net_layer.name}{suffix}"
+        result = FilterResult(maps, None, policy)
+        if grid:
+            out, _, _ = to_picture(result, Picture(np.zeros((1, 1, 1), np.uint8)), "PNG", policy,
+                                   grid=True)
+        else:
+            out = Picture(np.ascontiguousarray(maps.transpose(1, 2, 0)))
+        write_image(target, out)
+        written += 1
+    click.echo(f"wrote the feature maps of {written} layers to {output_dir}/ ({suffix[1:]})")
+    if overlay_path is not None:
+        from .images import save_pillow
+        from .render import draw_windows
+
+        y, x = _point(at)
+        rows = network.summary(planes.shape)
+        drawn = fields_at_depth(rows, y, x, planes.shape)
+        rgb_pixels = _display_rgb(picture)
+        labels = [f"{row.layer.name}: r={_axes_text(_axes(row.fields, 'size'))}" for row, _ in drawn]
+        save_pillow(draw_windows(rgb_pixels, [w for _, w in drawn], labels), overlay_path)
+        top, bottom, left, right = drawn[-1][1]
+        click.echo(f"wrote {overlay_path}: output pixel ({y}, {x}) of {drawn[-1][0].layer.name} "
+                   f"sees input rows {top}…{bottom}, columns {left}…{right}")
+
+
+def _display_rgb(picture):
+    """An 8-bit RGB view of a picture, for drawing on."""
+    import numpy as np
+
+    color = picture.color.astype(np.float64)
+    if picture.color.dtype.kind == "f":
+        low, high = float(color.min()), float(color.max())
+        color = (color - low) / (high - low or 1) * 255
+    else:
+        color = color * (255 / picture.max_value)
+    color = np.rint(color).clip(0, 255).astype(np.uint8)
+    return np.repeat(color, 3, axis=2) if color.shape[2] == 1 else color[:, :, :3]
 
 
 def _apply_batch(inputs, output_dir, job, recursive, globs, excludes, follow_links, jobs,
@@ -626,6 +711,89 @@ def _loss_progress(epochs: int):
                         transient=True)
     progress.add_task("gd", total=epochs, loss="…")
     return progress
+
+
+# ----------------------------------------------------------------------------------------
+# receptive-field
+
+
+def _point(text: str) -> tuple[int, int]:
+    try:
+        y, x = (int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not Y,X (two whole numbers)") from None
+    return y, x
+
+
+def _axes(fields, attribute: str):
+    """One number when H and W agree, else [h, w]."""
+    h, w = (getattr(f, attribute) for f in fields)
+    return h if h == w else [h, w]
+
+
+@cli.command("receptive-field")
+@click.argument("net_path", metavar="NET.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--at", "at", default=None, metavar="Y,X",
+              help="Print the input window this output pixel of the last (or --layer) layer "
+                   "sees, clipped to the image.")
+@click.option("--layer", "layer_key", default=None, metavar="NAME|INDEX",
+              help="The layer --at refers to (default: the last spatial layer).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+def receptive_field(net_path, at, layer_key, as_json):
+    """Shapes, parameters and receptive fields of a layer stack, layer by layer.
+
+    r is the receptive field, S the effective stride and P the effective padding (before
+    the first pixel), all with respect to the input; output pixel y sees input pixels
+    y·S − P … y·S − P + r − 1.
+    """
+    from .net import load_network, window_at
+
+    network = load_network(net_path)
+    rows = network.summary()
+    records = [{"name": row.layer.name, "type": row.layer.kind,
+                "output_shape": list(row.output_shape), "params": row.params.total,
+                **({"rf": _axes(row.fields, "size"), "stride": _axes(row.fields, "stride"),
+                    "padding": _axes(row.fields, "padding")} if row.fields else
+                   {"rf": None, "stride": None, "padding": None})} for row in rows]
+    result = {"name": network.name, "input_shape": list(network.input_shape),
+              "layers": records, "total_params": sum(row.params.total for row in rows)}
+    if at is not None:
+        spatial = [i for i, row in enumerate(rows) if row.fields is not None]
+        position = network.find(layer_key) if layer_key else spatial[-1]
+        y, x = _point(at)
+        top, bottom, left, right = window_at(rows[position], y, x, network.input_shape)
+        result["at"] = {"layer": rows[position].layer.name, "y": y, "x": x,
+                        "rows": [top, bottom], "cols": [left, right]}
+    if as_json:
+        import json
+
+        click.echo(json.dumps(result))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{network.name}: input {_shape_text(network.input_shape)}",
+                  title_justify="left")
+    for column in ("#", "name", "type", "output", "params", "r", "S", "P"):
+        table.add_column(column, justify="right" if column in ("#", "params", "r", "S", "P")
+                         else "left")
+    for index, record in enumerate(records, 1):
+        table.add_row(str(index), record["name"], record["type"],
+                      _shape_text(record["output_shape"]), f"{record['params']:,}",
+                      *(_axes_text(record[k]) for k in ("rf", "stride", "padding")))
+    table.caption = f"total parameters: {result['total_params']:,}"
+    table.caption_justify = "left"
+    _console().print(table)
+    if at is not None:
+        window = result["at"]
+        click.echo(f"{window['layer']} pixel ({window['y']}, {window['x']}) sees input rows "
+                   f"{window['rows'][0]}…{window['rows'][1]}, columns "
+                   f"{window['cols'][0]}…{window['cols'][1]}")
+
+
+def _axes_text(value) -> str:
+    if value is None:
+        return "all"
+    return f"{value[0]}×{value[1]}" if isinstance(value, list) else str(value)
 
 
 # ----------------------------------------------------------------------------------------

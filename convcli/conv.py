@@ -106,3 +106,24 @@ def warm_up() -> None:
     pixels = np.empty((4, 4, 1), np.uint8)
     _core.quantize(planes, False, 0.0, 1.0, 255.0, True, pixels)
     _core.png_filter_rows(pixels.reshape(4, 4), 1)
+
+
+def max_pool2d(x, kernel, stride=None, padding=0, dilation=1) -> np.ndarray:
+    """PyTorch's ``max_pool2d``: the largest value under each window of each channel
+    (padding never wins).  `x` is (C, H, W) or (N, C, H, W); `stride` defaults to `kernel`."""
+    from . import _core
+    from .plan import int_pair
+
+    x = np.asarray(x)
+    dtype = compute_dtype(x)
+    x = _as_float_array(x, "x", dtype)
+    if x.ndim not in (3, 4):
+        raise ParameterError(f"x must have shape (C, H, W) or (N, C, H, W), got {x.shape}")
+    kernel = int_pair(kernel, "kernel")
+    stride = kernel if stride is None else stride
+    plan = make_plan(x.shape, (x.shape[-3], 1, *kernel), stride, padding, dilation,
+                     x.shape[-3], "zeros", window="window")
+    out = np.empty(plan.output_shape, dtype)
+    _core.max_pool(x.reshape(plan.input_shape), plan.row_sources(), plan.col_sources(),
+                   *kernel, *plan.stride, *plan.dilation, out)
+    return out if x.ndim == 4 else out[0]

@@ -167,6 +167,20 @@ def carry_plane(plane: np.ndarray, kernel: Kernel, options: ConvOptions) -> np.n
                   padding_for(kernel, options), options.dilation, 1, options.pad_mode, "corr")[0]
 
 
+def input_planes(picture: Picture, gray: bool = False, rgb: bool = False) -> np.ndarray:
+    """A picture's colour as (C, H, W) float32 planes, converted to luminance (`gray`) or
+    repeated into RGB (`rgb`) first."""
+    color = picture.color
+    if gray:
+        color = to_gray(color)
+    elif rgb:
+        if color.shape[2] != 1:
+            raise ParameterError(f"--rgb repeats a gray image into 3 channels; this image has "
+                                 f"{color.shape[2]}")
+        color = np.repeat(color, 3, axis=2)
+    return np.ascontiguousarray(color.transpose(2, 0, 1), np.float32)
+
+
 @dataclass
 class FilterResult:
     """Float results of a pipeline, before they become pixels."""
@@ -189,15 +203,7 @@ def run_pipeline(picture: Picture, kernels: list[Kernel], options: ConvOptions,
                              f"{', '.join(RANGE_POLICIES)}")
     if not kernels:
         raise ParameterError("no kernel given; use -k NAME (see `convcli kernels`)")
-    color = picture.color
-    if gray:
-        color = to_gray(color)
-    elif rgb:
-        if color.shape[2] != 1:
-            raise ParameterError(f"--rgb repeats a gray image into 3 channels; this image has "
-                                 f"{color.shape[2]}")
-        color = np.repeat(color, 3, axis=2)
-    planes = np.ascontiguousarray(color.transpose(2, 0, 1), np.float32)
+    planes = input_planes(picture, gray, rgb)
     notes: list[str] = []
     stages: list[Stage] = []
     alpha_plane = None if picture.alpha is None or alpha == "drop" else picture.alpha.astype(np.float32)

@@ -221,7 +221,7 @@ class ConvPlan:
 
 
 def make_plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
-              pad_mode="zeros", mode="corr") -> ConvPlan:
+              pad_mode="zeros", mode="corr", window: str = "kernel") -> ConvPlan:
     """Check a convolution's shapes and options and resolve them into a `ConvPlan`.
 
     Parameters
@@ -232,6 +232,8 @@ def make_plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups
         (Cout, Cin/groups, kh, kw), PyTorch's layout.
     stride, padding, dilation, groups, pad_mode, mode
         As in `convcli.conv2d`.
+    window : str
+        What error messages call the kernel ("window" for pooling).
 
     Raises
     ------
@@ -277,7 +279,7 @@ def make_plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups
         span = "" if dilation == (1, 1) else (
             f" (spanning {dilation[0] * (kernel[0] - 1) + 1}×{dilation[1] * (kernel[1] - 1) + 1}"
             f" with dilation {dilation[0]}×{dilation[1]})")
-        raise ParameterError(
-            f"the kernel does not fit: input {h}×{w} padded to {h + top + bottom}×"
-            f"{w + left + right} is smaller than the {kernel[0]}×{kernel[1]} kernel{span}")
+        padded = "" if pads == (0, 0, 0, 0) else f" padded to {h + top + bottom}×{w + left + right}"
+        raise ParameterError(f"input {h}×{w}{padded} is smaller than the "
+                             f"{kernel[0]}×{kernel[1]} {window}{span}")
     return plan

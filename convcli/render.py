@@ -114,3 +114,35 @@ def line_chart(values, x_label: str, y_label: str, size=(720, 420)):
     draw.text(((left + width - right) / 2, top / 2), y_label + (" (log scale)" if log else ""),
               fill=(0, 0, 0), anchor="mm")
     return image
+
+
+#: Outline colours for nested rectangles, one per layer (cycled).
+PALETTE = [(228, 26, 28), (55, 126, 184), (77, 175, 74), (152, 78, 163), (255, 127, 0),
+           (166, 86, 40), (247, 129, 191), (0, 170, 170), (120, 120, 0), (30, 30, 30)]
+
+
+def draw_windows(image: np.ndarray, windows, labels: list[str], point=None):
+    """The (H, W, 3) uint8 image with one rectangle per (top, bottom, left, right) window,
+    inclusive, in its own colour, and a legend beside it; small images are enlarged."""
+    from PIL import Image, ImageDraw
+
+    scale = max(1, int(np.ceil(384 / max(image.shape[:2]))))
+    picture = Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale),
+                                            Image.NEAREST)
+    legend_width = 220
+    line = 16
+    canvas = Image.new("RGB", (picture.width + legend_width,
+                               max(picture.height, line * (len(windows) + 2))), (255, 255, 255))
+    canvas.paste(picture, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for index, ((top, bottom, left, right), label) in enumerate(zip(windows, labels)):
+        colour = PALETTE[index % len(PALETTE)]
+        draw.rectangle([left * scale, top * scale, (right + 1) * scale - 1,
+                        (bottom + 1) * scale - 1], outline=colour, width=2)
+        y = line * (index + 1)
+        draw.rectangle([picture.width + 8, y, picture.width + 20, y + 10], fill=colour)
+        draw.text((picture.width + 26, y - 1), label, fill=(0, 0, 0))
+    if point is not None:
+        cy, cx = (v * scale + scale // 2 for v in point)
+        draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], fill=(255, 255, 0), outline=(0, 0, 0))
+    return canvas

@@ -223,7 +223,7 @@ def conv_vs_dense(plan: ConvPlan, weight: np.ndarray, bias: bool,
     _, cin, h, w = plan.input_shape
     in_shape = (cin, h, w)
     cout, _, kh, kw = plan.weight_shape
-    conv = Conv(cout, (kh, kw), plan.stride, plan.padding, plan.dilation, plan.groups, bias,
+    conv = Conv((kh, kw), plan.stride, plan.padding, plan.dilation, cout, plan.groups, bias,
                 plan.pad_mode)
     out_shape = conv.output_shape(in_shape)
     dense = Dense(dense_out or int(np.prod(out_shape)), bias)

@@ -287,7 +287,7 @@ def test_truncated_image_fails_cleanly(run, samples, tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["-k", "box:50", "--padding", "valid"], "does not fit"),
+    (["-k", "box:50", "--padding", "valid"], "smaller than the 50×50 kernel"),
     (["--stride", "0"], "--stride"),
     (["--padding", "1,2"], "--padding"),
     (["--padding", "-1"], "--padding"),

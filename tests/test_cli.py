@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,18 +18,21 @@ def test_help_lists_the_commands(run):
     assert "apply" in result.output and "kernels" in result.output
 
 
-@pytest.mark.parametrize("command", [["apply"], ["kernels"], ["kernels", "show"]])
+@pytest.mark.parametrize("command", [["apply"], ["kernels"], ["kernels", "show"], ["stats"],
+                                     ["matrix"], ["learn"], ["receptive-field"]])
 def test_every_command_has_help(run, command):
     result = run(*command, "--help")
     assert result.exit_code == 0 and "Usage:" in result.output
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["kernels"], ["apply", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["kernels"], ["apply", "--help"],
+                                  ["receptive-field", "samples/nets/vgg16.yaml", "--json"]])
 def test_commands_that_do_not_convolve_do_not_import_numba(argv):
     code = ("import sys; from convcli.cli import cli; "
             f"cli.main({argv!r}, standalone_mode=False); "
             "sys.exit(3 if 'numba' in sys.modules else 0)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 0, result.stderr
 
 

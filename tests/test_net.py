@@ -1,0 +1,220 @@
+"""Layer stacks: published figures, shape arithmetic, receptive fields measured by
+perturbation, apply --net, and bad network files."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convcli import conv2d
+from convcli.errors import ParameterError
+from convcli.net import fields_at_depth, forward, load_network, window_at
+
+NETS = Path(__file__).resolve().parent.parent / "samples" / "nets"
+
+
+def summary_of(name):
+    network = load_network(NETS / f"{name}.yaml")
+    return network, {row.layer.name: row for row in network.summary()}
+
+
+def test_vgg16_matches_araujo_and_pytorch():
+    network, rows = summary_of("vgg16")
+    fields = rows["pool5"].fields
+    assert all((f.size, f.stride, f.padding) == (212, 32, 90) for f in fields)
+    assert rows["pool5"].output_shape == (512, 7, 7)
+    assert network.total_params() == 138_357_544           # torchvision.models.vgg16
+    assert rows["conv1_1"].params.total == 1_792 and rows["fc6"].params.total == 102_764_544
+
+
+def test_alexnet_v2_matches_araujo():
+    _, rows = summary_of("alexnet_v2")
+    assert [(f.size, f.stride, f.padding) for f in rows["pool5"].fields] == [(195, 32, 64)] * 2
+
+
+def test_torchvision_alexnet_parameters_and_field():
+    network, rows = summary_of("alexnet")
+    assert network.total_params() == 61_100_840            # torchvision.models.alexnet
+    assert rows["pool5"].output_shape == (256, 6, 6)
+    # r and S as published for AlexNet; torchvision pads conv1 by 2, so P is 64 + 2
+    assert [(f.size, f.stride, f.padding) for f in rows["pool5"].fields] == [(195, 32, 66)] * 2
+
+
+def write_net(tmp_path, layers, input_shape=(1, 20, 23), name="n.yaml"):
+    import yaml
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump({"name": "test", "input": list(input_shape), "layers": layers}))
+    return path
+
+
+def test_hand_computed_stack_with_dilation_asymmetric_padding_and_rectangles(tmp_path):
+    path = write_net(tmp_path, [
+        {"type": "conv", "name": "a", "out": 4, "k": [3, 5], "s": [1, 2], "p": [1, 0, 2, 2]},
+        {"type": "maxpool", "name": "b", "k": 2, "s": 2},
+        {"type": "conv", "name": "c", "out": 6, "k": 3, "d": 2, "groups": 2, "bias": False},
+        {"type": "batchnorm", "name": "bn"},
+        {"type": "flatten", "name": "f"},
+        {"type": "dense", "name": "d", "out": 5},
+    ], input_shape=(2, 20, 23))
+    rows = {r.layer.name: r for r in load_network(path).summary()}
+    # a: H (20+1+0-3)/1+1 = 19, W (23+2+2-5)/2+1 = 12; params 4·2·3·5 + 4
+    assert rows["a"].output_shape == (4, 19, 12) and rows["a"].params.total == 124
+    assert rows["b"].output_shape == (4, 9, 6)
+    # c: span 5 → 5×2; params 6·(4/2)·9, no bias
+    assert rows["c"].output_shape == (6, 5, 2) and rows["c"].params.total == 108
+    assert rows["bn"].params.total == 12
+    assert rows["d"].params.total == 60 * 5 + 5 and rows["d"].fields is None
+    rf_h, rf_w = rows["c"].fields
+    # H: a (k3,s1,p1) → r3 S1 P1; b (k2,s2) → r4 S2 P1; c (span 5) → r 4+4·2 = 12, P 1
+    assert (rf_h.size, rf_h.stride, rf_h.padding) == (12, 2, 1)
+    # W: a (k5,s2,p2) → r5 S2 P2; b → r 5+1·2 = 7, S4, P2; c → r 7+4·4 = 23, S4, P2
+    assert (rf_w.size, rf_w.stride, rf_w.padding) == (23, 4, 2)
+
+
+def test_json_gives_integers_when_axes_agree_else_pairs(run, tmp_path):
+    path = write_net(tmp_path, [{"type": "conv", "name": "a", "out": 2, "k": 3, "p": 1},
+                                {"type": "conv", "name": "b", "out": 2, "k": [3, 1], "s": [2, 1]}])
+    result = run("receptive-field", path, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    a, b = data["layers"]
+    assert (a["rf"], a["stride"], a["padding"]) == (3, 1, 1)
+    assert (b["rf"], b["stride"], b["padding"]) == ([5, 3], [2, 1], 1)
+    assert set(a) == {"name", "type", "output_shape", "params", "rf", "stride", "padding"}
+    assert data["total_params"] == (2 * 9 + 2) + (2 * 2 * 3 + 2)
+
+
+def test_receptive_field_at_prints_the_clipped_window(run):
+    result = run("receptive-field", NETS / "vgg16.yaml", "--at", "0,6", "--json")
+    window = json.loads(result.stdout)["at"]
+    assert window["layer"] == "pool5"
+    assert window["rows"] == [0, 121] and window["cols"] == [192 - 90, 223]   # clipped
+    text = run("receptive-field", NETS / "vgg16.yaml", "--at", "3,3", "--layer", "conv1_1").stdout
+    assert "conv1_1 pixel (3, 3) sees input rows 2…4, columns 2…4" in text
+    assert "138,357,544" in text
+
+
+def perturbation_window(network, shape, y, x, rng):
+    """The input pixels whose change alters output pixel (y, x) of the last spatial layer."""
+    from convcli.kernels import Catalogue
+    base = rng.uniform(0, 1, shape).astype(np.float32)
+    catalogue = Catalogue.load(use_env=False)
+
+    def output(image):
+        maps = None
+        for _, maps in forward(network, image, catalogue):
+            pass
+        return maps[:, y, x]
+
+    reference = output(base)
+    seen = np.zeros(shape[1:], bool)
+    for r in range(shape[1]):
+        for c in range(shape[2]):
+            changed = base.copy()
+            changed[:, r, c] += 50.0
+            seen[r, c] = np.any(np.abs(output(changed) - reference) > 1e-3)
+    rows, cols = np.nonzero(seen)
+    return rows.min(), rows.max(), cols.min(), cols.max(), seen
+
+
+@pytest.mark.parametrize("layers, at", [
+    ([{"type": "conv", "out": 2, "k": 3, "p": 1, "name": "a"},
+      {"type": "maxpool", "k": 2, "name": "b"},
+      {"type": "conv", "out": 2, "k": 3, "s": 2, "name": "c"}], (1, 1)),
+    ([{"type": "conv", "out": 2, "k": [3, 5], "d": [2, 1], "p": [2, 0, 1, 3], "name": "a"},
+      {"type": "avgpool", "k": 3, "s": [1, 2], "name": "b"},
+      {"type": "relu", "name": "r"},
+      {"type": "conv", "out": 1, "k": 2, "name": "c"}], (0, 2)),
+    ([{"type": "conv", "out": 3, "k": 5, "s": 2, "p": 2, "name": "a"},
+      {"type": "conv", "out": 2, "k": 3, "s": 2, "p": 1, "name": "b"}], (4, 0)),
+])
+def test_measured_receptive_field_equals_the_computed_one(tmp_path, layers, at):
+    rng = np.random.default_rng(5)
+    channels = 1
+    for layer in layers:                              # positive weights: every path counts
+        if layer["type"] == "conv":
+            k = layer["k"] if isinstance(layer["k"], list) else [layer["k"]] * 2
+            name = f"w_{layer['name']}.npy"
+            np.save(tmp_path / name, rng.uniform(0.1, 1, (layer["out"], channels, *k)))
+            layer["kernel"] = f"@{tmp_path / name}"
+            channels = layer["out"]
+    path = write_net(tmp_path, layers, input_shape=(1, 21, 19))
+    network = load_network(path)
+    rows = network.summary()
+    last = [r for r in rows if r.fields is not None][-1]
+    computed = window_at(last, *at, network.input_shape)
+    top, bottom, left, right, seen = perturbation_window(network, network.input_shape, *at, rng)
+    assert (top, bottom, left, right) == computed
+    assert seen[top:bottom + 1, left:right + 1].mean() > 0.3
+
+
+def test_fields_at_depth_grow_and_nest(tmp_path):
+    network = load_network(NETS / "alexnet_v2.yaml")
+    rows = network.summary()
+    windows = [w for _, w in fields_at_depth(rows, 2, 3, network.input_shape)]
+    sizes = [(b - t + 1) * (r - l + 1) for t, b, l, r in windows]
+    assert sizes == sorted(sizes)
+    for (t1, b1, l1, r1), (t2, b2, l2, r2) in zip(windows, windows[1:]):
+        assert t2 <= t1 and b1 <= b2 and l2 <= l1 and r1 <= r2
+
+
+def test_apply_net_writes_every_layers_maps_and_the_overlay(run, samples, tmp_path):
+    path = write_net(tmp_path, [
+        {"type": "conv", "name": "edges", "out": 1, "kernel": "sobel_x", "bias": False, "p": 1},
+        {"type": "relu", "name": "r1"},
+        {"type": "maxpool", "name": "pool", "k": 2},
+        {"type": "conv", "name": "mix", "out": 3, "k": 3, "s": 2, "init": "random", "seed": 3},
+        {"type": "flatten", "name": "f"},
+        {"type": "dense", "name": "fc", "out": 2},
+    ], input_shape=(1, 512, 512))
+    out = tmp_path / "maps"
+    result = run("apply", samples / "camera.png", "--net", path, "-o", f"{out}/",
+                 "--rf-overlay", tmp_path / "rf.png", "--at", "10,20")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["01_edges.npy", "02_r1.npy", "03_pool.npy",
+                                                     "04_mix.npy"]
+    from convcli.images import read_image
+    image = read_image(samples / "camera.png").color.transpose(2, 0, 1).astype(np.float32)
+    sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32)[None, None]
+    np.testing.assert_allclose(np.load(out / "01_edges.npy"), conv2d(image, sobel, padding=1)[0],
+                               rtol=1e-5, atol=1e-3)
+    assert np.load(out / "04_mix.npy").shape == (127, 127, 3)
+    assert (tmp_path / "rf.png").is_file() and "sees input rows" in result.stdout
+    grid = run("apply", samples / "camera.png", "--net", path, "-o", f"{tmp_path}/g/", "--grid")
+    assert grid.exit_code == 0 and len(list((tmp_path / "g").glob("*.png"))) == 4
+    wrong = run("apply", samples / "astronaut.png", "--net", path, "-o", f"{tmp_path}/w/")
+    assert wrong.exit_code == 2 and "--gray" in wrong.stderr
+
+
+@pytest.mark.parametrize("body, words", [
+    ("name: x\ninput: [3, 8, 8]\nlayers:\n  - {type: conv2d, out: 4}\n", "layer 1: unknown type 'conv2d'"),
+    ("name: x\ninput: [3, 8, 8]\nlayers:\n  - {type: conv, k: 3}\n", "layer 1 conv: out is required"),
+    ("name: x\ninput: [3, 8, 8]\nlayers:\n  - {type: conv, out: 4, k: 0}\n", "layer 1 conv: k"),
+    ("name: x\ninput: [3, 8, 8]\nlayers:\n  - {type: conv, out: 4, p: -1}\n", "layer 1 conv: p"),
+    ("name: x\ninput: [3, 8, 8]\nlayers:\n  - {type: conv, out: 4, stride: 2}\n", "unknown field(s) stride"),
+    ("name: x\ninput: [3, 8, 8]\nlayers:\n  - {type: maxpool}\n", "layer 1 maxpool: k (the window) is required"),
+    ("name: x\ninput: [3, 8]\nlayers:\n  - {type: relu}\n", "input must be [C, H, W]"),
+    ("name: x\ninput: [3, 8, 8]\nlayers: []\n", "layers must be a non-empty list"),
+    ("name: x\ninput: [3, 8, 8]\nlayers:\n  - {type: relu, name: a}\n  - {type: relu, name: a}\n", "used twice"),
+    ("name: x\ninput: [3, 8, 8]\nlayers:\n  - {type: flatten}\n  - {type: conv, out: 2}\n", "layer 2 conv: needs a C×H×W input"),
+    ("name: x\ninput: [3, 8, 8]\nlayers:\n  - {type: conv, out: 2, kernel: sobel_q}\n", "did you mean sobel"),
+    ("name: x\ninput: [3, 8, 8]\nlayers:\n  - {type: conv, out: 2, kernel: sobel_x, k: 5}\n", "does not match"),
+    ("name: x\ninput: [3, 8, 8]\nlayers:\n  - {type: conv, out: 2, groups: 2}\n", "groups=2 must divide"),
+    ("name: x\ninput: [3, 8, 8]\nlayers: !!python/object/apply:os.system ['true']\n", "not valid YAML"),
+    ("name: x\ninput: [3, 8, 8]\nlayers:\n  - [conv]\n", "expected a mapping with a type"),
+])
+def test_bad_network_files(run, tmp_path, body, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(ParameterError, match=words.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+        load_network(path)
+    result = run("receptive-field", path)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and str(path) in result.stderr
+
+
+def test_shapes_that_stop_fitting_name_the_layer(run, tmp_path):
+    layers = [{"type": "conv", "out": 4, "k": 3}] + [{"type": "maxpool", "k": 2}] * 6
+    path = write_net(tmp_path, layers, input_shape=(1, 64, 64))
+    with pytest.raises(ParameterError, match="layer 7 maxpool: input 1×1 is smaller than the 2×2 window"):
+        load_network(path)
