@@ -1,8 +1,9 @@
 """The compiled core: the only module that imports numba.
 
 Every function here takes clean arrays (C-contiguous, one float dtype) and index maps
-built by `convcli.plan`; padding never materialises: a padded row or column is looked up
-in ``row_src``/``col_src`` (-1 means zero), and the interior of each row is read directly.
+built by `convcli.plan`: padded row or column p copies input row or column row_src[p] /
+col_src[p] (-1 means zero).  The padded image never exists; each task pads just the rows
+it needs into a small buffer that stays in cache.
 """
 
 import numba
@@ -14,76 +15,175 @@ from numba import njit, prange
 if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
-ROWS_PER_TASK = 8
-
 
 def set_threads(count: int) -> None:
     """Use `count` threads in parallel functions (at most numba's maximum)."""
     numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
 
 
+@njit(cache=True)
+def fill_padded_rows(x, n, c, row_src, col_src, left, first, pbuf):
+    """pbuf[k] = padded row `first + k` of channel c of image n: every column through
+    col_src (-1 is zero), the interior copied in one piece."""
+    width = x.shape[3]
+    for k in range(pbuf.shape[0]):
+        r = row_src[first + k]
+        prow = pbuf[k]
+        if r < 0:
+            prow[:] = 0
+            continue
+        xrow = x[n, c, r]
+        for q in range(left):
+            s = col_src[q]
+            prow[q] = xrow[s] if s >= 0 else 0
+        prow[left:left + width] = xrow
+        for q in range(left + width, prow.size):
+            s = col_src[q]
+            prow[q] = xrow[s] if s >= 0 else 0
+
+
+@njit(cache=True)
+def accumulate_row(arow, prow, taps, stride_w, dil_w):
+    """arow[t] += Σ_j taps[j] · prow[t·stride_w + j·dil_w], up to four taps per pass so
+    each accumulator load and store carries several multiply-adds."""
+    wo = arow.size
+    kw = taps.size
+    if stride_w != 1:
+        for j in range(kw):
+            w0 = taps[j]
+            o0 = j * dil_w
+            for t in range(wo):
+                arow[t] += w0 * prow[t * stride_w + o0]
+        return
+    j0 = 0
+    while j0 < kw:
+        count = min(4, kw - j0)
+        o0 = j0 * dil_w
+        a = prow[o0:o0 + wo]
+        w0 = taps[j0]
+        if count == 4:
+            b = prow[o0 + dil_w:o0 + dil_w + wo]
+            c = prow[o0 + 2 * dil_w:o0 + 2 * dil_w + wo]
+            d = prow[o0 + 3 * dil_w:o0 + 3 * dil_w + wo]
+            w1, w2, w3 = taps[j0 + 1], taps[j0 + 2], taps[j0 + 3]
+            for t in range(wo):
+                arow[t] += w0 * a[t] + w1 * b[t] + w2 * c[t] + w3 * d[t]
+        elif count == 3:
+            b = prow[o0 + dil_w:o0 + dil_w + wo]
+            c = prow[o0 + 2 * dil_w:o0 + 2 * dil_w + wo]
+            w1, w2 = taps[j0 + 1], taps[j0 + 2]
+            for t in range(wo):
+                arow[t] += w0 * a[t] + w1 * b[t] + w2 * c[t]
+        elif count == 2:
+            b = prow[o0 + dil_w:o0 + dil_w + wo]
+            w1 = taps[j0 + 1]
+            for t in range(wo):
+                arow[t] += w0 * a[t] + w1 * b[t]
+        else:
+            for t in range(wo):
+                arow[t] += w0 * a[t]
+        j0 += count
+
+
 @njit(cache=True, parallel=True)
 def correlate(x, weight, bias, row_src, col_src, stride_h, stride_w, dil_h, dil_w, left,
-              groups, out):
-    """out[n, co] = bias[co] + Σ_ci Σ_ij weight[co, ci, i, j] · xpad[n, g·Cig + ci, oy·sh + i·dh, ox·sw + j·dw].
+              groups, block_rows, chunk, out):
+    """Direct convolution: out[n, co] = bias[co] + Σ_ci Σ_ij weight[co, ci, i, j] ·
+    xpad[n, g·Cig + ci, oy·sh + i·dh, ox·sw + j·dw].
 
-    Tasks are (image, output channel, block of output rows); each accumulates one output
-    row at a time in a local buffer along contiguous input rows.
+    Tasks are (image, `chunk` output channels of one group, block of output rows).  A task
+    pads the input rows its block needs once per input channel, into a buffer that stays
+    in cache, then adds whole kernel rows into its blocks of accumulators.
     """
-    n_img, _, _, width = x.shape
+    n_img = x.shape[0]
     c_out, c_in_g, kh, kw = weight.shape
     ho, wo = out.shape[2], out.shape[3]
     c_out_g = c_out // groups
+    chunks_per_group = (c_out_g + chunk - 1) // chunk
+    n_chunks = groups * chunks_per_group
+    n_blocks = (ho + block_rows - 1) // block_rows
+    for task in prange(n_img * n_chunks * n_blocks):
+        n = task // (n_chunks * n_blocks)
+        k = (task // n_blocks) % n_chunks
+        g = k // chunks_per_group
+        co0 = g * c_out_g + (k % chunks_per_group) * chunk
+        co1 = min(co0 + chunk, (g + 1) * c_out_g)
+        y0 = (task % n_blocks) * block_rows
+        y1 = min(ho, y0 + block_rows)
+        first = y0 * stride_h
+        pbuf = np.empty(((y1 - 1) * stride_h + (kh - 1) * dil_h + 1 - first, col_src.size),
+                        out.dtype)
+        acc = np.empty((co1 - co0, y1 - y0, wo), out.dtype)
+        for co in range(co0, co1):
+            acc[co - co0] = bias[co]
+        for ci in range(c_in_g):
+            fill_padded_rows(x, n, g * c_in_g + ci, row_src, col_src, left, first, pbuf)
+            for co in range(co0, co1):
+                for oy in range(y0, y1):
+                    for i in range(kh):
+                        accumulate_row(acc[co - co0, oy - y0],
+                                       pbuf[oy * stride_h + i * dil_h - first],
+                                       weight[co, ci, i], stride_w, dil_w)
+        out[n, co0:co1, y0:y1] = acc
+    return out
 
-    # For tap column j, output columns [lo[j], hi[j]) read x[..., ox·sw + j·dw − left]
-    # without a lookup; the few outside use col_src.
-    lo = np.empty(kw, np.int64)
-    hi = np.empty(kw, np.int64)
-    for j in range(kw):
-        first = left - j * dil_w
-        a = 0 if first <= 0 else (first + stride_w - 1) // stride_w
-        end = left + width - j * dil_w
-        b = 0 if end <= 0 else (end + stride_w - 1) // stride_w
-        lo[j] = min(a, wo)
-        hi[j] = max(lo[j], min(b, wo))
 
-    n_blocks = (ho + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+@njit(cache=True, parallel=True)
+def correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h, stride_w,
+                        dil_h, dil_w, left, groups, block_rows, out):
+    """Convolution with kernels of low rank: weight[co, ci] = Σ_r col_taps[co, ci, r] ⊗
+    row_taps[co, ci, r], run as a horizontal pass over the padded rows a block needs, then
+    a vertical pass, for each term r."""
+    n_img = x.shape[0]
+    c_out, c_in_g, rank, kh = col_taps.shape
+    ho, wo = out.shape[2], out.shape[3]
+    c_out_g = c_out // groups
+    n_blocks = (ho + block_rows - 1) // block_rows
     for task in prange(n_img * c_out * n_blocks):
         n = task // (c_out * n_blocks)
         co = (task // n_blocks) % c_out
-        block = task % n_blocks
+        y0 = (task % n_blocks) * block_rows
+        y1 = min(ho, y0 + block_rows)
+        first = y0 * stride_h
+        rows = (y1 - 1) * stride_h + (kh - 1) * dil_h + 1 - first
+        pbuf = np.empty((rows, col_src.size), out.dtype)
+        hbuf = np.empty((rows, wo), out.dtype)
+        acc = np.empty((y1 - y0, wo), out.dtype)
+        acc[:] = bias[co]
         c_in_0 = (co // c_out_g) * c_in_g
-        acc = np.empty(wo, out.dtype)
-        for oy in range(block * ROWS_PER_TASK, min(ho, (block + 1) * ROWS_PER_TASK)):
-            acc[:] = bias[co]
-            for ci in range(c_in_g):
-                for i in range(kh):
-                    r = row_src[oy * stride_h + i * dil_h]
-                    if r < 0:
-                        continue
-                    xrow = x[n, c_in_0 + ci, r]
-                    for j in range(kw):
-                        wt = weight[co, ci, i, j]
-                        off = j * dil_w - left
-                        for ox in range(lo[j]):
-                            c = col_src[ox * stride_w + j * dil_w]
-                            if c >= 0:
-                                acc[ox] += wt * xrow[c]
-                        a, b = lo[j], hi[j]
-                        dst = acc[a:b]
-                        if stride_w == 1:
-                            src = xrow[a + off:b + off]
-                            for t in range(b - a):
-                                dst[t] += wt * src[t]
-                        else:
-                            src = xrow[a * stride_w + off:]
-                            for t in range(b - a):
-                                dst[t] += wt * src[t * stride_w]
-                        for ox in range(hi[j], wo):
-                            c = col_src[ox * stride_w + j * dil_w]
-                            if c >= 0:
-                                acc[ox] += wt * xrow[c]
-            out[n, co, oy] = acc
+        for ci in range(c_in_g):
+            fill_padded_rows(x, n, c_in_0 + ci, row_src, col_src, left, first, pbuf)
+            for r in range(rank):
+                hbuf[:] = 0
+                for k in range(rows):
+                    accumulate_row(hbuf[k], pbuf[k], row_taps[co, ci, r], stride_w, dil_w)
+                for oy in range(y0, y1):
+                    arow = acc[oy - y0]
+                    for i in range(kh):
+                        w0 = col_taps[co, ci, r, i]
+                        hrow = hbuf[oy * stride_h + i * dil_h - first]
+                        for t in range(wo):
+                            arow[t] += w0 * hrow[t]
+        out[n, co, y0:y1] = acc
+    return out
+
+
+@njit(cache=True, parallel=True)
+def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, out):
+    """The patch matrix of image x[0] for output rows y0 … y0 + out rows / Wo:
+    out[(c·kh + i)·kw + j, (oy − y0)·Wo + ox] = xpad[c, oy·sh + i·dh, ox·sw + j·dw]."""
+    channels = x.shape[1]
+    wo = (col_src.size - (kw - 1) * dil_w - 1) // stride_w + 1
+    n_rows = out.shape[1] // wo
+    for task in prange(channels * kh):
+        c, i = task // kh, task % kh
+        for j in range(kw):
+            dst = out[(c * kh + i) * kw + j]
+            for oy in range(n_rows):
+                r = row_src[(y0 + oy) * stride_h + i * dil_h]
+                for ox in range(wo):
+                    s = col_src[ox * stride_w + j * dil_w]
+                    dst[oy * wo + ox] = x[0, c, r, s] if (r >= 0 and s >= 0) else 0
     return out
 
 

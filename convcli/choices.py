@@ -15,3 +15,5 @@ COMBINES = ("magnitude", "max", "sum")
 #: Output formats by file extension.
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
            ".bmp": "BMP", ".webp": "WEBP", ".npy": "NPY"}
+#: The ways `conv2d` can compute a convolution (``auto`` lets the planner choose).
+ALGORITHMS = ("direct", "separable", "fft", "gemm")

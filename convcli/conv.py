@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .errors import ParameterError
@@ -23,7 +25,7 @@ def compute_dtype(*arrays) -> np.dtype:
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-           pad_mode="zeros", mode="corr") -> np.ndarray:
+           pad_mode="zeros", mode="corr", algo="auto") -> np.ndarray:
     """2-D convolution with the semantics of PyTorch's ``torch.nn.functional.conv2d``.
 
     Each output channel is one filter: one kernel per input channel of its group,
@@ -47,6 +49,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
         one of them (see `convcli.plan.canonical_pad_mode`).
     mode : {"corr", "conv"}
         Cross-correlation (PyTorch's) or true convolution (kernel flipped in both axes).
+    algo : {"auto", "direct", "separable", "fft", "gemm"}
+        How to compute it; ``auto`` asks `convcli.plan.choose_algorithm`.  All give the
+        same result within floating-point rounding.
 
     Returns
     -------
@@ -59,6 +64,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     ValueError
         For any input or option that is not allowed; the message names it.
     """
+    plan, x, weight, bias = prepare(x, weight, bias, stride, padding, dilation, groups,
+                                    pad_mode, mode)
+    algorithm = resolve_algorithm(algo, plan, weight)
+    out = np.empty(plan.output_shape, x.dtype)
+    ALGORITHM_RUNNERS[algorithm](x.reshape(plan.input_shape), weight, bias, plan, out)
+    return out if x.ndim == 4 else out[0]
+
+
+def prepare(x, weight, bias, stride, padding, dilation, groups, pad_mode, mode):
+    """Check and canonicalise conv2d's arguments: (plan, x, weight, bias) as contiguous
+    arrays of one float dtype, the weight already flipped for mode="conv"."""
     dtype = compute_dtype(x, weight)
     x = _as_float_array(x, "x", dtype)
     weight = _as_float_array(weight, "weight", dtype)
@@ -79,14 +95,168 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
             raise ParameterError("bias contains NaN or infinity; every value must be finite")
     if mode == "conv":
         weight = np.ascontiguousarray(weight[:, :, ::-1, ::-1])
+    return plan, x, weight, bias
 
+
+def resolve_algorithm(algo: str, plan, weight) -> str:
+    """`algo` checked, or the planner's choice for ``auto``."""
+    from .choices import ALGORITHMS
+    from .plan import choose_algorithm
+
+    if algo == "auto":
+        return choose_algorithm(plan, weight)
+    if algo not in ALGORITHMS:
+        raise ParameterError(f"algo {algo!r} is not one of auto, {', '.join(ALGORITHMS)}")
+    return algo
+
+
+#: Output channels a direct task computes from one padding of its input rows.
+CHANNEL_CHUNK = 8
+
+
+def block_rows(plan, channels: int = 1) -> int:
+    """Output rows per task: large enough to amortise the halo, small enough that every
+    thread gets several tasks and a task's accumulators (`channels` of them) stay in cache."""
+    n = plan.input_shape[0]
+    cout = plan.weight_shape[0]
+    ho, wo = plan.output_shape[2:]
+    tasks_wanted = 8 * (os.cpu_count() or 1)
+    return max(1, min(64, ho * n * cout // (channels * tasks_wanted),
+                      2**16 // max(1, wo * channels)))
+
+
+def _direct(x, weight, bias, plan, out):
     from . import _core
 
-    batched = x.reshape(plan.input_shape)
-    out = np.empty(plan.output_shape, dtype)
-    _core.correlate(batched, weight, bias, plan.row_sources(), plan.col_sources(),
-                    *plan.stride, *plan.dilation, plan.padding[2], plan.groups, out)
-    return out if x.ndim == 4 else out[0]
+    chunk = min(CHANNEL_CHUNK, plan.weight_shape[0] // plan.groups)
+    _core.correlate(x, weight, bias, plan.row_sources(), plan.col_sources(), *plan.stride,
+                    *plan.dilation, plan.padding[2], plan.groups, block_rows(plan, chunk),
+                    chunk, out)
+
+
+def _separable(x, weight, bias, plan, out):
+    """Each 2-D kernel as rank-1 terms (exact: a full-rank kernel keeps all its terms)."""
+    from . import _core
+    from .plan import low_rank_terms
+
+    cout, cin_g, kh, kw = weight.shape
+    terms = [[low_rank_terms(weight[co, ci]) for ci in range(cin_g)] for co in range(cout)]
+    rank = max(c.shape[0] for row in terms for c, _ in row)
+    cols = np.zeros((cout, cin_g, rank, kh), x.dtype)
+    rows = np.zeros((cout, cin_g, rank, kw), x.dtype)
+    for co in range(cout):
+        for ci in range(cin_g):
+            c, r = terms[co][ci]
+            cols[co, ci, :c.shape[0]] = c
+            rows[co, ci, :r.shape[0]] = r
+    _core.correlate_separable(x, cols, rows, bias, plan.row_sources(), plan.col_sources(),
+                              *plan.stride, *plan.dilation, plan.padding[2], plan.groups,
+                              block_rows(plan), out)
+
+
+#: Patch values the gemm path builds at once (bounds its memory to 64 MB of float32).
+GEMM_BAND_VALUES = 2**24
+
+
+def im2col(x: np.ndarray, plan, rows: slice = slice(None)) -> np.ndarray:
+    """The patch matrix of one (Cin, H, W) image: column p holds the Cin·kh·kw input values
+    (padding included) that output pixel p sees, so that for each group g
+    ``weight_g.reshape(Cout/groups, -1) @ patches[rows of g]`` is that group's output.
+    `rows` limits it to a band of output rows (columns in C order of (rows, Wo))."""
+    from . import _core
+
+    _, _, kh, kw = plan.weight_shape
+    ho, wo = plan.output_shape[2:]
+    first, stop, _ = rows.indices(ho)
+    x = np.ascontiguousarray(x[None], compute_dtype(x))
+    out = np.empty((x.shape[1] * kh * kw, max(0, stop - first) * wo), x.dtype)
+    return _core.im2col(x, plan.row_sources(), plan.col_sources(), kh, kw, *plan.stride,
+                        *plan.dilation, first, out)
+
+
+def _gemm(x, weight, bias, plan, out):
+    """im2col in bands of output rows, then one BLAS product per group."""
+    cout, cin_g, kh, kw = weight.shape
+    groups = plan.groups
+    cout_g = cout // groups
+    k = cin_g * kh * kw
+    ho, wo = plan.output_shape[2:]
+    band = max(1, GEMM_BAND_VALUES // (k * groups * wo))
+    matrices = weight.reshape(groups, cout_g, k)
+    for n in range(x.shape[0]):
+        for first in range(0, ho, band):
+            last = min(ho, first + band)
+            patches = im2col(x[n], plan, slice(first, last)).reshape(groups, k, -1)
+            if last - first == ho:                 # one band: multiply straight into out
+                np.matmul(matrices, patches, out=out[n].reshape(groups, cout_g, -1))
+            else:
+                out[n, :, first:last] = np.matmul(matrices, patches).reshape(cout, -1, wo)
+            out[n, :, first:last] += bias[:, None, None]
+
+
+def _fft(x, weight, bias, plan, out):
+    """Overlap-save: tiles of the padded input times the kernels' spectra (numpy's FFT),
+    tiles spread over threads; strides keep every s-th value of the stride-1 result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .plan import fft_tile
+
+    cout, cin_g, kh, kw = weight.shape
+    (sh, sw), (dh, dw) = plan.stride, plan.dilation
+    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    tile = fft_tile(plan)
+    step_h, step_w = tile - span_h + 1, tile - span_w + 1
+    dilated = np.zeros((cout, cin_g, span_h, span_w), x.dtype)
+    dilated[:, :, ::dh, ::dw] = weight
+    # correlation is convolution with the flipped kernel; its valid part starts at span − 1
+    spectra = np.fft.rfft2(dilated[:, :, ::-1, ::-1], s=(tile, tile)).astype(
+        np.complex64 if x.dtype == np.float32 else np.complex128)
+    ho, wo = plan.output_shape[2:]
+    dense_h, dense_w = sh * (ho - 1) + 1, sw * (wo - 1) + 1       # the stride-1 rows needed
+    row_src, col_src = plan.row_sources(), plan.col_sources()
+    cout_g = cout // plan.groups
+
+    def run(n: int, y: int, x0: int) -> None:
+        rows = _take(row_src, y, tile)
+        cols = _take(col_src, x0, tile)
+        if _contiguous(rows) and _contiguous(cols):          # an interior tile: a slice
+            block = x[n, :, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        else:
+            valid = (rows >= 0)[:, None] & (cols >= 0)[None, :]
+            block = np.where(valid, x[n][:, np.maximum(rows, 0)][:, :, np.maximum(cols, 0)], 0)
+        inputs = np.fft.rfft2(block.astype(x.dtype, copy=False))
+        result_h, result_w = min(step_h, dense_h - y), min(step_w, dense_w - x0)
+        for g in range(plan.groups):
+            mixed = np.einsum("ichw,chw->ihw", spectra[g * cout_g:(g + 1) * cout_g],
+                              inputs[g * cin_g:(g + 1) * cin_g])
+            dense = np.fft.irfft2(mixed, s=(tile, tile))[:, span_h - 1:span_h - 1 + result_h,
+                                                         span_w - 1:span_w - 1 + result_w]
+            # keep the stride grid: dense row y + a is output row (y + a) / sh when divisible
+            a0, b0 = (-y) % sh, (-x0) % sw
+            picked = dense[:, a0::sh, b0::sw]
+            oy, ox = (y + a0) // sh, (x0 + b0) // sw
+            out[n, g * cout_g:(g + 1) * cout_g, oy:oy + picked.shape[1],
+                ox:ox + picked.shape[2]] = picked + bias[g * cout_g:(g + 1) * cout_g, None, None]
+
+    jobs = [(n, y, x0) for n in range(x.shape[0]) for y in range(0, dense_h, step_h)
+            for x0 in range(0, dense_w, step_w)]
+    with ThreadPoolExecutor(max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        list(pool.map(lambda job: run(*job), jobs))
+
+
+def _contiguous(sources: np.ndarray) -> bool:
+    """Whether index map entries are consecutive real rows (no padding, no wrap)."""
+    return sources[0] >= 0 and sources[-1] - sources[0] == sources.size - 1 and bool(
+        np.all(np.diff(sources) == 1))
+
+
+def _take(sources: np.ndarray, start: int, length: int) -> np.ndarray:
+    """sources[start:start + length], padded with -1 (zero) beyond its end."""
+    part = sources[start:start + length]
+    return np.concatenate([part, np.full(length - part.size, -1, part.dtype)])
+
+
+ALGORITHM_RUNNERS = {"direct": _direct, "separable": _separable, "fft": _fft, "gemm": _gemm}
 
 
 def set_threads(count: int) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from .choices import COMBINES, RANGE_HINTS
 from .errors import KernelError
+from .plan import kernel_rank
 
 ENTRY_KEYS = {"weights", "bank", "spec", "scale", "bias", "combine", "range", "description",
               "source", "learned"}
@@ -74,19 +75,8 @@ class Kernel:
 
     def separable(self) -> bool:
         """Whether every 2-D kernel has rank 1 (an outer product of two 1-D kernels) within
-        `SEPARABLE_RTOL` of its largest singular value."""
-        return all(numerical_rank(m) <= 1 for m in self.weights.reshape(-1, *self.size))
-
-
-#: Singular values below this share of the largest count as zero (float32 results are
-#: accurate to about 1e-7, so a rank this small cannot be seen in them).
-SEPARABLE_RTOL = 1e-6
-
-
-def numerical_rank(matrix: np.ndarray) -> int:
-    """The rank of a 2-D kernel within `SEPARABLE_RTOL`."""
-    values = np.linalg.svd(matrix, compute_uv=False)
-    return int(np.count_nonzero(values > SEPARABLE_RTOL * values[0])) if values[0] > 0 else 0
+        `convcli.plan.SEPARABLE_RTOL` of its largest singular value."""
+        return kernel_rank(self.weights) <= 1
 
 
 # ----------------------------------------------------------------------------------------

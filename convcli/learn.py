@@ -17,7 +17,7 @@ import numpy as np
 from .conv import conv2d
 from .errors import ParameterError
 from .plan import make_plan, padding_amounts
-from .report import im2col_matrix
+from .conv import im2col
 
 #: Patch values per band when summing the normal equations (bounds memory).
 BAND_VALUES = 4_000_000
@@ -153,7 +153,7 @@ def normal_equations(samples, geometry: Geometry, cout: int, bias: bool):
             chosen = sample.fit[rows].ravel()
             if not chosen.any():
                 continue
-            patches = im2col_matrix(sample.x, plan, rows)[:, chosen]
+            patches = im2col(sample.x, plan, rows)[:, chosen]
             if bias:
                 patches = np.vstack([patches, np.ones((1, patches.shape[1]))])
             values = sample.y[:, rows].reshape(cout, -1)[:, chosen]
@@ -361,11 +361,15 @@ def file_digest(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _rounded(value):
-    """Nested lists of floats rounded to 8 significant digits (stable across BLAS builds)."""
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    return float(f"{value:.8g}")
+def _rounded(values: np.ndarray, floor: float = 0.0) -> list:
+    """Nested lists rounded to 6 significant digits of the largest magnitude (at least
+    `floor`): what a fit from float32 images determines, so reruns (other BLAS builds,
+    other summation orders) write the same numbers."""
+    largest = max(float(np.abs(values).max()), floor)
+    if largest == 0:
+        return np.zeros_like(values).tolist()
+    quantum = 10.0 ** (np.floor(np.log10(largest)) - 5)
+    return (np.round(values / quantum) * quantum).round(12).__add__(0.0).tolist()
 
 
 def catalogue_entry(result: LearnResult, files, options: dict) -> dict:
@@ -383,9 +387,9 @@ def catalogue_entry(result: LearnResult, files, options: dict) -> dict:
     if result.held_out:
         learned["holdout"] = {k: (round(v, 8) if isinstance(v, float) else v)
                               for k, v in result.held_out.items()}
-    bias = _rounded(result.bias.tolist())
+    bias = _rounded(result.bias, floor=1.0)           # biases are in pixel units
     return {
-        "weights": _rounded(result.weights_list()),
+        "weights": _rounded(np.asarray(result.weights_list())),
         "bias": bias[0] if result.kernel_2d else bias,
         "description": "learned from " + ", ".join(f"{x} → {y}" for x, y in names),
         "source": "convcli learn",

@@ -283,3 +283,84 @@ def make_plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups
         raise ParameterError(f"input {h}×{w}{padded} is smaller than the "
                              f"{kernel[0]}×{kernel[1]} {window}{span}")
     return plan
+
+
+# ----------------------------------------------------------------------------------------
+# Choosing an algorithm
+
+#: Singular values below this share of the largest count as zero when a kernel is split
+#: into separable terms (float32 results carry about 1e-7, so smaller terms are invisible).
+SEPARABLE_RTOL = 1e-6
+
+# Cost model, in seconds per unit of work on one core, measured on the reference machine
+# (bench/run.py); only their ratios matter for the choice.
+DIRECT_MAC = 1 / 18e9           # fused multiply-add in the direct kernel
+ROW_FILL = 1 / 2e9              # padding one input value into a row buffer
+GEMM_MAC = 1 / 27e9             # multiply-add in BLAS sgemm
+IM2COL_VALUE = 1 / 1e9          # writing one patch-matrix value
+FFT_FLOP = 1 / 1.5e9            # numpy's FFT, per 2.5·n·log2(n) flop, with tile handling
+FFT_MAX_SPECTRA = 2**26         # complex values of kernel spectra the FFT path may hold
+
+
+def low_rank_terms(matrix):
+    """Split a 2-D kernel into rank-1 terms Σ_r outer(column_r, row_r) by SVD, dropping
+    singular values under `SEPARABLE_RTOL` of the largest; returns (columns, rows) as
+    (R, kh) and (R, kw) arrays (R ≥ 1)."""
+    import numpy as np
+
+    u, values, vt = np.linalg.svd(np.asarray(matrix, np.float64))
+    rank = max(1, int(np.count_nonzero(values > SEPARABLE_RTOL * values[0]))) if values[0] > 0 else 1
+    root = np.sqrt(values[:rank])
+    return (u[:, :rank] * root).T, vt[:rank] * root[:, None]
+
+
+def kernel_rank(weight) -> int:
+    """The largest rank (within `SEPARABLE_RTOL`) of the 2-D kernels of a weight array."""
+    import numpy as np
+
+    mats = np.asarray(weight, np.float64).reshape(-1, *np.shape(weight)[-2:])
+    return max(low_rank_terms(m)[0].shape[0] for m in mats)
+
+
+def fft_tile(plan: ConvPlan) -> int:
+    """The FFT size (a power of two) overlap-save tiles of this convolution use."""
+    _, _, kh, kw = plan.weight_shape
+    span = max(plan.dilation[0] * (kh - 1), plan.dilation[1] * (kw - 1)) + 1
+    return max(128, min(1024, 1 << (6 * span - 1).bit_length()))
+
+
+def algorithm_costs(plan: ConvPlan, rank: int) -> dict[str, float]:
+    """Estimated seconds (one core) of each algorithm for this convolution."""
+    import math
+
+    n, cin, h, w = plan.input_shape
+    cout, cin_g, kh, kw = plan.weight_shape
+    _, _, ho, wo = plan.output_shape
+    pixels = n * ho * wo
+    padded_width = w + plan.padding[2] + plan.padding[3]
+    rows_needed = plan.stride[0] * ho + plan.dilation[0] * (kh - 1)
+    fills = n * cout * cin_g * rows_needed * padded_width
+    costs = {"direct": pixels * cout * cin_g * kh * kw * DIRECT_MAC + fills * ROW_FILL}
+    costs["separable"] = (n * cout * cin_g * rank * (rows_needed * wo * kw + ho * wo * kh)
+                          * DIRECT_MAC + fills * ROW_FILL)
+    costs["gemm"] = (pixels * cout * cin_g * kh * kw * GEMM_MAC
+                     + pixels * cin * kh * kw * IM2COL_VALUE
+                     + (0 if cout // plan.groups >= 8 else math.inf))
+    tile = fft_tile(plan)
+    span_h = plan.dilation[0] * (kh - 1) + 1
+    span_w = plan.dilation[1] * (kw - 1) + 1
+    tiles = n * math.ceil((plan.stride[0] * (ho - 1) + 1) / (tile - span_h + 1)) * \
+        math.ceil((plan.stride[1] * (wo - 1) + 1) / (tile - span_w + 1))
+    transform = 2.5 * tile * tile * math.log2(tile * tile) * FFT_FLOP / 2   # real input
+    spectra = cout * cin_g * tile * (tile // 2 + 1)
+    costs["fft"] = (tiles * ((cin + cout) * transform + spectra * 4 * DIRECT_MAC)
+                    + (0 if spectra * plan.groups <= FFT_MAX_SPECTRA else math.inf))
+    return costs
+
+
+def choose_algorithm(plan: ConvPlan, weight) -> str:
+    """The cheapest algorithm by `algorithm_costs` (direct unless another clearly wins)."""
+    rank = kernel_rank(weight) if min(plan.weight_shape[2:]) > 1 else 1
+    costs = algorithm_costs(plan, rank)
+    best = min(costs, key=costs.get)
+    return best if costs[best] < 0.8 * costs["direct"] else "direct"

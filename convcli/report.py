@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import ParameterError
 from .layers import Conv, Dense
+from .conv import im2col
 from .plan import ConvPlan, make_plan
 
 #: Largest dense matrix (in entries) `equivalent_matrix` builds: 2**26 float64 = 512 MiB.
@@ -159,20 +160,6 @@ def equivalent_matrix(input_shape, weight, stride=1, padding=0, dilation=1, grou
                                     pad_mode, mode).todense()
 
 
-def im2col_matrix(x: np.ndarray, plan: ConvPlan, rows: slice = slice(None)) -> np.ndarray:
-    """The patch matrix of one (Cin, H, W) image: column p holds the Cin·kh·kw input values
-    (padding included) that output pixel p sees, so that for each group g
-    ``weight_g.reshape(Cout/groups, -1) @ patches[rows of g]`` is that group's output.
-    `rows` limits it to a band of output rows (columns in C order of (rows, Wo))."""
-    src_rows, src_cols = _tap_sources(plan)           # (kh, Ho), (kw, Wo)
-    src_rows = src_rows[:, rows]
-    r = src_rows[:, None, :, None]
-    c = src_cols[None, :, None, :]
-    patches = x[:, np.maximum(r, 0), np.maximum(c, 0)]  # (Cin, kh, kw, Ho, Wo)
-    patches = np.where((r >= 0) & (c >= 0), patches, 0)
-    return patches.reshape(x.shape[0] * src_rows.shape[0] * src_cols.shape[0], -1)
-
-
 def matrix_nonzeros(plan: ConvPlan, weight: np.ndarray) -> int:
     """The exact number of nonzero entries of the equivalent matrix, without building it.
 
@@ -296,12 +283,12 @@ def explain_matrix(plan: ConvPlan, weight: np.ndarray, bias: np.ndarray, im2col:
                       plan.pad_mode, plan.mode) for x in inputs]
     if im2col:
         flipped = weight[:, :, ::-1, ::-1] if plan.mode == "conv" else weight
-        error = max(float(np.abs(grouped_product(flipped, im2col_matrix(x, plan), plan.groups)
+        error = max(float(np.abs(grouped_product(flipped, im2col(x, plan), plan.groups)
                                  + bias[:, None] - y.reshape(y.shape[0], -1)).max())
                     for x, y in zip(inputs, outputs))
-        pixel_ids = im2col_matrix(np.arange(1, int(np.prod(shape)) + 1, dtype=np.float64)
+        pixel_ids = im2col(np.arange(1, int(np.prod(shape)) + 1, dtype=np.float64)
                                   .reshape(shape), plan)
-        values = im2col_matrix(inputs[0], plan)
+        values = im2col(inputs[0], plan)
         labels = pixel_labels(shape)
         cells = [[labels[int(v) - 1] if v else "0" for v in row] for row in pixel_ids] \
             if pixel_ids.size <= CELLS_LIMIT else None

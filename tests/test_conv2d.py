@@ -208,3 +208,38 @@ def test_kernel_larger_than_padded_image_names_both_sizes():
 def test_wrong_ranks_are_refused(x_shape, w_shape):
     with pytest.raises(ValueError, match="shape"):
         conv2d(np.ones(x_shape), np.ones(w_shape))
+
+
+ALGORITHMS = ["direct", "separable", "fft", "gemm"]
+
+
+@pytest.mark.parametrize("algo", ALGORITHMS)
+@pytest.mark.parametrize("seed", range(25))
+def test_every_algorithm_matches_the_naive_reference(algo, seed):
+    case = random_case(np.random.default_rng(3000 + seed))
+    expected = naive_conv2d(**case)
+    x = case.pop("x").astype(np.float32)
+    got = conv2d(x, case.pop("weight").astype(np.float32), algo=algo, **case)
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("algo", ALGORITHMS)
+@pytest.mark.parametrize("pad_mode", PAD_MODES)
+def test_every_algorithm_agrees_with_direct_on_larger_images(algo, pad_mode):
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((2, 4, 70, 83)).astype(np.float32)
+    for weight, options in (
+        (rng.standard_normal((6, 2, 9, 7)), dict(groups=2, padding=(4, 4, 3, 3))),
+        (rng.standard_normal((4, 4, 3, 5)), dict(stride=(2, 3), dilation=(3, 2), padding=(5, 1, 0, 7))),
+        (np.outer([1, 4, 6, 4, 1], [1, 2, 1])[None, None].repeat(4, 0), dict(groups=4, padding="same")),
+    ):
+        weight = weight.astype(np.float32)
+        reference = conv2d(x, weight, pad_mode=pad_mode, algo="direct", **options)
+        got = conv2d(x, weight, pad_mode=pad_mode, algo=algo, **options)
+        np.testing.assert_allclose(got, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
+
+
+def test_unknown_algorithm_is_refused():
+    with pytest.raises(ValueError, match="algo 'winograd'"):
+        conv2d(np.ones((1, 5, 5)), np.ones((1, 1, 3, 3)), algo="winograd")

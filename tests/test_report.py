@@ -8,7 +8,7 @@ import pytest
 from convcli import conv2d
 from convcli.plan import PAD_MODES, make_plan
 from convcli.report import (DENSE_LIMIT, equivalent_matrix, equivalent_matrix_sparse,
-                            grouped_product, im2col_matrix, matrix_nonzeros)
+                            grouped_product, im2col, matrix_nonzeros)
 from test_conv2d import random_case
 
 
@@ -116,7 +116,7 @@ def test_equivalent_matrix_times_x_is_conv2d(seed):
                      case["dilation"], case["groups"], case["pad_mode"], case["mode"])
     assert matrix_nonzeros(plan, case["weight"]) == np.count_nonzero(m) == sparse.value.size
     flipped = case["weight"][:, :, ::-1, ::-1] if case["mode"] == "conv" else case["weight"]
-    np.testing.assert_allclose(grouped_product(flipped, im2col_matrix(x, plan), case["groups"]),
+    np.testing.assert_allclose(grouped_product(flipped, im2col(x, plan), case["groups"]),
                                (y - bias[:, None, None]).reshape(y.shape[0], -1), atol=1e-10)
 
 
