@@ -512,7 +512,7 @@ def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, g
         click.echo(f"Note: {kernel.name} combines its filters by {kernel.combine}, which is not "
                    f"linear; this is the matrix of its {kernel.n_filters} filters.", err=True)
     bias = layer.bias if with_bias is not False else np.zeros_like(layer.bias)
-    view = explain_matrix(plan, layer.weight, bias, im2col=show_im2col, seed=seed,
+    view = explain_matrix(plan, layer.weight, bias, patch_matrix=show_im2col, seed=seed,
                           dense=bool(png or npy))
     if sparse is not None:
         if view.sparse is None:

@@ -263,8 +263,9 @@ class MatrixView:
         return out
 
 
-def explain_matrix(plan: ConvPlan, weight: np.ndarray, bias: np.ndarray, im2col: bool = False,
-                   seed: int = 0, dense: bool = False, trials: int = 3) -> MatrixView:
+def explain_matrix(plan: ConvPlan, weight: np.ndarray, bias: np.ndarray,
+                   patch_matrix: bool = False, seed: int = 0, dense: bool = False,
+                   trials: int = 3) -> MatrixView:
     """Build the equivalent matrix (or the im2col patch matrix) of a convolution and verify
     it on `trials` random inputs against `conv2d`.
 
@@ -274,14 +275,14 @@ def explain_matrix(plan: ConvPlan, weight: np.ndarray, bias: np.ndarray, im2col:
     """
     from .conv import conv2d
 
-    if dense and not im2col:
+    if dense and not patch_matrix:
         check_dense_size(matrix_shape(plan))
     shape = plan.input_shape[1:]
     rng = np.random.default_rng(seed)
     inputs = [rng.standard_normal(shape) for _ in range(trials)]
     outputs = [conv2d(x, weight, bias, plan.stride, plan.padding, plan.dilation, plan.groups,
                       plan.pad_mode, plan.mode) for x in inputs]
-    if im2col:
+    if patch_matrix:
         flipped = weight[:, :, ::-1, ::-1] if plan.mode == "conv" else weight
         error = max(float(np.abs(grouped_product(flipped, im2col(x, plan), plan.groups)
                                  + bias[:, None] - y.reshape(y.shape[0], -1)).max())
