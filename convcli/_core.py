@@ -352,9 +352,10 @@ def quantize(planes, absolute, offset, scale, top, rounding, out):
     """out[y, x, c] = clip((|v| if absolute else v) · scale + offset, 0, top), rounded to
     nearest when `rounding`, from planar (C, H, W) values; NaN becomes 0.
 
-    Returns (how many values fell outside [0, top] before clipping, the smallest and the
-    largest finite input value) — NaN, NaN if none is finite."""
+    Returns (how many values clipping changed by more than rounding would, the smallest and
+    the largest finite input value) — NaN, NaN if none is finite."""
     channels, height, width = planes.shape
+    slack = 0.5 if rounding else 0.0        # values that round into range are not clipped
     outside = np.zeros(height, np.int64)
     lows = np.full(height, np.inf)
     highs = np.full(height, -np.inf)
@@ -372,10 +373,10 @@ def quantize(planes, absolute, offset, scale, top, rounding, out):
                     v = abs(v)
                 v = v * scale + offset
                 if not (v >= 0):            # negative or NaN
-                    count += 1
+                    count += not (v >= -slack)
                     v = 0.0
                 elif v > top:
-                    count += 1
+                    count += v > top + slack
                     v = top
                 if rounding:
                     v = np.rint(v)

@@ -145,9 +145,9 @@ def _output_path(source: Path, output: str, job) -> Path:
 @click.option("--at", "at", default=None, metavar="Y,X",
               help="An output pixel of the network's last spatial layer, for --rf-overlay.")
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
-          groups, mode, bias, normalize, range_policy, alpha, gray, rgb, fmt, quality, grid,
-          report_path, show_stats, recursive, globs, excludes, follow_links, jobs,
-          skip_existing, overwrite, fail_fast, quiet, net_path, overlay_path, at):
+          groups, mode, algo, threads, bias, normalize, range_policy, alpha, gray, rgb, fmt,
+          quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
+          jobs, skip_existing, overwrite, fail_fast, quiet, net_path, overlay_path, at):
     """Apply kernels to an image, or to folders of images.
 
     A 2-D kernel is applied to each colour channel on its own; a 4-D kernel
@@ -176,14 +176,19 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         raise click.UsageError("--skip-existing and --overwrite exclude each other")
     catalogue = Catalogue.load(catalogues)
     kernels = tuple(resolve_kernel(spec, catalogue) for spec in kernel_specs)
-    options = ConvOptions(stride, padding, dilation, groups, pad_mode, mode, bias, normalize)
+    options = ConvOptions(stride, padding, dilation, groups, pad_mode, mode, bias, normalize,
+                          algo)
     job = ApplyJob(kernels, options, range_policy, alpha, gray, rgb, quality, grid, fmt)
     if len(inputs) > 1 or inputs[0].is_dir():
         if show_stats:
             raise click.UsageError("--stats describes one file; for a batch use --report")
         _apply_batch(inputs, Path(output), job, recursive, globs, excludes, follow_links,
-                     jobs, skip_existing, overwrite, fail_fast, quiet, report_path)
+                     jobs, skip_existing, overwrite, fail_fast, quiet, report_path, threads)
         return
+    if threads is not None:
+        from .conv import set_threads
+
+        set_threads(threads)
     source = inputs[0]
     target = _output_path(source, output, job)
     if target.exists() and source.exists() and target.resolve() == source.resolve():
@@ -264,7 +269,7 @@ def _display_rgb(picture):
 
 
 def _apply_batch(inputs, output_dir, job, recursive, globs, excludes, follow_links, jobs,
-                 skip_existing, overwrite, fail_fast, quiet, report_path):
+                 skip_existing, overwrite, fail_fast, quiet, report_path, threads):
     import os
     import time
 
@@ -296,7 +301,8 @@ def _apply_batch(inputs, output_dir, job, recursive, globs, excludes, follow_lin
     if progress is not None:
         progress.start()
     try:
-        report = run_tasks(tasks, job, jobs or os.cpu_count() or 1, fail_fast, on_record)
+        report = run_tasks(tasks, job, jobs or os.cpu_count() or 1, fail_fast, on_record,
+                           threads or os.cpu_count() or 1)
     finally:
         if progress is not None:
             progress.stop()
@@ -398,7 +404,7 @@ def _stats_options(command):
                      help="Make a CNN layer of N filters, each the 2-D kernel on every input "
                           "channel (summed). Without it, a 2-D kernel acts on each channel "
                           "on its own, as apply does."),
-        conv_options(default_padding="valid", default_pad_mode="zeros"),
+        conv_options(default_padding="valid", default_pad_mode="zeros", compute=False),
         click.option("--bias/--no-bias", "with_bias", default=None,
                      help="Count one bias per output channel (and per dense output). Default: "
                           "on with --cout, as torch.nn.Conv2d; off for image kernels."),

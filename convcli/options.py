@@ -9,6 +9,7 @@ import re
 
 import click
 
+from .choices import ALGORITHMS
 from .errors import ParameterError
 from .plan import PAD_MODES, canonical_pad_mode, pad_mode_choices
 
@@ -123,8 +124,10 @@ FLOATS = FloatListType()
 SHAPE = ShapeType()
 
 
-def conv_options(default_padding: str = "auto", default_pad_mode: str = "reflect"):
-    """The decorator that adds the options of `conv2d` to a command."""
+def conv_options(default_padding: str = "auto", default_pad_mode: str = "reflect",
+                 compute: bool = True):
+    """The decorator that adds the options of `conv2d` to a command (with --algo and
+    --threads if it `compute`s convolutions)."""
     def decorate(command):
         options = [
             click.option("--stride", type=STRIDE, default=1, show_default=True,
@@ -149,6 +152,18 @@ def conv_options(default_padding: str = "auto", default_pad_mode: str = "reflect
                          help="corr: cross-correlation as PyTorch; conv: flip the kernel "
                               "(true convolution, ImageMagick's Convolve)."),
         ]
+        if compute:
+            options += [
+                click.option("--algo", type=click.Choice(("auto",) + ALGORITHMS),
+                             default="auto", show_default=True,
+                             help="How to convolve: direct, separable (SVD terms), fft "
+                                  "(overlap-save tiles) or gemm (im2col + BLAS); auto picks "
+                                  "the cheapest by a cost model."),
+                click.option("--threads", type=click.IntRange(min=1), default=None,
+                             envvar="CONVCLI_THREADS", show_envvar=True,
+                             help="Threads for the convolution (default: every CPU; a batch "
+                                  "divides them between its workers)."),
+            ]
         for option in reversed(options):
             command = option(command)
         return command

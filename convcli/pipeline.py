@@ -35,11 +35,12 @@ class ConvOptions:
     mode: str = "corr"
     bias: tuple[float, ...] | None = None
     normalize: bool = False
+    algo: str = "auto"
 
     def as_dict(self) -> dict:
         return {"stride": self.stride, "padding": self.padding, "dilation": self.dilation,
                 "groups": self.groups, "pad_mode": self.pad_mode, "mode": self.mode,
-                "bias": self.bias, "normalize": self.normalize}
+                "bias": self.bias, "normalize": self.normalize, "algo": self.algo}
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,15 @@ class KernelLayer:
     def __call__(self, planes: np.ndarray) -> np.ndarray:
         o = self.options
         return conv2d(planes, self.weight.astype(np.float32), self.bias.astype(np.float32),
-                      o.stride, self.padding, o.dilation, self.groups, o.pad_mode, o.mode)
+                      o.stride, self.padding, o.dilation, self.groups, o.pad_mode, o.mode,
+                      o.algo)
+
+    def algorithm(self, input_shape) -> str:
+        """The algorithm conv2d runs for this layer on this input."""
+        from .conv import resolve_algorithm
+
+        weight = self.weight[:, :, ::-1, ::-1] if self.options.mode == "conv" else self.weight
+        return resolve_algorithm(self.options.algo, self.plan(input_shape), weight)
 
 
 def kernel_layer(kernel: Kernel, channels: int, options: ConvOptions,
@@ -326,7 +335,7 @@ def stage_report(stage: Stage) -> dict:
         "layer_weight_shape": list(layer.weight.shape), "groups": layer.groups,
         "padding": list(plan.padding), "pad_mode": plan.pad_mode, "mode": plan.mode,
         "input_shape": list(stage.input_shape), "output_shape": list(stage.output_shape),
-        "algorithm": "direct",
+        "algorithm": layer.algorithm(stage.input_shape),
         "conv_vs_dense": conv_vs_dense(plan, layer.weight, bias=bool(np.any(layer.bias))),
     }
 

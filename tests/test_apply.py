@@ -308,3 +308,28 @@ def test_bad_options_one_line_exit_2(run, gray, tmp_path, args, words):
     assert result.exit_code == 2, result.output
     assert result.stderr.count("\n") == 1 and words in result.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("algo", ["direct", "separable", "fft", "gemm"])
+def test_algo_option_gives_the_same_result_and_is_reported(run, gray, tmp_path, algo):
+    path, image = gray
+    out, report = tmp_path / "o.npy", tmp_path / "r.json"
+    applied(run, path, "-k", "gaussian:sigma=1.5", "--algo", algo, "--threads", "1", "-o", out,
+            "--report", report)
+    np.testing.assert_allclose(np.load(out), ref(image, gaussian_kernel(1.5)), rtol=1e-4, atol=1e-3)
+    import json
+    assert json.loads(report.read_text())["stages"][0]["algorithm"] == algo
+    assert json.loads(report.read_text())["options"]["algo"] == algo
+
+
+def test_auto_algorithm_picks_separable_for_a_large_gaussian(run, gray, tmp_path):
+    import json
+    applied(run, gray[0], "-k", "gaussian:sigma=4", "-o", tmp_path / "o.png", "--report", tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text())["stages"][0]["algorithm"] == "separable"
+
+
+def test_threads_from_the_environment(run, gray, tmp_path):
+    result = run("apply", gray[0], "-k", "box:3", "-o", tmp_path / "o.png", env={"CONVCLI_THREADS": "1"})
+    assert result.exit_code == 0
+    bad = run("apply", gray[0], "-k", "box:3", "-o", tmp_path / "o.png", env={"CONVCLI_THREADS": "zero"})
+    assert bad.exit_code == 2 and "--threads" in bad.stderr
