@@ -188,36 +188,35 @@ def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, ou
 
 
 @njit(cache=True)
-def png_unfilter(rows, bpp):
-    """Undo PNG's per-row filters: `rows` is (H, 1 + row_bytes) uint8, byte 0 the filter."""
+def png_unfilter(rows, bpp, prior, out):
+    """Undo PNG's per-row filters: `rows` is (H, 1 + row_bytes) uint8, byte 0 the filter;
+    `prior` is the decoded row above the first (zeros at the top); writes `out`."""
     height, width = rows.shape[0], rows.shape[1] - 1
-    out = np.zeros((height, width), np.uint8)
-    prior = np.zeros(width, np.int32)
     for y in range(height):
         kind = rows[y, 0]
+        up = out[y - 1] if y > 0 else prior
+        row = out[y]
         for i in range(width):
             raw = np.int32(rows[y, i + 1])
-            left = np.int32(out[y, i - bpp]) if i >= bpp else 0
-            up = prior[i]
+            left = np.int32(row[i - bpp]) if i >= bpp else 0
+            above = np.int32(up[i])
             if kind == 1:
                 raw += left
             elif kind == 2:
-                raw += up
+                raw += above
             elif kind == 3:
-                raw += (left + up) >> 1
+                raw += (left + above) >> 1
             elif kind == 4:
-                corner = prior[i - bpp] if i >= bpp else 0
-                p = left + up - corner
-                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                corner = np.int32(up[i - bpp]) if i >= bpp else 0
+                p = left + above - corner
+                pa, pb, pc = abs(p - left), abs(p - above), abs(p - corner)
                 if pa <= pb and pa <= pc:
                     raw += left
                 elif pb <= pc:
-                    raw += up
+                    raw += above
                 else:
                     raw += corner
-            out[y, i] = raw & 255
-        for i in range(width):
-            prior[i] = out[y, i]
+            row[i] = raw & 255
     return out
 
 
@@ -284,16 +283,16 @@ def tiff_lzw_decode(src, size):
 
 
 @njit(cache=True)
-def png_filter_rows(rows, bpp):
+def png_filter_rows(rows, bpp, prior):
     """Filter each row of raw PNG bytes (H, row_bytes) with whichever of PNG's five filters
-    gives the most zero bytes (best for run-length deflate); returns (H, 1 + row_bytes)."""
+    gives the most zero bytes (best for run-length deflate); `prior` is the raw row above
+    the first (zeros at the top of the image).  Returns (H, 1 + row_bytes)."""
     height, width = rows.shape
     out = np.empty((height, width + 1), np.uint8)
     trial = np.empty((5, width), np.uint8)
-    zero = np.zeros(width, np.uint8)
     for y in range(height):
         raw = rows[y]
-        up = rows[y - 1] if y > 0 else zero
+        up = rows[y - 1] if y > 0 else prior
         for i in range(width):
             trial[0, i] = raw[i]
             trial[2, i] = raw[i] - up[i]

@@ -22,12 +22,15 @@ _PNG_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
 _PNG_CHANNELS = {v: k for k, v in _PNG_COLOR_TYPES.items()}
 
 
-def _png_chunks(data: bytes, path: Path):
-    pos = len(PNG_SIGNATURE)
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        crc = data[pos + 8 + length:pos + 12 + length]
+def _png_chunks(stream: BinaryIO, path: Path):
+    """(kind, body) of each chunk of a PNG file after its signature, checksums checked."""
+    while True:
+        head = stream.read(8)
+        if len(head) < 8:
+            raise ImageError(f"{path}: truncated PNG (no IEND chunk)")
+        length, kind = struct.unpack(">I4s", head)
+        body = stream.read(length)
+        crc = stream.read(4)
         if len(body) != length or len(crc) != 4:
             raise ImageError(f"{path}: truncated PNG (chunk {kind.decode('latin-1')!r} is cut off)")
         if struct.unpack(">I", crc)[0] != zlib.crc32(kind + body) & 0xFFFFFFFF:
@@ -36,53 +39,79 @@ def _png_chunks(data: bytes, path: Path):
         yield kind, body
         if kind == b"IEND":
             return
-        pos += 12 + length
-    raise ImageError(f"{path}: truncated PNG (no IEND chunk)")
 
 
-def read_png16(path: Path) -> tuple[np.ndarray, bytes | None]:
-    """Decode a 16-bit gray+alpha, RGB or RGBA PNG to (H, W, C) uint16 and its ICC profile."""
-    data = Path(path).read_bytes()
-    header = None
-    idat = []
-    icc = None
-    transparent = None
-    for kind, body in _png_chunks(data, path):
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"iCCP":
-            name_end = body.index(b"\0")
-            icc = zlib.decompress(body[name_end + 2:])
-        elif kind == b"tRNS":
-            transparent = np.frombuffer(body, ">u2")
-    if header is None:
-        raise ImageError(f"{path}: corrupt PNG (no IHDR chunk)")
-    width, height, depth, color_type, _, _, interlace = header
-    if depth != 16 or color_type not in (2, 4, 6):
-        raise ImageError(f"{path}: expected a 16-bit colour or gray+alpha PNG")
-    if interlace:
-        raise ImageError(f"{path}: interlaced 16-bit colour PNG is not supported (Pillow would "
-                         "reduce it to 8 bits); save it without interlacing")
-    channels = _PNG_CHANNELS[color_type]
-    bpp = 2 * channels
-    try:
-        raw = zlib.decompress(b"".join(idat))
-    except zlib.error as exc:
-        raise ImageError(f"{path}: corrupt PNG image data ({exc})") from None
-    row_bytes = width * bpp
-    if len(raw) < height * (row_bytes + 1):
-        raise ImageError(f"{path}: truncated PNG (image data ends early)")
+#: Decompressed bytes unfiltered at a time while decoding (bounds the extra memory).
+PNG_DECODE_STEP = 1 << 22
+
+
+def read_png(path: Path, max_pixels: int | None = None):
+    """Decode a non-interlaced 8- or 16-bit gray, gray+alpha, RGB or RGBA PNG straight into
+    one (H, W, C) array, row band by row band, and return (array, ICC profile).
+
+    Returns None for what Pillow should read instead (palette, 1–4-bit, interlaced, or with
+    EXIF).  16-bit colour is read with every bit, which Pillow alone would reduce to 8.
+    """
     from ._core import png_unfilter
 
-    rows = np.frombuffer(raw, np.uint8)[: height * (row_bytes + 1)].reshape(height, row_bytes + 1)
-    if rows[:, 0].max(initial=0) > 4:
-        raise ImageError(f"{path}: corrupt PNG (unknown row filter {rows[:, 0].max()})")
-    pixels = png_unfilter(np.ascontiguousarray(rows), bpp)
-    image = pixels.view(">u2").reshape(height, width, channels).astype(np.uint16)
-    if transparent is not None and color_type == 2 and transparent.size == 3:
-        alpha = np.where((image == transparent).all(axis=2), 0, 65535).astype(np.uint16)
+    with open(path, "rb") as stream:
+        if stream.read(8) != PNG_SIGNATURE:
+            return None
+        chunks = _png_chunks(stream, path)
+        kind, body = next(chunks)
+        if kind != b"IHDR" or len(body) != 13:
+            raise ImageError(f"{path}: corrupt PNG (no IHDR chunk)")
+        width, height, depth, color_type, _, _, interlace = struct.unpack(">IIBBBBB", body)
+        if depth not in (8, 16) or color_type not in _PNG_CHANNELS or interlace:
+            return None
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageError(f"{path}: too big; Image size ({width * height} pixels) exceeds limit "
+                             f"of {max_pixels} pixels, could be decompression bomb DOS attack.")
+        channels = _PNG_CHANNELS[color_type]
+        dtype = np.dtype(">u2" if depth == 16 else np.uint8)
+        bpp = channels * dtype.itemsize
+        row_bytes = width * bpp
+        image = np.empty((height, width, channels), dtype)
+        rows_out = image.reshape(height, row_bytes) if depth == 8 else \
+            image.view(np.uint8).reshape(height, row_bytes)
+        prior = np.zeros(row_bytes, np.uint8)
+        decompressor = zlib.decompressobj()
+        pending = b""
+        done = 0
+        icc = transparent = None
+        for kind, body in chunks:
+            if kind == b"eXIf":
+                return None                       # Pillow applies the orientation
+            if kind == b"iCCP":
+                icc = zlib.decompress(body[body.index(b"\0") + 2:])
+            elif kind == b"tRNS":
+                transparent = np.frombuffer(body, ">u2").astype(dtype)
+            elif kind == b"IDAT":
+                data = body
+                while data and done < height:
+                    try:
+                        pending += decompressor.decompress(data, PNG_DECODE_STEP)
+                    except zlib.error as exc:
+                        raise ImageError(f"{path}: corrupt PNG image data ({exc})") from None
+                    data = decompressor.unconsumed_tail
+                    count = min(len(pending) // (row_bytes + 1), height - done)
+                    if count:
+                        block = np.frombuffer(pending, np.uint8, count * (row_bytes + 1))
+                        block = block.reshape(count, row_bytes + 1)
+                        if block[:, 0].max() > 4:
+                            raise ImageError(f"{path}: corrupt PNG (unknown row filter "
+                                             f"{block[:, 0].max()})")
+                        png_unfilter(block, bpp, prior, rows_out[done:done + count])
+                        prior = rows_out[done + count - 1]
+                        done += count
+                        pending = pending[count * (row_bytes + 1):]
+        if done < height:
+            raise ImageError(f"{path}: truncated PNG (image data ends after {done} of "
+                             f"{height} rows)")
+    image = image.astype(image.dtype.newbyteorder("="), copy=False)
+    if transparent is not None and channels in (1, 3) and transparent.size == channels:
+        top = np.iinfo(image.dtype).max
+        alpha = np.where((image == transparent).all(axis=2), 0, top).astype(image.dtype)
         image = np.dstack([image, alpha])
     return image, icc
 
@@ -91,27 +120,51 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
 
-def write_png(out: BinaryIO, image: np.ndarray, icc_profile: bytes | None = None) -> None:
-    """Encode (H, W, C) uint8 or uint16, C in 1..4, as PNG.
+class PngWriter:
+    """Encode a PNG row band by row band: (H, W, C) uint8 or uint16, C in 1..4.
 
     Each row takes the filter with the most zero bytes and the data is deflated with
     run-length matching: about as small as ImageMagick's files for filtered images, and
     several times faster to write than adaptive filtering with full deflate.
     """
-    from ._core import png_filter_rows
 
-    height, width, channels = image.shape
-    depth = image.dtype.itemsize * 8
-    rows = np.ascontiguousarray(image, image.dtype.newbyteorder(">")).view(np.uint8)
-    filtered = png_filter_rows(rows.reshape(height, -1), channels * image.dtype.itemsize)
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    out.write(PNG_SIGNATURE)
-    out.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth,
-                                              _PNG_COLOR_TYPES[channels], 0, 0, 0)))
-    if icc_profile:
-        out.write(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))
-    out.write(_png_chunk(b"IDAT", compressor.compress(filtered.data) + compressor.flush()))
-    out.write(_png_chunk(b"IEND", b""))
+    def __init__(self, out: BinaryIO, height: int, width: int, channels: int, dtype,
+                 icc_profile: bytes | None = None):
+        self._out = out
+        self._dtype = np.dtype(dtype).newbyteorder(">")
+        self._bpp = channels * self._dtype.itemsize
+        self._prior = np.zeros(width * self._bpp, np.uint8)
+        self._compressor = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+        out.write(PNG_SIGNATURE)
+        out.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height,
+                                                  self._dtype.itemsize * 8,
+                                                  _PNG_COLOR_TYPES[channels], 0, 0, 0)))
+        if icc_profile:
+            out.write(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))
+
+    def add(self, rows: np.ndarray) -> None:
+        """Append rows (h, W, C) of the image."""
+        from ._core import png_filter_rows
+
+        raw = np.ascontiguousarray(rows, self._dtype).view(np.uint8).reshape(rows.shape[0], -1)
+        filtered = png_filter_rows(raw, self._bpp, self._prior)
+        self._prior = raw[-1].copy()
+        self._write(self._compressor.compress(filtered.data))
+
+    def close(self) -> None:
+        self._write(self._compressor.flush())
+        self._out.write(_png_chunk(b"IEND", b""))
+
+    def _write(self, data: bytes) -> None:
+        if data:
+            self._out.write(_png_chunk(b"IDAT", data))
+
+
+def write_png(out: BinaryIO, image: np.ndarray, icc_profile: bytes | None = None) -> None:
+    """Encode (H, W, C) uint8 or uint16, C in 1..4, as PNG (see `PngWriter`)."""
+    writer = PngWriter(out, *image.shape, image.dtype, icc_profile)
+    writer.add(image)
+    writer.close()
 
 
 _TIFF_TYPES = {1: "B", 2: "s", 3: "H", 4: "I", 7: "s", 11: "f", 12: "d", 16: "Q"}

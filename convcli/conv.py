@@ -275,7 +275,7 @@ def warm_up() -> None:
                     padding=1, pad_mode="reflect")
     pixels = np.empty((4, 4, 1), np.uint8)
     _core.quantize(planes, False, 0.0, 1.0, 255.0, True, pixels)
-    _core.png_filter_rows(pixels.reshape(4, 4), 1)
+    _core.png_filter_rows(pixels.reshape(4, 4), 1, np.zeros(4, np.uint8))
 
 
 def max_pool2d(x, kernel, stride=None, padding=0, dilation=1) -> np.ndarray:

@@ -108,6 +108,12 @@ def _read_npy(path: Path) -> Picture:
 def _read_pillow(path: Path) -> Picture:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    from . import codecs
+
+    decoded = codecs.read_png(path, Image.MAX_IMAGE_PIXELS)   # most PNGs, without copies
+    if decoded is not None:
+        pixels, icc = decoded
+        return _split_alpha(pixels, icc, has_alpha=pixels.shape[2] in (2, 4))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -142,8 +148,9 @@ def _read_wide_color(path: Path, fmt: str) -> Picture:
     from . import codecs
 
     if fmt == "PNG":
-        pixels, icc = codecs.read_png16(path)
-    elif fmt == "TIFF":
+        raise ImageError(f"{path}: interlaced 16-bit colour PNG is not supported (Pillow would "
+                         "reduce it to 8 bits); save it without interlacing")
+    if fmt == "TIFF":
         pixels, icc = codecs.read_tiff(path)
     else:
         raise ImageError(f"{path}: 16-bit colour {fmt} is not supported; save it as 16-bit "

@@ -8,7 +8,7 @@ one `conv2d` call per kernel.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,13 +63,6 @@ class KernelLayer:
         return conv2d(planes, self.weight.astype(np.float32), self.bias.astype(np.float32),
                       o.stride, self.padding, o.dilation, self.groups, o.pad_mode, o.mode,
                       o.algo)
-
-    def algorithm(self, input_shape) -> str:
-        """The algorithm conv2d runs for this layer on this input."""
-        from .conv import resolve_algorithm
-
-        weight = self.weight[:, :, ::-1, ::-1] if self.options.mode == "conv" else self.weight
-        return resolve_algorithm(self.options.algo, self.plan(input_shape), weight)
 
 
 def kernel_layer(kernel: Kernel, channels: int, options: ConvOptions,
@@ -145,41 +138,11 @@ def padding_for(kernel: Kernel, options: ConvOptions):
     return padding_amounts("same", kernel.size, int_pair(options.dilation, "dilation"), (1, 1))
 
 
-@dataclass
-class Stage:
-    """One kernel of a pipeline as it ran: its layer and the shapes around it."""
-
-    kernel: Kernel
-    layer: KernelLayer
-    input_shape: tuple[int, int, int]
-    output_shape: tuple[int, int, int]
-
-
-def apply_kernel(planes: np.ndarray, kernel: Kernel, options: ConvOptions,
-                 stages: list[Stage] | None = None) -> np.ndarray:
-    """Apply one kernel to (C, H, W) planes; returns (C', Ho, Wo) float32.  The stage is
-    appended to `stages` if given."""
-    layer = kernel_layer(kernel, planes.shape[0], options)
-    out = combine_bank(layer(planes), kernel, planes.shape[0])
-    if stages is not None:
-        stages.append(Stage(kernel, layer, planes.shape, out.shape))
-    return out
-
-
-def carry_plane(plane: np.ndarray, kernel: Kernel, options: ConvOptions) -> np.ndarray:
-    """Move a (H, W) plane (alpha) through a kernel's geometry without filtering it: each
-    output pixel takes the input pixel under the kernel's centre."""
-    kh, kw = kernel.size
-    delta = np.zeros((1, 1, kh, kw), np.float32)
-    delta[0, 0, (kh - 1) // 2, (kw - 1) // 2] = 1
-    return conv2d(plane[None].astype(np.float32), delta, None, options.stride,
-                  padding_for(kernel, options), options.dilation, 1, options.pad_mode, "corr")[0]
-
-
-def input_planes(picture: Picture, gray: bool = False, rgb: bool = False) -> np.ndarray:
-    """A picture's colour as (C, H, W) float32 planes, converted to luminance (`gray`) or
-    repeated into RGB (`rgb`) first."""
-    color = picture.color
+def input_planes(picture: Picture, gray: bool = False, rgb: bool = False,
+                 rows: slice = slice(None)) -> np.ndarray:
+    """A picture's colour (`rows` of it) as (C, H, W) float32 planes, converted to
+    luminance (`gray`) or repeated into RGB (`rgb`) first."""
+    color = picture.color[rows]
     if gray:
         color = to_gray(color)
     elif rgb:
@@ -188,6 +151,153 @@ def input_planes(picture: Picture, gray: bool = False, rgb: bool = False) -> np.
                                  f"{color.shape[2]}")
         color = np.repeat(color, 3, axis=2)
     return np.ascontiguousarray(color.transpose(2, 0, 1), np.float32)
+
+
+@dataclass
+class Stage:
+    """One kernel of a pipeline, planned for the image it will see."""
+
+    kernel: Kernel
+    layer: KernelLayer
+    plan: ConvPlan
+    algorithm: str
+    output_shape: tuple[int, int, int]        # after the bank's combination
+    weight: np.ndarray                        # float32, flipped for mode="conv"
+    bias: np.ndarray                          # float32
+
+    @classmethod
+    def make(cls, kernel: Kernel, layer: KernelLayer, input_shape) -> "Stage":
+        from .conv import resolve_algorithm
+
+        plan = layer.plan(input_shape)
+        weight = layer.weight[:, :, ::-1, ::-1] if plan.mode == "conv" else layer.weight
+        weight = np.ascontiguousarray(weight, np.float32)
+        algorithm = resolve_algorithm(layer.options.algo, plan, weight)
+        _, cout, ho, wo = plan.output_shape
+        combined = input_shape[0] if (not kernel.is_layer and kernel.n_filters > 1
+                                      and kernel.combine) else cout
+        return cls(kernel, layer, plan, algorithm, (combined, ho, wo), weight,
+                   layer.bias.astype(np.float32))
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.plan.input_shape[1:]
+
+    def rows(self, first: int, stop: int, source) -> np.ndarray:
+        """Output rows [first, stop), computing from `source(start, stop)`, which gives the
+        input rows the band needs as (C, rows, W) float32."""
+        from .conv import ALGORITHM_RUNNERS
+
+        band = self.plan.band(first, stop)
+        x = source(*band.input_rows())
+        out = np.empty(band.output_shape[1:], np.float32)
+        ALGORITHM_RUNNERS[self.algorithm](np.ascontiguousarray(x)[None], self.weight,
+                                          self.bias, band, out[None])
+        return combine_bank(out, self.kernel, self.input_shape[0])
+
+
+def carry_stage(kernel: Kernel, options: ConvOptions, input_shape) -> Stage:
+    """The stage that moves a plane (alpha) through a kernel's geometry without filtering
+    it: each output pixel takes the input pixel under the kernel's centre."""
+    kh, kw = kernel.size
+    delta = np.zeros((1, kh, kw))
+    delta[0, (kh - 1) // 2, (kw - 1) // 2] = 1
+    centre = Kernel(f"{kernel.name}-centre", delta, np.zeros(1))
+    carry = replace(options, mode="corr", algo="direct", bias=None, normalize=False, groups=1)
+    layer = KernelLayer(delta[None], np.zeros(1), 1, padding_for(kernel, options), carry)
+    return Stage.make(centre, layer, input_shape)
+
+
+class Pipeline:
+    """Kernels applied one after another to a picture, planned before anything is computed
+    and run band by band of output rows, so no whole-image float copy is ever made."""
+
+    def __init__(self, picture: Picture, kernels, options: ConvOptions, alpha: str = "keep",
+                 gray: bool = False, rgb: bool = False):
+        if alpha not in ALPHA_POLICIES:
+            raise ParameterError(f"alpha policy {alpha!r} is not one of "
+                                 f"{', '.join(ALPHA_POLICIES)}")
+        if not kernels:
+            raise ParameterError("no kernel given; use -k NAME (see `convcli kernels`)")
+        self.picture, self.gray, self.rgb = picture, gray, rgb
+        self.notes: list[str] = []
+        self.alpha_mode = alpha if picture.alpha is not None and alpha != "drop" else None
+        channels = 1 if gray else 3 if rgb else picture.color.shape[2]
+        shape = (channels + (self.alpha_mode == "filter"), *picture.color.shape[:2])
+        self.stages: list[Stage] = []
+        self.carry: list[Stage] = []
+        carry_shape = (1, *picture.color.shape[:2])
+        for kernel in kernels:
+            stage = Stage.make(kernel, kernel_layer(kernel, shape[0], options), shape)
+            if self.alpha_mode == "filter" and stage.output_shape[0] != shape[0]:
+                raise ParameterError(f"--alpha filter needs one output per channel; kernel "
+                                     f"{kernel.name} makes {stage.output_shape[0]} from "
+                                     f"{shape[0]}")
+            self.stages.append(stage)
+            shape = stage.output_shape
+            if self.alpha_mode == "keep":
+                carried = carry_stage(kernel, options, carry_shape)
+                self.carry.append(carried)
+                carry_shape = carried.output_shape
+        colour = shape[0] - (self.alpha_mode == "filter")
+        if self.alpha_mode and colour not in (1, 3):
+            self.notes.append(f"alpha dropped: the result has {colour} channels, not gray or RGB")
+            self.alpha_mode = None
+        self.output_shape = (colour, *shape[1:])
+
+    def _source(self, start: int, stop: int) -> np.ndarray:
+        planes = input_planes(self.picture, self.gray, self.rgb, slice(start, stop))
+        if self.alpha_mode == "filter":
+            alpha = self.picture.alpha[start:stop].astype(np.float32)[None]
+            planes = np.concatenate([planes, alpha])
+        return planes
+
+    def _alpha_source(self, start: int, stop: int) -> np.ndarray:
+        return self.picture.alpha[start:stop].astype(np.float32)[None]
+
+    @staticmethod
+    def _chain(stages: list[Stage], first: int, stop: int, source) -> np.ndarray:
+        if not stages:
+            return source(first, stop)
+        *earlier, last = stages
+        return last.rows(first, stop, lambda a, b: Pipeline._chain(earlier, a, b, source))
+
+    def rows(self, first: int, stop: int):
+        """(colour (C, rows, Wo), alpha (rows, Wo) or None) of output rows [first, stop)."""
+        planes = self._chain(self.stages, first, stop, self._source)
+        if self.alpha_mode == "filter":
+            return planes[:-1], planes[-1]
+        if self.alpha_mode == "keep":
+            return planes, self._chain(self.carry, first, stop, self._alpha_source)[0]
+        return planes, None
+
+    def bands(self, band_rows: int | None = None):
+        """Yield (first row, colour, alpha) band after band, top to bottom."""
+        _, ho, wo = self.output_shape
+        band_rows = band_rows or max(16, BAND_VALUES // max(1, wo * self.output_shape[0]))
+        for first in range(0, ho, band_rows):
+            yield (first, *self.rows(first, min(ho, first + band_rows)))
+
+    def result(self, range_policy: str = "auto") -> "FilterResult":
+        """All output rows at once, as float32."""
+        colour = np.empty(self.output_shape, np.float32)
+        alpha = np.empty(self.output_shape[1:], np.float32) if self.alpha_mode else None
+        for first, planes, alpha_rows in self.bands():
+            colour[:, first:first + planes.shape[1]] = planes
+            if alpha is not None:
+                alpha[first:first + planes.shape[1]] = alpha_rows
+        return FilterResult(colour, alpha, self.range_policy(range_policy), self.stages,
+                            self.notes)
+
+    def range_policy(self, requested: str) -> str:
+        if requested not in RANGE_POLICIES:
+            raise ParameterError(f"range policy {requested!r} is not one of "
+                                 f"{', '.join(RANGE_POLICIES)}")
+        return self.stages[-1].kernel.range_hint() if requested == "auto" else requested
+
+
+#: Output values computed per band (bounds the memory of a run, whatever the image size).
+BAND_VALUES = 2**21
 
 
 @dataclass
@@ -201,38 +311,21 @@ class FilterResult:
     notes: list[str] = field(default_factory=list)
 
 
-def run_pipeline(picture: Picture, kernels: list[Kernel], options: ConvOptions,
-                 alpha: str = "keep", gray: bool = False, rgb: bool = False,
-                 range_policy: str = "auto") -> FilterResult:
-    """Apply `kernels` one after another to a picture's colour (and alpha, by policy)."""
-    if alpha not in ALPHA_POLICIES:
-        raise ParameterError(f"alpha policy {alpha!r} is not one of {', '.join(ALPHA_POLICIES)}")
-    if range_policy not in RANGE_POLICIES:
-        raise ParameterError(f"range policy {range_policy!r} is not one of "
-                             f"{', '.join(RANGE_POLICIES)}")
-    if not kernels:
-        raise ParameterError("no kernel given; use -k NAME (see `convcli kernels`)")
-    planes = input_planes(picture, gray, rgb)
-    notes: list[str] = []
-    stages: list[Stage] = []
-    alpha_plane = None if picture.alpha is None or alpha == "drop" else picture.alpha.astype(np.float32)
-    for kernel in kernels:
-        if alpha == "filter" and alpha_plane is not None:
-            stacked = np.concatenate([planes, alpha_plane[None]])
-            out = apply_kernel(stacked, kernel, options, stages)
-            if out.shape[0] != stacked.shape[0]:
-                raise ParameterError(f"--alpha filter needs one output per channel; kernel "
-                                     f"{kernel.name} makes {out.shape[0]} from {stacked.shape[0]}")
-            planes, alpha_plane = out[:-1], out[-1]
-        else:
-            if alpha_plane is not None:
-                alpha_plane = carry_plane(alpha_plane, kernel, options)
-            planes = apply_kernel(planes, kernel, options, stages)
-    if alpha_plane is not None and planes.shape[0] not in (1, 3):
-        notes.append(f"alpha dropped: the result has {planes.shape[0]} channels, not gray or RGB")
-        alpha_plane = None
-    policy = kernels[-1].range_hint() if range_policy == "auto" else range_policy
-    return FilterResult(planes, alpha_plane, policy, stages, notes)
+def output_type(source: Picture, fmt: str, policy: str, range_policy: str, grid: bool):
+    """(policy, dtype, notes) of an output: .npy keeps raw values; a format keeps the
+    source's bit depth where it can (saying so where it cannot)."""
+    if fmt == "NPY":
+        if range_policy not in ("auto", "float") or grid:
+            raise ParameterError(f"--range {range_policy}{' --grid' * grid}: .npy output keeps "
+                                 "the raw values; use another format to map them to pixels")
+        policy = "float"
+    dtype = output_dtype(source.color.dtype, fmt, policy)
+    notes = []
+    bits = source.color.dtype.itemsize * 8
+    if dtype.kind == "u" and source.color.dtype.kind == "u" and dtype.itemsize * 8 < bits:
+        notes.append(f"{fmt} holds 8 bits per sample; the {bits}-bit result is scaled to 8 bits "
+                     "(write PNG or TIFF to keep 16 bits)")
+    return policy, dtype, notes
 
 
 def to_picture(result: FilterResult, source: Picture, fmt: str, range_policy: str = "auto",
@@ -242,17 +335,7 @@ def to_picture(result: FilterResult, source: Picture, fmt: str, range_policy: st
     With `grid`, every output channel becomes one tile of a single gray image (each mapped
     on its own, so ``minmax`` stretches each map).  Returns (Picture, RangeReport, notes).
     """
-    policy = result.range_policy
-    if fmt == "NPY":
-        if range_policy not in ("auto", "float") or grid:
-            raise ParameterError(f"--range {range_policy}{' --grid' * grid}: .npy output keeps "
-                                 "the raw values; use another format to map them to pixels")
-        policy = "float"
-    dtype = output_dtype(source.color.dtype, fmt, policy)
-    notes = []
-    if dtype.kind == "u" and source.color.dtype.kind == "u" and dtype.itemsize < source.color.dtype.itemsize:
-        notes.append(f"{fmt} holds 8 bits per sample; the {source.color.dtype.itemsize * 8}-bit "
-                     "result is scaled to 8 bits (write PNG or TIFF to keep 16 bits)")
+    policy, dtype, notes = output_type(source, fmt, result.range_policy, range_policy, grid)
     if grid:
         maps, reports = zip(*(map_range(plane[None], policy, source.max_value, dtype)
                               for plane in result.planes))
@@ -265,14 +348,64 @@ def to_picture(result: FilterResult, source: Picture, fmt: str, range_policy: st
                              float(np.mean([r.clipped for r in reports])))
         return Picture(tiled[:, :, None], None, source.icc_profile), report, notes
     pixels, report = map_range(result.planes, policy, source.max_value, dtype)
-    alpha = None
-    if result.alpha is not None and fmt in NO_ALPHA:
-        notes.append(f"{fmt} has no alpha channel; alpha dropped")
-    elif result.alpha is not None:
-        alpha, _ = map_range(result.alpha[None], "clip" if policy != "float" else "float",
-                             source.max_value, dtype)
-        alpha = alpha[:, :, 0]
+    alpha = _mapped_alpha(result.alpha, fmt, policy, source.max_value, dtype, notes)
     return Picture(pixels, alpha, source.icc_profile), report, notes
+
+
+def _mapped_alpha(alpha, fmt, policy, source_max, dtype, notes):
+    """Alpha rows as pixels (clipped, never stretched), or None (noting a format without)."""
+    if alpha is None:
+        return None
+    if fmt in NO_ALPHA:
+        if f"{fmt} has no alpha channel; alpha dropped" not in notes:
+            notes.append(f"{fmt} has no alpha channel; alpha dropped")
+        return None
+    pixels, _ = map_range(alpha[None], "clip" if policy != "float" else "float", source_max, dtype)
+    return pixels[:, :, 0]
+
+
+def stream_png(pipeline: Pipeline, source: Picture, path: Path, policy: str, times: dict):
+    """Compute, map and encode band after band straight into a PNG file (written
+    atomically): neither the float result nor the whole output image is ever held.
+    Returns (RangeReport, notes, output shape, whether alpha was written)."""
+    from .codecs import PngWriter
+    from .images import atomic_write
+
+    _, dtype, notes = output_type(source, "PNG", policy, policy, False)
+    channels, ho, wo = pipeline.output_shape
+    alpha = pipeline.alpha_mode is not None
+    if channels + alpha > 4:
+        raise ParameterError(f"{channels + alpha} output channels do not fit in PNG; write .npy "
+                             "or .tiff (one page per channel), or use --grid")
+    low, high, clipped = np.inf, -np.inf, 0.0
+    times.update(convolve=0.0, write=0.0)
+
+    def write(out) -> None:
+        nonlocal low, high, clipped
+        writer = PngWriter(out, ho, wo, channels + alpha, dtype, source.icc_profile)
+        bands = pipeline.bands()
+        while True:
+            start = time.perf_counter()
+            band = next(bands, None)
+            times["convolve"] += time.perf_counter() - start
+            if band is None:
+                break
+            start = time.perf_counter()
+            _, planes, alpha_rows = band
+            pixels, report = map_range(planes, policy, source.max_value, dtype)
+            low, high = min(low, report.minimum), max(high, report.maximum)
+            clipped += report.clipped * planes.size
+            if alpha:
+                alpha_pixels = _mapped_alpha(alpha_rows, "PNG", policy, source.max_value, dtype,
+                                             notes)
+                pixels = np.dstack([pixels, alpha_pixels])
+            writer.add(pixels)
+            times["write"] += time.perf_counter() - start
+        writer.close()
+
+    atomic_write(path, write)
+    report = RangeReport(policy, low, high, clipped / (channels * ho * wo))
+    return report, notes, (ho, wo, channels), alpha
 
 
 @dataclass(frozen=True)
@@ -296,30 +429,38 @@ class ApplyJob:
 
     def run(self, source_path, output_path, details: bool = False) -> dict:
         """Read an image, apply the kernels, write the result atomically; return a report
-        (with each kernel's weights and conv-vs-dense comparison if `details`)."""
+        (with each kernel's weights and conv-vs-dense comparison if `details`).
+
+        PNG output is computed and encoded band by band; other outputs are assembled."""
         source_path, output_path = Path(source_path), Path(output_path)
         fmt = image_format(output_path)
         times = {}
         start = time.perf_counter()
         picture = read_image(source_path)
         times["read"] = time.perf_counter() - start
-        start = time.perf_counter()
-        result = run_pipeline(picture, list(self.kernels), self.options, self.alpha, self.gray,
-                              self.rgb, self.range_policy)
-        times["convolve"] = time.perf_counter() - start
-        start = time.perf_counter()
-        out, report, notes = to_picture(result, picture, fmt, self.range_policy, self.grid)
-        notes = result.notes + notes + write_image(output_path, out, self.quality)
-        times["write"] = time.perf_counter() - start
+        pipeline = Pipeline(picture, self.kernels, self.options, self.alpha, self.gray, self.rgb)
+        policy = pipeline.range_policy(self.range_policy)
+        if fmt == "PNG" and not self.grid and policy not in ("minmax", "float"):
+            report, notes, shape, has_alpha = stream_png(pipeline, picture, output_path, policy,
+                                                         times)
+            dtype = output_dtype(picture.color.dtype, fmt, policy)
+        else:
+            start = time.perf_counter()
+            result = pipeline.result(self.range_policy)
+            times["convolve"] = time.perf_counter() - start
+            start = time.perf_counter()
+            out, report, notes = to_picture(result, picture, fmt, self.range_policy, self.grid)
+            notes += write_image(output_path, out, self.quality)
+            times["write"] = time.perf_counter() - start
+            shape, dtype, has_alpha = out.color.shape, out.color.dtype, out.alpha is not None
         return {
             "input": str(source_path), "output": str(output_path),
             "input_shape": list(picture.color.shape), "input_dtype": str(picture.color.dtype),
             "input_alpha": picture.alpha is not None,
-            "output_shape": list(out.color.shape), "output_dtype": str(out.color.dtype),
-            "output_alpha": out.alpha is not None,
+            "output_shape": list(shape), "output_dtype": str(dtype), "output_alpha": has_alpha,
             "kernels": [k.name for k in self.kernels], "options": self.options.as_dict(),
-            "stages": [stage_report(stage) for stage in result.stages] if details else [],
-            "range": report.as_dict(), "times": times, "notes": notes,
+            "stages": [stage_report(stage) for stage in pipeline.stages] if details else [],
+            "range": report.as_dict(), "times": times, "notes": pipeline.notes + notes,
         }
 
 
@@ -327,15 +468,13 @@ def stage_report(stage: Stage) -> dict:
     """What one kernel of a pipeline did, with its conv-vs-dense comparison."""
     from .report import conv_vs_dense
 
-    layer = stage.layer
-    plan = layer.plan(stage.input_shape)
+    layer, plan = stage.layer, stage.plan
     return {
         "kernel": stage.kernel.name, "weights": stage.kernel.weights.tolist(),
         "bias": stage.kernel.bias.tolist(), "combine": stage.kernel.combine,
         "layer_weight_shape": list(layer.weight.shape), "groups": layer.groups,
         "padding": list(plan.padding), "pad_mode": plan.pad_mode, "mode": plan.mode,
         "input_shape": list(stage.input_shape), "output_shape": list(stage.output_shape),
-        "algorithm": layer.algorithm(stage.input_shape),
+        "algorithm": stage.algorithm,
         "conv_vs_dense": conv_vs_dense(plan, layer.weight, bias=bool(np.any(layer.bias))),
     }
-

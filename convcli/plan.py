@@ -7,7 +7,7 @@ merely explain a convolution can use it without loading the compiled core.
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .errors import ParameterError
 
@@ -218,6 +218,42 @@ class ConvPlan:
         """`source_index` of the padded columns (int64 array)."""
         left, right = self.padding[2:]
         return source_index(self.input_shape[3], left, right, self.pad_mode)
+
+    def band(self, first: int, stop: int) -> "BandPlan":
+        """The same convolution restricted to output rows [first, stop)."""
+        values = {f.name: getattr(self, f.name) for f in fields(ConvPlan)}
+        return BandPlan(**values, first=first, stop=stop)
+
+
+@dataclass(frozen=True)
+class BandPlan(ConvPlan):
+    """Output rows [first, stop) of a convolution, computed from just the input rows they
+    need (`input_rows`): its row map is re-indexed to those rows, so every algorithm runs on
+    a band of the image exactly as on the whole."""
+
+    first: int = 0
+    stop: int = 0
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        n, cout, _, wo = ConvPlan.output_shape.fget(self)
+        return n, cout, self.stop - self.first, wo
+
+    def _padded_rows(self):
+        (sh, dh), kh = (self.stride[0], self.dilation[0]), self.weight_shape[2]
+        full = ConvPlan.row_sources(self)
+        return full[self.first * sh:(self.stop - 1) * sh + (kh - 1) * dh + 1]
+
+    def input_rows(self) -> tuple[int, int]:
+        """The input rows [start, stop) the band reads (empty if it reads only padding)."""
+        rows = self._padded_rows()
+        real = rows[rows >= 0]
+        return (int(real.min()), int(real.max()) + 1) if real.size else (0, 0)
+
+    def row_sources(self):
+        rows = self._padded_rows()
+        start = self.input_rows()[0]
+        return rows - start * (rows >= 0)
 
 
 def make_plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,

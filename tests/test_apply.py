@@ -333,3 +333,41 @@ def test_threads_from_the_environment(run, gray, tmp_path):
     assert result.exit_code == 0
     bad = run("apply", gray[0], "-k", "box:3", "-o", tmp_path / "o.png", env={"CONVCLI_THREADS": "zero"})
     assert bad.exit_code == 2 and "--threads" in bad.stderr
+
+
+@pytest.mark.parametrize("alpha", ["keep", "filter"])
+@pytest.mark.parametrize("specs, options", [
+    (["gaussian:sigma=2", "sobel"], dict()),
+    (["box:3", "[[1,2],[3,4]]", "laplacian"], dict(stride=(2, 1), pad_mode="symmetric")),
+    (["motion:length=7,angle=30"], dict(dilation=2, padding=(3, 0, 6, 1), pad_mode="circular")),
+    (["box:5"], dict(padding="full", pad_mode="zeros", algo="fft")),
+    (["sharpen", "box:3"], dict(algo="gemm", mode="conv")),
+])
+def test_banded_pipeline_equals_whole_image_conv2d(samples, alpha, specs, options):
+    """Bands of a few rows, chained through several kernels, give exactly the result of
+    conv2d on the whole image (alpha carried or filtered along)."""
+    from convcli.images import read_image
+    from convcli.kernels import resolve_kernel
+    from convcli.pipeline import ConvOptions, Pipeline, kernel_layer
+
+    picture = read_image(samples / "chelsea_alpha.png")
+    kernels = [resolve_kernel(s) for s in specs]
+    conv_options = ConvOptions(**options)
+    pipeline = Pipeline(picture, kernels, conv_options, alpha=alpha)
+    bands = list(pipeline.bands(band_rows=7))
+    colour = np.concatenate([planes for _, planes, _ in bands], axis=1)
+    planes = picture.color.transpose(2, 0, 1).astype(np.float32)
+    if alpha == "filter":
+        planes = np.concatenate([planes, picture.alpha[None].astype(np.float32)])
+    for kernel in kernels:
+        layer = kernel_layer(kernel, planes.shape[0], conv_options)
+        out = layer(planes)
+        if kernel.combine == "magnitude":
+            out = np.sqrt((out.reshape(planes.shape[0], 2, *out.shape[1:]) ** 2).sum(axis=1))
+        planes = out
+    expected = planes[:-1] if alpha == "filter" else planes
+    np.testing.assert_allclose(colour, expected, rtol=1e-4, atol=1e-3 * max(1, np.abs(expected).max()))
+    alpha_rows = np.concatenate([a for _, _, a in bands])
+    assert alpha_rows.shape == expected.shape[1:]
+    if alpha == "filter":
+        np.testing.assert_allclose(alpha_rows, planes[-1], rtol=1e-4, atol=1e-2)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convcli.codecs import read_png16, write_png, write_tiff
+from convcli.codecs import read_png, write_png, write_tiff
 from convcli.errors import ImageError
 from convcli.images import Picture, map_range, read_image, write_image
 from imagefiles import bomb_png, png_chunk
@@ -71,7 +71,7 @@ def test_png16_decoder_handles_every_row_filter(tmp_path):
             + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
             + png_chunk(b"IDAT", zlib.compress(b"".join(rows))) + png_chunk(b"IEND", b""))
     (tmp_path / "f.png").write_bytes(data)
-    decoded, _ = read_png16(tmp_path / "f.png")
+    decoded, _ = read_png(tmp_path / "f.png")
     np.testing.assert_array_equal(decoded, image)
 
 
@@ -183,8 +183,8 @@ def jpeg_bytes():
 @pytest.mark.parametrize("name, data, words", [
     ("empty.png", b"", "empty"),
     ("text.png", b"this is not an image\n", "not an image"),
-    ("truncated.png", truncated(png_bytes()), "corrupt or truncated"),
-    ("truncated.jpg", truncated(jpeg_bytes()), "corrupt or truncated"),
+    ("truncated.png", truncated(png_bytes()), "truncated"),
+    ("truncated.jpg", truncated(jpeg_bytes()), "truncated"),
     ("corrupt.png", png_bytes()[:60] + b"\xff" * 40 + png_bytes()[100:], "corrupt"),
     ("bomb.png", bomb_png(), "too big"),
     ("bad.npy", b"\x93NUMPY garbage", "not a readable .npy"),
