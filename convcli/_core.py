@@ -6,19 +6,37 @@ col_src[p] (-1 means zero).  The padded image never exists; each task pads just 
 it needs into a small buffer that stays in cache.
 """
 
-import numba
-import numpy as np
-from numba import njit, prange
+import os
+from concurrent.futures import ThreadPoolExecutor
 
-# The workqueue threading layer survives fork(), which batch workers rely on (GNU OpenMP
-# aborts a forked child); an explicit NUMBA_THREADING_LAYER still wins.
-if numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "workqueue"
+import numpy as np
+from numba import njit
+
+_threads = {"count": os.cpu_count() or 1, "pool": None, "pid": None}
 
 
 def set_threads(count: int) -> None:
-    """Use `count` threads in parallel functions (at most numba's maximum)."""
-    numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
+    """Use `count` threads for the compiled kernels."""
+    _threads["count"] = max(1, int(count))
+
+
+def parallel_for(kernel, tasks: int, *args):
+    """Run ``kernel(*args, start, stop)`` over task ranges covering [0, tasks), on the
+    thread pool (the kernels release the GIL); returns the results in order.
+
+    Kernels are compiled serially (`nogil`), which compiles several times faster than
+    numba's parallel loops and, unlike its threading layers, survives fork() (the pool is
+    rebuilt in a forked child)."""
+    count = min(_threads["count"], tasks)
+    if count <= 1:
+        return [kernel(*args, 0, tasks)]
+    if _threads["pid"] != os.getpid() or _threads["pool"]._max_workers < count:
+        _threads["pool"] = ThreadPoolExecutor(max(count, _threads["count"]))
+        _threads["pid"] = os.getpid()
+    pieces = min(tasks, 4 * count)
+    bounds = [tasks * i // pieces for i in range(pieces + 1)]
+    futures = [_threads["pool"].submit(kernel, *args, a, b) for a, b in zip(bounds, bounds[1:])]
+    return [f.result() for f in futures]
 
 
 @njit(cache=True)
@@ -30,13 +48,16 @@ def fill_padded_rows(x, n, c, row_src, col_src, left, first, pbuf):
         r = row_src[first + k]
         prow = pbuf[k]
         if r < 0:
-            prow[:] = 0
+            for q in range(prow.size):
+                prow[q] = 0
             continue
         xrow = x[n, c, r]
+        inner = prow[left:left + width]
+        for q in range(width):
+            inner[q] = xrow[q]
         for q in range(left):
             s = col_src[q]
             prow[q] = xrow[s] if s >= 0 else 0
-        prow[left:left + width] = xrow
         for q in range(left + width, prow.size):
             s = col_src[q]
             prow[q] = xrow[s] if s >= 0 else 0
@@ -85,9 +106,9 @@ def accumulate_row(arow, prow, taps, stride_w, dil_w):
         j0 += count
 
 
-@njit(cache=True, parallel=True)
-def correlate(x, weight, bias, row_src, col_src, stride_h, stride_w, dil_h, dil_w, left,
-              groups, block_rows, chunk, out):
+@njit(cache=True, nogil=True)
+def _correlate(x, weight, bias, row_src, col_src, stride_h, stride_w, dil_h, dil_w, left,
+               groups, block_rows, chunk, out, start, stop):
     """Direct convolution: out[n, co] = bias[co] + Σ_ci Σ_ij weight[co, ci, i, j] ·
     xpad[n, g·Cig + ci, oy·sh + i·dh, ox·sw + j·dw].
 
@@ -102,7 +123,7 @@ def correlate(x, weight, bias, row_src, col_src, stride_h, stride_w, dil_h, dil_
     chunks_per_group = (c_out_g + chunk - 1) // chunk
     n_chunks = groups * chunks_per_group
     n_blocks = (ho + block_rows - 1) // block_rows
-    for task in prange(n_img * n_chunks * n_blocks):
+    for task in range(start, stop):
         n = task // (n_chunks * n_blocks)
         k = (task // n_blocks) % n_chunks
         g = k // chunks_per_group
@@ -115,7 +136,7 @@ def correlate(x, weight, bias, row_src, col_src, stride_h, stride_w, dil_h, dil_
                         out.dtype)
         acc = np.empty((co1 - co0, y1 - y0, wo), out.dtype)
         for co in range(co0, co1):
-            acc[co - co0] = bias[co]
+            acc[co - co0].fill(bias[co])
         for ci in range(c_in_g):
             fill_padded_rows(x, n, g * c_in_g + ci, row_src, col_src, left, first, pbuf)
             for co in range(co0, co1):
@@ -124,13 +145,27 @@ def correlate(x, weight, bias, row_src, col_src, stride_h, stride_w, dil_h, dil_
                         accumulate_row(acc[co - co0, oy - y0],
                                        pbuf[oy * stride_h + i * dil_h - first],
                                        weight[co, ci, i], stride_w, dil_w)
-        out[n, co0:co1, y0:y1] = acc
+        for co in range(co0, co1):
+            for oy in range(y0, y1):
+                src, dst = acc[co - co0, oy - y0], out[n, co, oy]
+                for t in range(wo):
+                    dst[t] = src[t]
+
+
+def correlate(x, weight, bias, row_src, col_src, stride_h, stride_w, dil_h, dil_w, left, groups,
+              block_rows, chunk, out):
+    """Direct convolution (see `_correlate`) over all tasks, in parallel."""
+    c_out = weight.shape[0]
+    tasks = x.shape[0] * groups * ((c_out // groups + chunk - 1) // chunk) * \
+        ((out.shape[2] + block_rows - 1) // block_rows)
+    parallel_for(_correlate, tasks, x, weight, bias, row_src, col_src, stride_h, stride_w,
+                 dil_h, dil_w, left, groups, block_rows, chunk, out)
     return out
 
 
-@njit(cache=True, parallel=True)
-def correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h, stride_w,
-                        dil_h, dil_w, left, groups, block_rows, out):
+@njit(cache=True, nogil=True)
+def _correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h, stride_w,
+                         dil_h, dil_w, left, groups, block_rows, out, start, stop):
     """Convolution with kernels of low rank: weight[co, ci] = Σ_r col_taps[co, ci, r] ⊗
     row_taps[co, ci, r], run as a horizontal pass over the padded rows a block needs, then
     a vertical pass, for each term r."""
@@ -139,7 +174,7 @@ def correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h,
     ho, wo = out.shape[2], out.shape[3]
     c_out_g = c_out // groups
     n_blocks = (ho + block_rows - 1) // block_rows
-    for task in prange(n_img * c_out * n_blocks):
+    for task in range(start, stop):
         n = task // (c_out * n_blocks)
         co = (task // n_blocks) % c_out
         y0 = (task % n_blocks) * block_rows
@@ -149,12 +184,12 @@ def correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h,
         pbuf = np.empty((rows, col_src.size), out.dtype)
         hbuf = np.empty((rows, wo), out.dtype)
         acc = np.empty((y1 - y0, wo), out.dtype)
-        acc[:] = bias[co]
+        acc.fill(bias[co])
         c_in_0 = (co // c_out_g) * c_in_g
         for ci in range(c_in_g):
             fill_padded_rows(x, n, c_in_0 + ci, row_src, col_src, left, first, pbuf)
             for r in range(rank):
-                hbuf[:] = 0
+                hbuf.fill(0)
                 for k in range(rows):
                     accumulate_row(hbuf[k], pbuf[k], row_taps[co, ci, r], stride_w, dil_w)
                 for oy in range(y0, y1):
@@ -164,18 +199,30 @@ def correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h,
                         hrow = hbuf[oy * stride_h + i * dil_h - first]
                         for t in range(wo):
                             arow[t] += w0 * hrow[t]
-        out[n, co, y0:y1] = acc
+        for oy in range(y0, y1):
+            src, dst = acc[oy - y0], out[n, co, oy]
+            for t in range(wo):
+                dst[t] = src[t]
+
+
+def correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h, stride_w,
+                        dil_h, dil_w, left, groups, block_rows, out):
+    """Low-rank convolution (see `_correlate_separable`) over all tasks, in parallel."""
+    tasks = x.shape[0] * col_taps.shape[0] * ((out.shape[2] + block_rows - 1) // block_rows)
+    parallel_for(_correlate_separable, tasks, x, col_taps, row_taps, bias, row_src, col_src,
+                 stride_h, stride_w, dil_h, dil_w, left, groups, block_rows, out)
     return out
 
 
-@njit(cache=True, parallel=True)
-def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, out):
+@njit(cache=True, nogil=True)
+def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, out, start,
+            stop):
     """The patch matrix of image x[0] for output rows y0 … y0 + out rows / Wo:
     out[(c·kh + i)·kw + j, (oy − y0)·Wo + ox] = xpad[c, oy·sh + i·dh, ox·sw + j·dw]."""
     channels = x.shape[1]
     wo = (col_src.size - (kw - 1) * dil_w - 1) // stride_w + 1
     n_rows = out.shape[1] // wo
-    for task in prange(channels * kh):
+    for task in range(start, stop):
         c, i = task // kh, task % kh
         for j in range(kw):
             dst = out[(c * kh + i) * kw + j]
@@ -184,6 +231,12 @@ def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, ou
                 for ox in range(wo):
                     s = col_src[ox * stride_w + j * dil_w]
                     dst[oy * wo + ox] = x[0, c, r, s] if (r >= 0 and s >= 0) else 0
+
+
+def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, out):
+    """The patch matrix (see `_im2col`), in parallel over (channel, kernel row)."""
+    parallel_for(_im2col, x.shape[1] * kh, x, row_src, col_src, kh, kw, stride_h, stride_w,
+                 dil_h, dil_w, y0, out)
     return out
 
 
@@ -317,37 +370,32 @@ def png_filter_rows(rows, bpp, prior):
             if zeros > most:
                 best, most = k, zeros
         out[y, 0] = best
-        out[y, 1:] = trial[best]
+        for i in range(width):
+            out[y, i + 1] = trial[best, i]
     return out
 
 
-@njit(cache=True, parallel=True)
-def finite_range(values):
-    """(min, max) of the finite values of a float array (NaN, NaN if there are none)."""
-    flat = values.ravel()
-    n_blocks = 64
-    lows = np.full(n_blocks, np.inf)
-    highs = np.full(n_blocks, -np.inf)
-    size = flat.size
-    for b in prange(n_blocks):
-        low, high = np.inf, -np.inf
-        for k in range(b * size // n_blocks, (b + 1) * size // n_blocks):
-            v = flat[k]
-            if np.isfinite(v):
-                if v < low:
-                    low = v
-                if v > high:
-                    high = v
-        lows[b] = low
-        highs[b] = high
-    low, high = lows.min(), highs.max()
-    if low > high:
-        return np.nan, np.nan
+@njit(cache=True, nogil=True)
+def _finite_range(flat, start, stop):
+    low, high = np.inf, -np.inf
+    for k in range(start, stop):
+        v = flat[k]
+        if v < low and v > -np.inf:
+            low = v
+        if v > high and v < np.inf:
+            high = v
     return low, high
 
 
-@njit(cache=True, parallel=True)
-def quantize(planes, absolute, offset, scale, top, rounding, out):
+def finite_range(values):
+    """(min, max) of the finite values of a float array (NaN, NaN if there are none)."""
+    parts = parallel_for(_finite_range, values.size, values.ravel())
+    low, high = min(p[0] for p in parts), max(p[1] for p in parts)
+    return (np.nan, np.nan) if low > high else (low, high)
+
+
+@njit(cache=True, nogil=True)
+def _quantize(planes, absolute, offset, scale, top, rounding, out, start, stop):
     """out[y, x, c] = clip((|v| if absolute else v) · scale + offset, 0, top), rounded to
     nearest when `rounding`, from planar (C, H, W) values; NaN becomes 0.
 
@@ -355,12 +403,9 @@ def quantize(planes, absolute, offset, scale, top, rounding, out):
     the largest finite input value) — NaN, NaN if none is finite."""
     channels, height, width = planes.shape
     slack = 0.5 if rounding else 0.0        # values that round into range are not clipped
-    outside = np.zeros(height, np.int64)
-    lows = np.full(height, np.inf)
-    highs = np.full(height, -np.inf)
-    for y in prange(height):
-        count = 0
-        low, high = np.inf, -np.inf
+    count = 0
+    low, high = np.inf, -np.inf
+    for y in range(start, stop):
         for x in range(width):
             for c in range(channels):
                 v = planes[c, y, x]
@@ -380,22 +425,26 @@ def quantize(planes, absolute, offset, scale, top, rounding, out):
                 if rounding:
                     v = np.rint(v)
                 out[y, x, c] = v
-        outside[y] = count
-        lows[y] = low
-        highs[y] = high
-    low, high = lows.min(), highs.max()
-    if low > high:
-        return outside.sum(), np.nan, np.nan
-    return outside.sum(), low, high
+    return count, low, high
 
 
-@njit(cache=True, parallel=True)
-def max_pool(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, out):
+def quantize(planes, absolute, offset, scale, top, rounding, out):
+    """Map planar values to pixels (see `_quantize`), in parallel over rows; returns (values
+    clipped by more than rounding would, smallest and largest finite input value)."""
+    parts = parallel_for(_quantize, planes.shape[1], planes, absolute, offset, scale, top,
+                         rounding, out)
+    low, high = min(p[1] for p in parts), max(p[2] for p in parts)
+    outside = sum(p[0] for p in parts)
+    return (outside, np.nan, np.nan) if low > high else (outside, low, high)
+
+
+@njit(cache=True, nogil=True)
+def _max_pool(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, out, start, stop):
     """out[n, c, oy, ox] = the largest x[n, c] under the window; padding (-1 in the index
     maps) is ignored, as PyTorch's -inf padding is."""
     n_img, channels = x.shape[0], x.shape[1]
     ho, wo = out.shape[2], out.shape[3]
-    for task in prange(n_img * channels):
+    for task in range(start, stop):
         n, c = task // channels, task % channels
         for oy in range(ho):
             for ox in range(wo):
@@ -409,4 +458,10 @@ def max_pool(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, out)
                         if s >= 0 and x[n, c, r, s] > best:
                             best = x[n, c, r, s]
                 out[n, c, oy, ox] = best
+
+
+def max_pool(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, out):
+    """Max pooling (see `_max_pool`), in parallel over (image, channel)."""
+    parallel_for(_max_pool, x.shape[0] * x.shape[1], x, row_src, col_src, kh, kw, stride_h,
+                 stride_w, dil_h, dil_w, out)
     return out

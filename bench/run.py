@@ -1,0 +1,172 @@
+"""Every speed and memory target of convcli against its peer, measured side by side.
+
+    pip install '.[bench]' && python bench/run.py [--quick]
+
+Peers: OpenCV (filter2D, sepFilter2D), PyTorch (conv2d with 2 threads; skipped if not
+installed: pip install torch), libvips and ImageMagick (Debian packages libvips-tools and
+imagemagick; skipped if missing).  Prints convcli's median, the peer's median and their
+ratio for each row, then start-up times and the peak memory of an 8192² run.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median_seconds, row  # noqa: E402
+
+from convcli import conv2d  # noqa: E402
+from convcli.conv import warm_up  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def per_channel(repeat: int) -> None:
+    import cv2
+
+    rng = np.random.default_rng(0)
+    image = rng.random((3, 2048, 2048), dtype=np.float32)
+    print(f"\n2048×2048×3 float32, reflect borders; OpenCV {cv2.__version__}, "
+          f"{cv2.getNumThreads()} threads")
+    for k, target in ((3, 1.0), (5, 1.0), (7, 1.0), (15, 0.5), (31, 0.5)):
+        weight = rng.standard_normal((3, 1, k, k)).astype(np.float32)
+        ours = lambda: conv2d(image, weight, padding="same", pad_mode="reflect", groups=3)
+        peer = lambda: [cv2.filter2D(image[c], -1, weight[c, 0], borderType=cv2.BORDER_REFLECT_101)
+                        for c in range(3)]
+        np.testing.assert_allclose(ours(), np.stack(peer()), rtol=1e-3, atol=1e-3 * k)
+        print(row(f"{k}×{k} per channel", median_seconds(ours, repeat),
+                  median_seconds(peer, repeat), "filter2D", target))
+    for k in (5, 9, 15, 31):
+        taps = cv2.getGaussianKernel(k, 0).astype(np.float32)
+        weight = np.repeat((taps @ taps.T)[None, None], 3, axis=0)
+        ours = lambda: conv2d(image, weight, padding="same", pad_mode="reflect", groups=3)
+        peer = lambda: [cv2.sepFilter2D(image[c], -1, taps, taps,
+                                        borderType=cv2.BORDER_REFLECT_101) for c in range(3)]
+        np.testing.assert_allclose(ours(), np.stack(peer()), rtol=1e-3, atol=1e-3)
+        print(row(f"Gaussian {k}×{k} (separable)", median_seconds(ours, repeat),
+                  median_seconds(peer, repeat), "sepFilter2D", 1.0))
+    copy = np.empty_like(image)
+    print(f"{'copying the image (np.copyto)':<34} {median_seconds(lambda: np.copyto(copy, image), repeat) * 1e3:9.2f} ms")
+
+
+def layers(repeat: int) -> None:
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        print("\nPyTorch is not installed: CNN-layer rows skipped (pip install torch)")
+        return
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(1)
+    print(f"\nCNN layers, 3×3, padding 1; PyTorch {torch.__version__}, 2 threads")
+    for cin, cout, size, target in ((3, 64, 512, 0.5), (64, 64, 128, 1.5)):
+        x = rng.random((1, cin, size, size), dtype=np.float32)
+        w = rng.standard_normal((cout, cin, 3, 3)).astype(np.float32)
+        xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+        ours = lambda: conv2d(x, w, padding=1)
+        peer = lambda: F.conv2d(xt, wt, padding=1)
+        np.testing.assert_allclose(ours(), peer().numpy(), rtol=1e-3, atol=1e-3)
+        print(row(f"{cin} → {cout} channels, {size}²", median_seconds(ours, repeat),
+                  median_seconds(peer, repeat), "torch", target))
+
+
+def timed_command(command, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, shell=isinstance(command, str))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def whole_command(tmp: Path, repeat: int) -> None:
+    from PIL import Image
+
+    source = tmp / "photo2048.png"
+    Image.open(SAMPLES / "astronaut.png").convert("RGB").resize((2048, 2048), Image.LANCZOS).save(source)
+    convcli = [sys.executable, "-m", "convcli", "apply", str(source), "-k", "sobel_x",
+               "--range", "clip", "-o", str(tmp / "convcli.png")]
+    ours = timed_command(convcli, repeat)
+    print(f"\nWhole command, 2048×2048 RGB PNG, 3×3 Sobel (x), PNG out, median of {repeat}")
+    (tmp / "sobel.mat").write_text("3 3 1 0\n-1 0 1\n-2 0 2\n-1 0 1\n")
+    peers = {   # name: (program, command, output)
+        "vips conv": ("vips", f"vips conv {source} {tmp / 'vips.png'} {tmp / 'sobel.mat'}",
+                      tmp / "vips.png"),
+        "convert": ("mogrify", f"convert {source} -morphology Convolve Sobel {tmp / 'magick.png'}",
+                    tmp / "magick.png"),
+    }
+    for name, (program, command, output) in peers.items():
+        if not shutil.which(program):
+            print(f"{name}: not installed, skipped")
+            continue
+        peer = timed_command(command, repeat)
+        print(row(f"whole command vs {name}", ours, peer, name, 1.0 if name == "convert" else None))
+        size, theirs = (tmp / "convcli.png").stat().st_size, output.stat().st_size
+        print(f"{'':<34} output {size / 1e6:.2f} MB vs {theirs / 1e6:.2f} MB "
+              f"({100 * (size / theirs - 1):+.1f}%, target ≤ +15% against ImageMagick)")
+
+
+def startup(tmp: Path, repeat: int) -> None:
+    from PIL import Image
+
+    small = tmp / "photo512.png"
+    Image.open(SAMPLES / "astronaut.png").convert("RGB").resize((512, 512)).save(small)
+    base = [sys.executable, "-m", "convcli"]
+    print(f"\nStart-up (median of {repeat}; `python -c pass` alone: "
+          f"{timed_command([sys.executable, '-c', 'pass'], repeat) * 1e3:.0f} ms)")
+    for label, args, target in (("convcli --help", ["--help"], 0.1),
+                                ("convcli kernels", ["kernels"], 0.1),
+                                ("convcli apply 512² PNG (warm cache)",
+                                 ["apply", str(small), "-k", "sobel", "-o", str(tmp / "s.png")], 0.3)):
+        seconds = timed_command(base + args, repeat)
+        print(f"{label:<40} {seconds:6.3f} s   target < {target} s")
+    cache = tempfile.mkdtemp()
+    start = time.perf_counter()
+    subprocess.run(base + ["apply", str(small), "-k", "sobel", "-o", str(tmp / "s.png")],
+                   check=True, stdout=subprocess.DEVNULL, env={**os.environ, "NUMBA_CACHE_DIR": cache})
+    print(f"{'first run, empty numba cache':<40} {time.perf_counter() - start:6.3f} s   target < 5 s")
+    shutil.rmtree(cache)
+
+
+def memory(tmp: Path) -> None:
+    from PIL import Image
+
+    big = tmp / "photo8192.png"
+    Image.open(SAMPLES / "astronaut.png").convert("RGB").resize((8192, 8192), Image.BILINEAR).save(
+        big, compress_level=1)
+    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+             "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    command = [sys.executable, "-m", "convcli", "apply", str(big), "-k", "sobel_x", "-o",
+               str(tmp / "big_out.png")]
+    start = time.perf_counter()
+    peak = int(subprocess.run([sys.executable, "-c", probe, *command], capture_output=True,
+                              text=True, check=True).stdout) / 1024
+    print(f"\n8192×8192 RGB PNG, 3×3 kernel: peak resident memory {peak:.0f} MB "
+          f"(target < 600 MB), {time.perf_counter() - start:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = parser.parse_args()
+    repeat = 3 if args.quick else 9
+    warm_up()
+    per_channel(repeat)
+    layers(repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        whole_command(tmp, 3 if args.quick else 5)
+        startup(tmp, 3 if args.quick else 5)
+        memory(tmp)
+
+
+if __name__ == "__main__":
+    main()
