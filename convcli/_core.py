@@ -218,19 +218,34 @@ def correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h,
 def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, out, start,
             stop):
     """The patch matrix of image x[0] for output rows y0 … y0 + out rows / Wo:
-    out[(c·kh + i)·kw + j, (oy − y0)·Wo + ox] = xpad[c, oy·sh + i·dh, ox·sw + j·dw]."""
-    channels = x.shape[1]
-    wo = (col_src.size - (kw - 1) * dil_w - 1) // stride_w + 1
+    out[(c·kh + i)·kw + j, (oy − y0)·Wo + ox] = xpad[c, oy·sh + i·dh, ox·sw + j·dw].
+    Each input row is padded once, then copied kw times."""
+    channels, width = x.shape[1], x.shape[3]
+    wp = col_src.size
+    wo = (wp - (kw - 1) * dil_w - 1) // stride_w + 1
     n_rows = out.shape[1] // wo
+    prow = np.empty(wp, x.dtype)
     for task in range(start, stop):
         c, i = task // kh, task % kh
-        for j in range(kw):
-            dst = out[(c * kh + i) * kw + j]
-            for oy in range(n_rows):
-                r = row_src[(y0 + oy) * stride_h + i * dil_h]
-                for ox in range(wo):
-                    s = col_src[ox * stride_w + j * dil_w]
-                    dst[oy * wo + ox] = x[0, c, r, s] if (r >= 0 and s >= 0) else 0
+        for oy in range(n_rows):
+            r = row_src[(y0 + oy) * stride_h + i * dil_h]
+            if r < 0:
+                for q in range(wp):
+                    prow[q] = 0
+            else:
+                xrow = x[0, c, r]
+                for q in range(wp):
+                    s = col_src[q]
+                    prow[q] = xrow[s] if s >= 0 else 0
+            for j in range(kw):
+                dst = out[(c * kh + i) * kw + j, oy * wo:(oy + 1) * wo]
+                src = prow[j * dil_w:]
+                if stride_w == 1:
+                    for ox in range(wo):
+                        dst[ox] = src[ox]
+                else:
+                    for ox in range(wo):
+                        dst[ox] = src[ox * stride_w]
 
 
 def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, out):

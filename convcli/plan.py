@@ -355,7 +355,9 @@ def kernel_rank(weight) -> int:
     import numpy as np
 
     mats = np.asarray(weight, np.float64).reshape(-1, *np.shape(weight)[-2:])
-    return max(low_rank_terms(m)[0].shape[0] for m in mats)
+    values = np.linalg.svd(mats, compute_uv=False)              # all kernels at once
+    ranks = np.count_nonzero(values > SEPARABLE_RTOL * values[:, :1], axis=1)
+    return max(1, int(ranks.max()))
 
 
 def fft_tile(plan: ConvPlan) -> int:
@@ -395,8 +397,10 @@ def algorithm_costs(plan: ConvPlan, rank: int) -> dict[str, float]:
 
 
 def choose_algorithm(plan: ConvPlan, weight) -> str:
-    """The cheapest algorithm by `algorithm_costs` (direct unless another clearly wins)."""
-    rank = kernel_rank(weight) if min(plan.weight_shape[2:]) > 1 else 1
-    costs = algorithm_costs(plan, rank)
+    """The cheapest algorithm by `algorithm_costs` (direct unless another clearly wins).
+    The kernels' rank (an SVD each) is only computed when separability could win."""
+    costs = algorithm_costs(plan, 1)
+    if min(costs, key=costs.get) == "separable" and min(plan.weight_shape[2:]) > 1:
+        costs = algorithm_costs(plan, kernel_rank(weight))
     best = min(costs, key=costs.get)
     return best if costs[best] < 0.8 * costs["direct"] else "direct"
