@@ -194,11 +194,25 @@ def _correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h
                     accumulate_row(hbuf[k], pbuf[k], row_taps[co, ci, r], stride_w, dil_w)
                 for oy in range(y0, y1):
                     arow = acc[oy - y0]
-                    for i in range(kh):
+                    base = oy * stride_h - first
+                    i = 0
+                    while i < kh:                       # four kernel rows per pass
+                        count = min(4, kh - i)
                         w0 = col_taps[co, ci, r, i]
-                        hrow = hbuf[oy * stride_h + i * dil_h - first]
-                        for t in range(wo):
-                            arow[t] += w0 * hrow[t]
+                        h0 = hbuf[base + i * dil_h]
+                        if count == 4:
+                            w1, w2, w3 = (col_taps[co, ci, r, i + 1], col_taps[co, ci, r, i + 2],
+                                          col_taps[co, ci, r, i + 3])
+                            h1 = hbuf[base + (i + 1) * dil_h]
+                            h2 = hbuf[base + (i + 2) * dil_h]
+                            h3 = hbuf[base + (i + 3) * dil_h]
+                            for t in range(wo):
+                                arow[t] += w0 * h0[t] + w1 * h1[t] + w2 * h2[t] + w3 * h3[t]
+                        else:
+                            for t in range(wo):
+                                arow[t] += w0 * h0[t]
+                            count = 1
+                        i += count
         for oy in range(y0, y1):
             src, dst = acc[oy - y0], out[n, co, oy]
             for t in range(wo):

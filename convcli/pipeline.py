@@ -1,8 +1,9 @@
 """Apply kernels to images: one kernel, a pipeline of them, or a whole file.
 
 A 2-D kernel (or a bank of them) is applied to each channel on its own (depthwise); a
-4-D (Cout, Cin/groups, kh, kw) kernel mixes channels as a CNN layer does.  All of it is
-one `conv2d` call per kernel.
+4-D (Cout, Cin/groups, kh, kw) kernel mixes channels as a CNN layer does; each is one
+convolution (`Stage`).  A `Pipeline` plans its stages first, then computes band after band
+of output rows, each band from just the rows of the stage before that it needs.
 """
 
 from __future__ import annotations
