@@ -116,7 +116,6 @@ def _correlate(x, weight, bias, row_src, col_src, stride_h, stride_w, dil_h, dil
     pads the input rows its block needs once per input channel, into a buffer that stays
     in cache, then adds whole kernel rows into its blocks of accumulators.
     """
-    n_img = x.shape[0]
     c_out, c_in_g, kh, kw = weight.shape
     ho, wo = out.shape[2], out.shape[3]
     c_out_g = c_out // groups
@@ -169,7 +168,6 @@ def _correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h
     """Convolution with kernels of low rank: weight[co, ci] = Σ_r col_taps[co, ci, r] ⊗
     row_taps[co, ci, r], run as a horizontal pass over the padded rows a block needs, then
     a vertical pass, for each term r."""
-    n_img = x.shape[0]
     c_out, c_in_g, rank, kh = col_taps.shape
     ho, wo = out.shape[2], out.shape[3]
     c_out_g = c_out // groups
@@ -229,31 +227,22 @@ def correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h,
 
 
 @njit(cache=True, nogil=True)
-def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, out, start,
-            stop):
+def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, y0, out,
+            start, stop):
     """The patch matrix of image x[0] for output rows y0 … y0 + out rows / Wo:
     out[(c·kh + i)·kw + j, (oy − y0)·Wo + ox] = xpad[c, oy·sh + i·dh, ox·sw + j·dw].
     Each input row is padded once, then copied kw times."""
-    channels, width = x.shape[1], x.shape[3]
-    wp = col_src.size
-    wo = (wp - (kw - 1) * dil_w - 1) // stride_w + 1
+    wo = (col_src.size - (kw - 1) * dil_w - 1) // stride_w + 1
     n_rows = out.shape[1] // wo
-    prow = np.empty(wp, x.dtype)
+    pbuf = np.empty((1, col_src.size), x.dtype)
     for task in range(start, stop):
         c, i = task // kh, task % kh
         for oy in range(n_rows):
-            r = row_src[(y0 + oy) * stride_h + i * dil_h]
-            if r < 0:
-                for q in range(wp):
-                    prow[q] = 0
-            else:
-                xrow = x[0, c, r]
-                for q in range(wp):
-                    s = col_src[q]
-                    prow[q] = xrow[s] if s >= 0 else 0
+            fill_padded_rows(x, 0, c, row_src, col_src, left, (y0 + oy) * stride_h + i * dil_h,
+                             pbuf)
             for j in range(kw):
                 dst = out[(c * kh + i) * kw + j, oy * wo:(oy + 1) * wo]
-                src = prow[j * dil_w:]
+                src = pbuf[0, j * dil_w:]
                 if stride_w == 1:
                     for ox in range(wo):
                         dst[ox] = src[ox]
@@ -262,10 +251,10 @@ def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, o
                         dst[ox] = src[ox * stride_w]
 
 
-def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, out):
+def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, y0, out):
     """The patch matrix (see `_im2col`), in parallel over (channel, kernel row)."""
     parallel_for(_im2col, x.shape[1] * kh, x, row_src, col_src, kh, kw, stride_h, stride_w,
-                 dil_h, dil_w, y0, out)
+                 dil_h, dil_w, left, y0, out)
     return out
 
 
@@ -471,7 +460,7 @@ def quantize(planes, absolute, offset, scale, top, rounding, out):
 def _max_pool(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, out, start, stop):
     """out[n, c, oy, ox] = the largest x[n, c] under the window; padding (-1 in the index
     maps) is ignored, as PyTorch's -inf padding is."""
-    n_img, channels = x.shape[0], x.shape[1]
+    channels = x.shape[1]
     ho, wo = out.shape[2], out.shape[3]
     for task in range(start, stop):
         n, c = task // channels, task % channels

@@ -15,6 +15,7 @@ import click
 from . import __version__
 from .choices import ALPHA_POLICIES, FORMATS, RANGE_POLICIES
 from .errors import ConvcliError
+from .layers import shape_text
 from .options import DILATION, FLOATS, PAD_MODE, STRIDE, conv_options
 
 
@@ -421,10 +422,6 @@ def _options(stride, padding, pad_mode, dilation, groups, mode):
     return ConvOptions(stride, padding, dilation, groups, pad_mode, mode)
 
 
-def _shape_text(shape) -> str:
-    return "×".join(str(v) for v in shape)
-
-
 def _comparison_table(stats: dict, title: str):
     from rich.table import Table
 
@@ -433,8 +430,8 @@ def _comparison_table(stats: dict, title: str):
     table.add_column("convolution", justify="right")
     table.add_column("dense", justify="right")
     rows = [
-        ("input", _shape_text(stats["input_shape"]), f"{stats['dense_in']:,}"),
-        ("output", _shape_text(stats["output_shape"]), f"{stats['dense_out']:,}"),
+        ("input", shape_text(stats["input_shape"]), f"{stats['dense_in']:,}"),
+        ("output", shape_text(stats["output_shape"]), f"{stats['dense_out']:,}"),
         ("weights", f"{stats['conv_weights']:,}", f"{stats['dense_weights']:,}"),
         ("bias", f"{stats['conv_bias']:,}", f"{stats['dense_bias']:,}"),
         ("parameters", f"{stats['conv_params']:,}", f"{stats['dense_params']:,}"),
@@ -540,8 +537,8 @@ def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, g
         click.echo(json.dumps(view.summary(), default=_json_default))
         return
     console = _console()
-    console.print(f"[bold]{view.title}[/bold] of {kernel.name} on {_shape_text(shape)} → "
-                  f"{_shape_text(plan.output_shape[1:])}")
+    console.print(f"[bold]{view.title}[/bold] of {kernel.name} on {shape_text(shape)} → "
+                  f"{shape_text(plan.output_shape[1:])}")
     if view.cells is not None:
         console.print(_cells_table(view.cells, view.values))
     else:
@@ -777,14 +774,14 @@ def receptive_field(net_path, at, layer_key, as_json):
         return
     from rich.table import Table
 
-    table = Table(title=f"{network.name}: input {_shape_text(network.input_shape)}",
+    table = Table(title=f"{network.name}: input {shape_text(network.input_shape)}",
                   title_justify="left")
     for column in ("#", "name", "type", "output", "params", "r", "S", "P"):
         table.add_column(column, justify="right" if column in ("#", "params", "r", "S", "P")
                          else "left")
     for index, record in enumerate(records, 1):
         table.add_row(str(index), record["name"], record["type"],
-                      _shape_text(record["output_shape"]), f"{record['params']:,}",
+                      shape_text(record["output_shape"]), f"{record['params']:,}",
                       *(_axes_text(record[k]) for k in ("rf", "stride", "padding")))
     table.caption = f"total parameters: {result['total_params']:,}"
     table.caption_justify = "left"

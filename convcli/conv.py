@@ -81,8 +81,7 @@ def prepare(x, weight, bias, stride, padding, dilation, groups, pad_mode, mode):
     if x.ndim not in (3, 4):
         raise ParameterError(f"x must have shape (Cin, H, W) or (N, Cin, H, W), got {x.shape}")
     plan = make_plan(x.shape, weight.shape, stride, padding, dilation, groups, pad_mode, mode)
-    if not np.isfinite(weight).all():
-        raise ParameterError("weight contains NaN or infinity; every weight must be finite")
+    weight = correlation_weight(weight, mode)
     cout = weight.shape[0]
     if bias is None:
         bias = np.zeros(cout, dtype)
@@ -93,9 +92,15 @@ def prepare(x, weight, bias, stride, padding, dilation, groups, pad_mode, mode):
                                  f"got {bias.shape}")
         if not np.isfinite(bias).all():
             raise ParameterError("bias contains NaN or infinity; every value must be finite")
-    if mode == "conv":
-        weight = np.ascontiguousarray(weight[:, :, ::-1, ::-1])
     return plan, x, weight, bias
+
+
+def correlation_weight(weight: np.ndarray, mode: str) -> np.ndarray:
+    """The weights cross-correlation uses: checked finite, flipped in both axes for
+    mode="conv" (true convolution)."""
+    if not np.isfinite(weight).all():
+        raise ParameterError("weight contains NaN or infinity; every weight must be finite")
+    return np.ascontiguousarray(weight[:, :, ::-1, ::-1]) if mode == "conv" else weight
 
 
 def resolve_algorithm(algo: str, plan, weight) -> str:
@@ -171,7 +176,7 @@ def im2col(x: np.ndarray, plan, rows: slice = slice(None)) -> np.ndarray:
     x = np.ascontiguousarray(x[None], compute_dtype(x))
     out = np.empty((x.shape[1] * kh * kw, max(0, stop - first) * wo), x.dtype)
     return _core.im2col(x, plan.row_sources(), plan.col_sources(), kh, kw, *plan.stride,
-                        *plan.dilation, first, out)
+                        *plan.dilation, plan.padding[2], first, out)
 
 
 def _gemm(x, weight, bias, plan, out):
@@ -196,9 +201,9 @@ def _gemm(x, weight, bias, plan, out):
 
 def _fft(x, weight, bias, plan, out):
     """Overlap-save: tiles of the padded input times the kernels' spectra (numpy's FFT),
-    tiles spread over threads; strides keep every s-th value of the stride-1 result."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    tiles spread over the core's threads; strides keep every s-th value of the stride-1
+    result."""
+    from . import _core
     from .plan import fft_tile
 
     cout, cin_g, kh, kw = weight.shape
@@ -240,8 +245,12 @@ def _fft(x, weight, bias, plan, out):
 
     jobs = [(n, y, x0) for n in range(x.shape[0]) for y in range(0, dense_h, step_h)
             for x0 in range(0, dense_w, step_w)]
-    with ThreadPoolExecutor(max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-        list(pool.map(lambda job: run(*job), jobs))
+
+    def run_jobs(start: int, stop: int) -> None:
+        for job in jobs[start:stop]:
+            run(*job)
+
+    _core.parallel_for(run_jobs, len(jobs))
 
 
 def _contiguous(sources: np.ndarray) -> bool:
@@ -260,7 +269,7 @@ ALGORITHM_RUNNERS = {"direct": _direct, "separable": _separable, "fft": _fft, "g
 
 
 def set_threads(count: int) -> None:
-    """Use `count` threads in the compiled core (at most the machine's)."""
+    """Use `count` threads in the compiled core."""
     from . import _core
 
     _core.set_threads(count)

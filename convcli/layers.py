@@ -23,7 +23,8 @@ def _product(values) -> int:
     return total
 
 
-def _shape_text(shape) -> str:
+def shape_text(shape) -> str:
+    """3×224×224."""
     return "×".join(str(v) for v in shape)
 
 
@@ -77,7 +78,7 @@ class Layer:
 
     def _spatial_input(self, shape: Shape) -> None:
         if len(shape) != 3:
-            raise ParameterError(f"needs a C×H×W input, got {_shape_text(shape)} (after flatten)")
+            raise ParameterError(f"needs a C×H×W input, got {shape_text(shape)} (after flatten)")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .conv import conv2d
+from .conv import conv2d, correlation_weight
 from .errors import ParameterError
 from .choices import ALPHA_POLICIES, RANGE_POLICIES
 from .images import (NO_ALPHA, Picture, RangeReport, image_format, map_range, output_dtype,
@@ -171,8 +171,7 @@ class Stage:
         from .conv import resolve_algorithm
 
         plan = layer.plan(input_shape)
-        weight = layer.weight[:, :, ::-1, ::-1] if plan.mode == "conv" else layer.weight
-        weight = np.ascontiguousarray(weight, np.float32)
+        weight = np.ascontiguousarray(correlation_weight(layer.weight, plan.mode), np.float32)
         algorithm = resolve_algorithm(layer.options.algo, plan, weight)
         _, cout, ho, wo = plan.output_shape
         combined = input_shape[0] if (not kernel.is_layer and kernel.n_filters > 1

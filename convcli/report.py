@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import ParameterError
 from .layers import Conv, Dense
-from .conv import im2col
+from .conv import correlation_weight, im2col
 from .plan import ConvPlan, make_plan
 
 #: Largest dense matrix (in entries) `equivalent_matrix` builds: 2**26 float64 = 512 MiB.
@@ -29,11 +29,7 @@ def _plan_and_weight(input_shape, weight, stride, padding, dilation, groups, pad
     if len(input_shape) != 3:
         raise ParameterError(f"input_shape must be (Cin, H, W), got {input_shape}")
     plan = make_plan(input_shape, weight.shape, stride, padding, dilation, groups, pad_mode, mode)
-    if not np.isfinite(weight).all():
-        raise ParameterError("weight contains NaN or infinity; every weight must be finite")
-    if mode == "conv":
-        weight = weight[:, :, ::-1, ::-1]
-    return plan, weight
+    return plan, correlation_weight(weight, mode)
 
 
 def matrix_shape(plan: ConvPlan) -> tuple[int, int]:
@@ -167,9 +163,7 @@ def matrix_nonzeros(plan: ConvPlan, weight: np.ndarray) -> int:
     all distinct in the interior, merged or dropped near borders.  The count is a sum over
     pairs of classes, each weight slice summed per cell as the matrix does.
     """
-    weight = np.asarray(weight, np.float64)
-    if plan.mode == "conv":
-        weight = weight[:, :, ::-1, ::-1]
+    weight = correlation_weight(np.asarray(weight, np.float64), plan.mode)
     src_rows, src_cols = _tap_sources(plan)
     row_classes = Counter(_relabel(src_rows[:, oy]) for oy in range(src_rows.shape[1]))
     col_classes = Counter(_relabel(src_cols[:, ox]) for ox in range(src_cols.shape[1]))
@@ -283,7 +277,7 @@ def explain_matrix(plan: ConvPlan, weight: np.ndarray, bias: np.ndarray,
     outputs = [conv2d(x, weight, bias, plan.stride, plan.padding, plan.dilation, plan.groups,
                       plan.pad_mode, plan.mode) for x in inputs]
     if patch_matrix:
-        flipped = weight[:, :, ::-1, ::-1] if plan.mode == "conv" else weight
+        flipped = correlation_weight(weight, plan.mode)
         error = max(float(np.abs(grouped_product(flipped, im2col(x, plan), plan.groups)
                                  + bias[:, None] - y.reshape(y.shape[0], -1)).max())
                     for x, y in zip(inputs, outputs))
@@ -337,7 +331,7 @@ def pixel_labels(shape) -> list[str]:
 
 def weight_cells(plan: ConvPlan, weight: np.ndarray) -> list[list[str]]:
     """The equivalent matrix as text: each cell the weights that land on it, "0" if none."""
-    labels = weight_labels(weight[:, :, ::-1, ::-1] if plan.mode == "conv" else weight)
+    labels = weight_labels(correlation_weight(weight, plan.mode))
     rows, cols = matrix_shape(plan)
     cells = [[[] for _ in range(cols)] for _ in range(rows)]
     for r, c, tap in zip(*matrix_entries(plan)):

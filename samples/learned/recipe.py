@@ -9,7 +9,6 @@ and measuring PSNR, which use numpy.  Intermediate files go to samples/learned/w
 """
 
 import argparse
-import re
 import subprocess
 import sys
 from pathlib import Path
