@@ -6,37 +6,10 @@ col_src[p] (-1 means zero).  The padded image never exists; each task pads just 
 it needs into a small buffer that stays in cache.
 """
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from numba import njit
 
-_threads = {"count": os.cpu_count() or 1, "pool": None, "pid": None}
-
-
-def set_threads(count: int) -> None:
-    """Use `count` threads for the compiled kernels."""
-    _threads["count"] = max(1, int(count))
-
-
-def parallel_for(kernel, tasks: int, *args):
-    """Run ``kernel(*args, start, stop)`` over task ranges covering [0, tasks), on the
-    thread pool (the kernels release the GIL); returns the results in order.
-
-    Kernels are compiled serially (`nogil`), which compiles several times faster than
-    numba's parallel loops and, unlike its threading layers, survives fork() (the pool is
-    rebuilt in a forked child)."""
-    count = min(_threads["count"], tasks)
-    if count <= 1:
-        return [kernel(*args, 0, tasks)]
-    if _threads["pid"] != os.getpid() or _threads["pool"]._max_workers < count:
-        _threads["pool"] = ThreadPoolExecutor(max(count, _threads["count"]))
-        _threads["pid"] = os.getpid()
-    pieces = min(tasks, 4 * count)
-    bounds = [tasks * i // pieces for i in range(pieces + 1)]
-    futures = [_threads["pool"].submit(kernel, *args, a, b) for a, b in zip(bounds, bounds[1:])]
-    return [f.result() for f in futures]
+from .threads import parallel_for
 
 
 @njit(cache=True)

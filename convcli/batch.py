@@ -190,7 +190,7 @@ def _worker_main(connection, job: ApplyJob, threads: int) -> None:
     """A worker: take a task, send back its record, until told to stop (None)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # the parent decides what Ctrl-C does
     signal.signal(signal.SIGTERM, _stop_worker)
-    from .conv import set_threads
+    from .threads import set_threads
 
     set_threads(threads)
     while (task := connection.recv()) is not None:
@@ -282,7 +282,8 @@ def run_tasks(tasks: list[Task], job: ApplyJob, jobs: int, fail_fast: bool = Fal
     `on_record(record)` is called as each file finishes.  SIGINT and SIGTERM stop the run:
     workers are stopped, their temporary files removed, and the report says so.
     """
-    from .conv import set_threads, warm_up
+    from .conv import warm_up
+    from .threads import set_threads
 
     report = BatchReport(total=len(tasks))
     start = time.perf_counter()

@@ -16,4 +16,4 @@ COMBINES = ("magnitude", "max", "sum")
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
            ".bmp": "BMP", ".webp": "WEBP", ".npy": "NPY"}
 #: The ways `conv2d` can compute a convolution (``auto`` lets the planner choose).
-ALGORITHMS = ("direct", "separable", "fft", "gemm")
+ALGORITHMS = ("direct", "separable", "fft", "gemm", "numpy")

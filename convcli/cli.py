@@ -187,7 +187,7 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
                      jobs, skip_existing, overwrite, fail_fast, quiet, report_path, threads)
         return
     if threads is not None:
-        from .conv import set_threads
+        from .threads import set_threads
 
         set_threads(threads)
     source = inputs[0]

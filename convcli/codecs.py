@@ -43,6 +43,8 @@ def _png_chunks(stream: BinaryIO, path: Path):
 
 #: Decompressed bytes unfiltered at a time while decoding (bounds the extra memory).
 PNG_DECODE_STEP = 1 << 22
+#: 8-bit images up to this many bytes may be decoded by Pillow (see `read_png`).
+PNG_PILLOW_BYTES = 1 << 26
 
 
 def read_png(path: Path, max_pixels: int | None = None):
@@ -50,9 +52,11 @@ def read_png(path: Path, max_pixels: int | None = None):
     one (H, W, C) array, row band by row band, and return (array, ICC profile).
 
     Returns None for what Pillow should read instead (palette, 1–4-bit, interlaced, or with
-    EXIF).  16-bit colour is read with every bit, which Pillow alone would reduce to 8.
+    EXIF), and for 8-bit images Pillow reads as well, while the compiled core is not loaded
+    and the image is small enough (`PNG_PILLOW_BYTES`) that holding a second copy is fine.
+    16-bit colour is read with every bit, which Pillow alone would reduce to 8.
     """
-    from ._core import png_unfilter
+    from .plan import jit_loaded
 
     with open(path, "rb") as stream:
         if stream.read(8) != PNG_SIGNATURE:
@@ -71,6 +75,7 @@ def read_png(path: Path, max_pixels: int | None = None):
         dtype = np.dtype(">u2" if depth == 16 else np.uint8)
         bpp = channels * dtype.itemsize
         row_bytes = width * bpp
+        pillow_reads = depth == 8 and height * row_bytes <= PNG_PILLOW_BYTES and not jit_loaded()
         image = np.empty((height, width, channels), dtype)
         rows_out = image.reshape(height, row_bytes) if depth == 8 else \
             image.view(np.uint8).reshape(height, row_bytes)
@@ -87,6 +92,10 @@ def read_png(path: Path, max_pixels: int | None = None):
             elif kind == b"tRNS":
                 transparent = np.frombuffer(body, ">u2").astype(dtype)
             elif kind == b"IDAT":
+                if pillow_reads and transparent is None:
+                    return None
+                from ._core import png_unfilter
+
                 data = body
                 while data and done < height:
                     try:

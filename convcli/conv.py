@@ -49,7 +49,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
         one of them (see `convcli.plan.canonical_pad_mode`).
     mode : {"corr", "conv"}
         Cross-correlation (PyTorch's) or true convolution (kernel flipped in both axes).
-    algo : {"auto", "direct", "separable", "fft", "gemm"}
+    algo : {"auto", "direct", "separable", "fft", "gemm", "numpy"}
         How to compute it; ``auto`` asks `convcli.plan.choose_algorithm`.  All give the
         same result within floating-point rounding.
 
@@ -103,13 +103,13 @@ def correlation_weight(weight: np.ndarray, mode: str) -> np.ndarray:
     return np.ascontiguousarray(weight[:, :, ::-1, ::-1]) if mode == "conv" else weight
 
 
-def resolve_algorithm(algo: str, plan, weight) -> str:
-    """`algo` checked, or the planner's choice for ``auto``."""
+def resolve_algorithm(algo: str, plan, weight, jit: bool | None = None) -> str:
+    """`algo` checked, or the planner's choice for ``auto`` (see `choose_algorithm`)."""
     from .choices import ALGORITHMS
     from .plan import choose_algorithm
 
     if algo == "auto":
-        return choose_algorithm(plan, weight)
+        return choose_algorithm(plan, weight, jit)
     if algo not in ALGORITHMS:
         raise ParameterError(f"algo {algo!r} is not one of auto, {', '.join(ALGORITHMS)}")
     return algo
@@ -203,8 +203,8 @@ def _fft(x, weight, bias, plan, out):
     """Overlap-save: tiles of the padded input times the kernels' spectra (numpy's FFT),
     tiles spread over the core's threads; strides keep every s-th value of the stride-1
     result."""
-    from . import _core
     from .plan import fft_tile
+    from .threads import parallel_for
 
     cout, cin_g, kh, kw = weight.shape
     (sh, sw), (dh, dw) = plan.stride, plan.dilation
@@ -250,7 +250,7 @@ def _fft(x, weight, bias, plan, out):
         for job in jobs[start:stop]:
             run(*job)
 
-    _core.parallel_for(run_jobs, len(jobs))
+    parallel_for(run_jobs, len(jobs))
 
 
 def _contiguous(sources: np.ndarray) -> bool:
@@ -265,14 +265,51 @@ def _take(sources: np.ndarray, start: int, length: int) -> np.ndarray:
     return np.concatenate([part, np.full(length - part.size, -1, part.dtype)])
 
 
-ALGORITHM_RUNNERS = {"direct": _direct, "separable": _separable, "fft": _fft, "gemm": _gemm}
+def padded_input(x: np.ndarray, plan) -> np.ndarray:
+    """The padded input (N, Cin, rows, columns) that `plan`'s index maps describe, built
+    with slices and row gathers (a gather per value only for the border columns)."""
+    n, cin, _, w = x.shape
+    row_src, col_src = plan.row_sources(), plan.col_sources()
+    left = plan.padding[2]
+    padded = np.empty((n, cin, row_src.size, col_src.size), x.dtype)
+    inner = padded[:, :, :, left:left + w]
+    real = row_src >= 0
+    if real.all():
+        np.take(x, row_src, axis=2, out=inner)
+    else:
+        inner[:, :, real] = x[:, :, row_src[real]]
+        inner[:, :, ~real] = 0
+    border = np.r_[0:left, left + w:col_src.size]
+    values = padded[:, :, :, left + np.maximum(col_src[border], 0)]
+    values[..., col_src[border] < 0] = 0
+    padded[:, :, :, border] = values
+    return padded
 
 
-def set_threads(count: int) -> None:
-    """Use `count` threads in the compiled core."""
-    from . import _core
+def _numpy(x, weight, bias, plan, out):
+    """Tap by tap, each a whole-array multiply-add over every output pixel (numpy only):
+    slower per value than the compiled core, but with nothing to load or compile."""
+    n = x.shape[0]
+    cout, cin_g, kh, kw = weight.shape
+    (sh, sw), (dh, dw) = plan.stride, plan.dilation
+    groups, cout_g = plan.groups, cout // plan.groups
+    ho, wo = plan.output_shape[2:]
+    padded = padded_input(x, plan).reshape(n, groups, cin_g, -1, plan.col_sources().size)
+    taps = weight.reshape(groups, cout_g, cin_g, kh, kw)
+    result = out.reshape(n, groups, cout_g, ho, wo)
+    result[...] = bias.reshape(groups, cout_g, 1, 1)
+    product = np.empty_like(result)
+    for ci in range(cin_g):
+        for i in range(kh):
+            for j in range(kw):
+                window = padded[:, :, ci, i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                                j * dw:j * dw + sw * (wo - 1) + 1:sw]
+                np.multiply(taps[:, :, ci, i, j, None, None], window[:, :, None], out=product)
+                result += product
 
-    _core.set_threads(count)
+
+ALGORITHM_RUNNERS = {"direct": _direct, "separable": _separable, "fft": _fft, "gemm": _gemm,
+                     "numpy": _numpy}
 
 
 def warm_up() -> None:
@@ -281,7 +318,7 @@ def warm_up() -> None:
     from . import _core
 
     planes = conv2d(np.zeros((1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32),
-                    padding=1, pad_mode="reflect")
+                    padding=1, pad_mode="reflect", algo="direct")
     pixels = np.empty((4, 4, 1), np.uint8)
     _core.quantize(planes, False, 0.0, 1.0, 255.0, True, pixels)
     _core.png_filter_rows(pixels.reshape(4, 4), 1, np.zeros(4, np.uint8))

@@ -235,8 +235,12 @@ def map_range(planes: np.ndarray, policy: str, source_max: float, dtype) -> tupl
     minmax: stretch min..max to 0..white; float: keep the values (float32 output only).
     Integer outputs are rounded to nearest, not truncated.
     """
-    from ._core import finite_range, quantize
+    from .plan import jit_loaded
 
+    if jit_loaded():
+        from ._core import finite_range, quantize
+    else:
+        from ._core_numpy import finite_range, quantize
     dtype = np.dtype(dtype)
     planes = np.ascontiguousarray(planes, np.float32)
     if policy not in RANGE_POLICIES or policy == "auto":
@@ -328,6 +332,7 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
 
 def _encode(out, fmt: str, picture: Picture, quality: int | None, notes: list[str]) -> None:
     from . import codecs
+    from .plan import PILLOW_PNG_BYTE, PNG_BYTE, jit_pays
 
     color, alpha = picture.color, picture.alpha
     if fmt == "NPY":
@@ -343,8 +348,9 @@ def _encode(out, fmt: str, picture: Picture, quality: int | None, notes: list[st
     if channels > 4:
         raise ParameterError(f"{channels} output channels do not fit in {fmt}; write .npy or "
                              ".tiff (one page per channel), or use --grid")
-    if fmt == "PNG":
-        codecs.write_png(out, pixels, picture.icc_profile)
+    if fmt == "PNG" and (pixels.dtype != np.uint8 or
+                         jit_pays(pixels.nbytes * (PILLOW_PNG_BYTE - PNG_BYTE))):
+        codecs.write_png(out, pixels, picture.icc_profile)     # else Pillow's, below
         return
     if pixels.dtype != np.uint8:
         raise ImageError(f"{fmt} holds 8-bit pixels, got {pixels.dtype}")
@@ -363,7 +369,7 @@ def _pillow_save(out, pixels: np.ndarray, fmt: str, icc_profile: bytes | None,
 
     im = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels))
     options = {}
-    if icc_profile and fmt in ("JPEG", "WEBP"):
+    if icc_profile and fmt in ("JPEG", "PNG", "WEBP"):
         options["icc_profile"] = icc_profile
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = 92 if quality is None else quality

@@ -157,8 +157,9 @@ def conv_options(default_padding: str = "auto", default_pad_mode: str = "reflect
                 click.option("--algo", type=click.Choice(("auto",) + ALGORITHMS),
                              default="auto", show_default=True,
                              help="How to convolve: direct, separable (SVD terms), fft "
-                                  "(overlap-save tiles) or gemm (im2col + BLAS); auto picks "
-                                  "the cheapest by a cost model."),
+                                  "(overlap-save tiles), gemm (im2col + BLAS) or numpy (no "
+                                  "compiled code to load); auto picks the cheapest by a cost "
+                                  "model."),
                 click.option("--threads", type=click.IntRange(min=1), default=None,
                              envvar="CONVCLI_THREADS", show_envvar=True,
                              help="Threads for the convolution (default: every CPU; a batch "

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .conv import conv2d, correlation_weight
+from .conv import conv2d, correlation_weight, resolve_algorithm
 from .errors import ParameterError
 from .choices import ALPHA_POLICIES, RANGE_POLICIES
 from .images import (NO_ALPHA, Picture, RangeReport, image_format, map_range, output_dtype,
                      read_image, to_gray, value_scale, write_image)
 from .kernels import Kernel
-from .plan import ConvPlan, int_pair, make_plan, padding_amounts
+from .plan import (PILLOW_PNG_BYTE, PNG_BYTE, ConvPlan, int_pair, jit_pays, jit_saving, make_plan,
+                   padding_amounts)
 from .render import tile_maps
 
 
@@ -167,12 +168,12 @@ class Stage:
     bias: np.ndarray                          # float32
 
     @classmethod
-    def make(cls, kernel: Kernel, layer: KernelLayer, input_shape) -> "Stage":
-        from .conv import resolve_algorithm
-
+    def make(cls, kernel: Kernel, layer: KernelLayer, input_shape, jit: bool = True) -> "Stage":
+        """The stage, computed by the planner's choice among the compiled algorithms
+        (`jit`) or those that need no compiled code."""
         plan = layer.plan(input_shape)
         weight = np.ascontiguousarray(correlation_weight(layer.weight, plan.mode), np.float32)
-        algorithm = resolve_algorithm(layer.options.algo, plan, weight)
+        algorithm = resolve_algorithm(layer.options.algo, plan, weight, jit)
         _, cout, ho, wo = plan.output_shape
         combined = input_shape[0] if (not kernel.is_layer and kernel.n_filters > 1
                                       and kernel.combine) else cout
@@ -196,24 +197,31 @@ class Stage:
         return combine_bank(out, self.kernel, self.input_shape[0])
 
 
-def carry_stage(kernel: Kernel, options: ConvOptions, input_shape) -> Stage:
+def carry_stage(kernel: Kernel, options: ConvOptions, input_shape, jit: bool = True) -> Stage:
     """The stage that moves a plane (alpha) through a kernel's geometry without filtering
-    it: each output pixel takes the input pixel under the kernel's centre."""
+    it: each output pixel takes the input pixel under the kernel's centre (exactly: by an
+    algorithm that multiplies, never by FFT)."""
     kh, kw = kernel.size
     delta = np.zeros((1, kh, kw))
     delta[0, (kh - 1) // 2, (kw - 1) // 2] = 1
     centre = Kernel(f"{kernel.name}-centre", delta, np.zeros(1))
-    carry = replace(options, mode="corr", algo="direct", bias=None, normalize=False, groups=1)
+    carry = replace(options, mode="corr", algo="direct" if jit else "numpy", bias=None,
+                    normalize=False, groups=1)
     layer = KernelLayer(delta[None], np.zeros(1), 1, padding_for(kernel, options), carry)
     return Stage.make(centre, layer, input_shape)
 
 
 class Pipeline:
     """Kernels applied one after another to a picture, planned before anything is computed
-    and run band by band of output rows, so no whole-image float copy is ever made."""
+    and run band by band of output rows, so no whole-image float copy is ever made.
+
+    The pipeline runs in the compiled core (`jit`) if it is loaded, or if the time it saves
+    on the stages, plus `other_saving` seconds on the job's other steps, exceeds loading it;
+    else in numpy alone.
+    """
 
     def __init__(self, picture: Picture, kernels, options: ConvOptions, alpha: str = "keep",
-                 gray: bool = False, rgb: bool = False):
+                 gray: bool = False, rgb: bool = False, other_saving: float = 0.0):
         if alpha not in ALPHA_POLICIES:
             raise ParameterError(f"alpha policy {alpha!r} is not one of "
                                  f"{', '.join(ALPHA_POLICIES)}")
@@ -235,8 +243,14 @@ class Pipeline:
                                      f"{shape[0]}")
             self.stages.append(stage)
             shape = stage.output_shape
-            if self.alpha_mode == "keep":
-                carried = carry_stage(kernel, options, carry_shape)
+        self.jit = jit_pays(other_saving + sum(jit_saving(s.plan, s.weight) for s in self.stages))
+        if not self.jit:
+            self.stages = [replace(s, algorithm=resolve_algorithm(s.layer.options.algo, s.plan,
+                                                                  s.weight, False))
+                           for s in self.stages]
+        if self.alpha_mode == "keep":
+            for kernel in kernels:
+                carried = carry_stage(kernel, options, carry_shape, self.jit)
                 self.carry.append(carried)
                 carry_shape = carried.output_shape
         colour = shape[0] - (self.alpha_mode == "filter")
@@ -438,9 +452,10 @@ class ApplyJob:
         start = time.perf_counter()
         picture = read_image(source_path)
         times["read"] = time.perf_counter() - start
-        pipeline = Pipeline(picture, self.kernels, self.options, self.alpha, self.gray, self.rgb)
+        pipeline = Pipeline(picture, self.kernels, self.options, self.alpha, self.gray, self.rgb,
+                            _png_saving(picture) if fmt == "PNG" else 0.0)
         policy = pipeline.range_policy(self.range_policy)
-        if fmt == "PNG" and not self.grid and policy not in ("minmax", "float"):
+        if fmt == "PNG" and not self.grid and policy not in ("minmax", "float") and pipeline.jit:
             report, notes, shape, has_alpha = stream_png(pipeline, picture, output_path, policy,
                                                          times)
             dtype = output_dtype(picture.color.dtype, fmt, policy)
@@ -462,6 +477,14 @@ class ApplyJob:
             "stages": [stage_report(stage) for stage in pipeline.stages] if details else [],
             "range": report.as_dict(), "times": times, "notes": pipeline.notes + notes,
         }
+
+
+def _png_saving(picture: Picture) -> float:
+    """Seconds convcli's PNG encoder (compiled) saves over Pillow's on this picture's
+    result; infinite for 16-bit results, which only convcli's encoder writes."""
+    if output_dtype(picture.color.dtype, "PNG", "clip") != np.uint8:
+        return float("inf")
+    return picture.color.size * (PILLOW_PNG_BYTE - PNG_BYTE)
 
 
 def stage_report(stage: Stage) -> dict:

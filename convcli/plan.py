@@ -336,6 +336,29 @@ GEMM_MAC = 1 / 27e9             # multiply-add in BLAS sgemm
 IM2COL_VALUE = 1 / 1e9          # writing one patch-matrix value
 FFT_FLOP = 1 / 1.5e9            # numpy's FFT, per 2.5·n·log2(n) flop, with tile handling
 FFT_MAX_SPECTRA = 2**26         # complex values of kernel spectra the FFT path may hold
+NUMPY_MAC = 1 / 0.6e9           # multiply-add of the numpy path (two array passes)
+NUMPY_PAD = 1 / 0.5e9           # building one value of its padded input
+NUMPY_CALL = 10e-6              # one numpy operation's fixed cost
+PNG_BYTE = 1 / 55e6             # convcli's PNG encoder (compiled filters, run-length deflate)
+PILLOW_PNG_BYTE = 1 / 10e6      # Pillow's PNG encoder (level 6), per raw byte
+#: Seconds to import numba and load the compiled core from its cache, paid once per process
+#: (bench/run.py's start-up rows): small jobs finish sooner without it.
+JIT_LOAD = 0.7
+#: The algorithms that run in the compiled core.
+JIT_ALGORITHMS = ("direct", "separable", "gemm")
+
+
+def jit_loaded() -> bool:
+    """Whether this process has loaded the compiled core already."""
+    import sys
+
+    return "convcli._core" in sys.modules
+
+
+def jit_pays(seconds_saved: float) -> bool:
+    """Whether work the compiled core would do `seconds_saved` faster should load it:
+    always once it is loaded; before, only if that saves more than loading costs."""
+    return jit_loaded() or seconds_saved > JIT_LOAD
 
 
 def low_rank_terms(matrix):
@@ -393,14 +416,35 @@ def algorithm_costs(plan: ConvPlan, rank: int) -> dict[str, float]:
     spectra = cout * cin_g * tile * (tile // 2 + 1)
     costs["fft"] = (tiles * ((cin + cout) * transform + spectra * 4 * DIRECT_MAC)
                     + (0 if spectra * plan.groups <= FFT_MAX_SPECTRA else math.inf))
+    padded_values = n * cin * rows_needed * padded_width
+    costs["numpy"] = (pixels * cout * cin_g * kh * kw * NUMPY_MAC + padded_values * NUMPY_PAD
+                      + n * plan.groups * cin_g * kh * kw * 2 * NUMPY_CALL)
     return costs
 
 
-def choose_algorithm(plan: ConvPlan, weight) -> str:
-    """The cheapest algorithm by `algorithm_costs` (direct unless another clearly wins).
-    The kernels' rank (an SVD each) is only computed when separability could win."""
+def choose_algorithm(plan: ConvPlan, weight, jit: bool | None = None) -> str:
+    """The cheapest algorithm by `algorithm_costs`: among the compiled ones (direct unless
+    another clearly wins) when `jit`, else between fft and numpy.  By default (None) the
+    compiled ones cost `JIT_LOAD` more until the core is loaded."""
+    costs = _costs(plan, weight)
+    if jit is None:
+        jit = jit_pays(jit_saving(plan, weight, costs))
+    if not jit:
+        return min(("numpy", "fft"), key=costs.get)
+    best = min(JIT_ALGORITHMS + ("fft",), key=costs.get)
+    return best if costs[best] < 0.8 * costs["direct"] else "direct"
+
+
+def jit_saving(plan: ConvPlan, weight, costs: dict | None = None) -> float:
+    """Seconds the compiled core would save on this convolution (its load not counted)."""
+    costs = costs or _costs(plan, weight)
+    return max(0.0, min(costs["fft"], costs["numpy"]) - min(costs[a] for a in JIT_ALGORITHMS))
+
+
+def _costs(plan: ConvPlan, weight) -> dict[str, float]:
+    """`algorithm_costs` with the kernels' rank, which (an SVD each) is only computed when
+    separability could win."""
     costs = algorithm_costs(plan, 1)
     if min(costs, key=costs.get) == "separable" and min(plan.weight_shape[2:]) > 1:
         costs = algorithm_costs(plan, kernel_rank(weight))
-    best = min(costs, key=costs.get)
-    return best if costs[best] < 0.8 * costs["direct"] else "direct"
+    return costs

@@ -1,0 +1,146 @@
+"""Small jobs run without loading the compiled core, and give the same results."""
+
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image
+
+from convcli import _core, _core_numpy, plan
+from convcli.choices import ALGORITHMS
+from convcli.images import Picture, read_image, write_image
+from convcli.plan import JIT_ALGORITHMS, choose_algorithm, make_plan
+from imagefiles import png_chunk
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def without_core(monkeypatch):
+    """Make the library behave as in a process that has not loaded the compiled core."""
+    monkeypatch.setattr(plan, "jit_loaded", lambda: False)
+
+
+values = arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 9)),
+                elements=st.floats(-1e4, 1e4, width=32) | st.sampled_from([np.nan, np.inf, -np.inf]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(planes=values, absolute=st.booleans(), offset=st.sampled_from([0.0, 127.5, 128.0]),
+       scale=st.sampled_from([1.0, 0.5, 257.0, 1 / 255]),
+       dtype=st.sampled_from([np.uint8, np.uint16, np.float32]))
+def test_numpy_pixel_helpers_match_the_compiled_ones(planes, absolute, offset, scale, dtype):
+    top = 1.0 if dtype == np.float32 else float(np.iinfo(dtype).max)
+    rounding = dtype != np.float32
+    shape = planes.shape[1:] + planes.shape[:1]
+    compiled, numpy_only = np.empty(shape, dtype), np.empty(shape, dtype)
+    got = _core_numpy.quantize(planes, absolute, offset, scale, top, rounding, numpy_only)
+    expected = _core.quantize(planes, absolute, offset, scale, top, rounding, compiled)
+    np.testing.assert_array_equal(numpy_only, compiled)
+    np.testing.assert_array_equal(np.array(got, float), np.array(expected, float))
+    np.testing.assert_array_equal(np.array(_core_numpy.finite_range(planes), float),
+                                  np.array(_core.finite_range(planes), float))
+
+
+def test_without_the_core_the_planner_picks_numpy_or_fft(without_core):
+    rng = np.random.default_rng(5)
+    small = make_plan((1, 3, 64, 64), (3, 1, 3, 3), padding=1, groups=3)
+    assert choose_algorithm(small, rng.standard_normal((3, 1, 3, 3))) == "numpy"
+    big = make_plan((1, 3, 2048, 2048), (3, 1, 5, 5), padding=2, groups=3)
+    assert choose_algorithm(big, rng.standard_normal((3, 1, 5, 5))) != "numpy"
+    for shape, weight in (((1, 3, 300, 300), (3, 3, 31, 31)), ((1, 8, 40, 40), (16, 8, 3, 3))):
+        conv = make_plan(shape, weight, padding="same")
+        assert choose_algorithm(conv, rng.standard_normal(weight), jit=False) in ("numpy", "fft")
+    assert set(JIT_ALGORITHMS) < set(ALGORITHMS)
+
+
+def _apply(args, tmp_path, name):
+    """Run `convcli apply` in a fresh process; (whether it imported numba, output pixels)."""
+    out = tmp_path / name
+    code = ("import sys; from convcli.cli import cli; "
+            f"code = cli.main({['apply', *map(str, args), '-o', str(out)]!r}, "
+            "standalone_mode=False); sys.exit(code or (3 if 'numba' in sys.modules else 0))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode in (0, 3), result.stderr
+    return result.returncode == 3, read_image(out)
+
+
+@pytest.mark.parametrize("image, kernels", [
+    ("astronaut.png", ["-k", "sobel_x"]),
+    ("chelsea_alpha.png", ["-k", "gaussian:5", "-k", "sharpen", "--stride", "2"]),
+    ("camera.png", ["-k", "box:7", "--pad-mode", "circular", "--range", "minmax"]),
+])
+def test_a_small_job_runs_without_the_core_and_matches_it(tmp_path, image, kernels):
+    source = ROOT / "samples" / image
+    jit, plain = _apply([source, *kernels], tmp_path, "plain.png")
+    assert not jit
+    jit, compiled = _apply([source, *kernels, "--algo", "direct"], tmp_path, "compiled.png")
+    assert jit
+    # float32 sums in another order: a value on a rounding boundary may move by one level
+    difference = np.abs(plain.color.astype(int) - compiled.color)
+    assert difference.max() <= 1 and np.count_nonzero(difference) < 1e-3 * difference.size
+    assert (plain.alpha is None) == (compiled.alpha is None)
+    if plain.alpha is not None:
+        np.testing.assert_array_equal(plain.alpha, compiled.alpha)
+
+
+def test_sixteen_bit_output_loads_the_core_for_its_encoder(tmp_path):
+    jit, result = _apply([ROOT / "samples" / "astronaut_gray16.png", "-k", "box:3"], tmp_path,
+                         "out.png")
+    assert jit and result.color.dtype == np.uint16
+
+
+def _png(pixels: np.ndarray, transparent: bytes | None = None) -> bytes:
+    height, width, channels = pixels.shape
+    kind = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    raw = b"".join(b"\0" + row.tobytes() for row in pixels)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", width.to_bytes(4, "big") +
+                                             height.to_bytes(4, "big") + bytes([8, kind, 0, 0, 0]))
+            + (png_chunk(b"tRNS", transparent) if transparent else b"")
+            + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("channels, transparent", [(1, None), (2, None), (3, None), (4, None),
+                                                   (3, b"\0\7\0\1\0\2"), (1, b"\0\7")])
+def test_pillow_and_convcli_decoders_read_the_same_picture(tmp_path, monkeypatch, channels,
+                                                           transparent):
+    pixels = np.random.default_rng(channels).integers(0, 8, (9, 7, channels), dtype=np.uint8)
+    if transparent:
+        pixels[0, 0] = np.frombuffer(transparent, ">u2")       # one transparent pixel
+    path = tmp_path / "in.png"
+    path.write_bytes(_png(pixels, transparent))
+    compiled = read_image(path)
+    monkeypatch.setattr(plan, "jit_loaded", lambda: False)
+    plain = read_image(path)
+    np.testing.assert_array_equal(plain.color, compiled.color)
+    assert (plain.alpha is None) == (compiled.alpha is None)
+    if compiled.alpha is not None:
+        np.testing.assert_array_equal(plain.alpha, compiled.alpha)
+    if transparent:
+        assert compiled.alpha is not None and compiled.alpha.min() == 0
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_pillow_and_convcli_encoders_write_the_same_pixels(tmp_path, monkeypatch, channels):
+    rng = np.random.default_rng(channels)
+    color = rng.integers(0, 256, (33, 20, 1 if channels < 3 else 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (33, 20), dtype=np.uint8) if channels % 2 == 0 else None
+    picture = Picture(color, alpha, b"not really a profile")
+    write_image(tmp_path / "compiled.png", picture)
+    monkeypatch.setattr(plan, "jit_loaded", lambda: False)
+    write_image(tmp_path / "plain.png", picture)
+    for name in ("compiled.png", "plain.png"):
+        with Image.open(tmp_path / name) as im:
+            assert im.info.get("icc_profile") == b"not really a profile"
+            stored = np.asarray(im)
+        expected = color if alpha is None else np.dstack([color, alpha])
+        np.testing.assert_array_equal(stored.reshape(expected.shape), expected)
+    # two different encoders wrote them (Pillow's adaptive filters and level-6 deflate)
+    assert (tmp_path / "plain.png").read_bytes() != (tmp_path / "compiled.png").read_bytes()
