@@ -201,50 +201,50 @@ def _gemm(x, weight, bias, plan, out):
 
 def _fft(x, weight, bias, plan, out):
     """Overlap-save: tiles of the padded input times the kernels' spectra (numpy's FFT),
-    tiles spread over the core's threads; strides keep every s-th value of the stride-1
+    tiles spread over the thread pool; strides keep every s-th value of the stride-1
     result."""
-    from .plan import fft_tile
+    from .plan import fft_tiling
     from .threads import parallel_for
 
     cout, cin_g, kh, kw = weight.shape
     (sh, sw), (dh, dw) = plan.stride, plan.dilation
     span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    tile = fft_tile(plan)
-    step_h, step_w = tile - span_h + 1, tile - span_w + 1
-    dilated = np.zeros((cout, cin_g, span_h, span_w), x.dtype)
+    tile_h, tile_w, _ = fft_tiling(plan)
+    step_h, step_w = tile_h - span_h + 1, tile_w - span_w + 1
+    dilated = np.zeros((cout, cin_g, span_h, span_w))
     dilated[:, :, ::dh, ::dw] = weight
     # correlation is convolution with the flipped kernel; its valid part starts at span − 1
-    spectra = np.fft.rfft2(dilated[:, :, ::-1, ::-1], s=(tile, tile)).astype(
-        np.complex64 if x.dtype == np.float32 else np.complex128)
+    groups, cout_g = plan.groups, cout // plan.groups
+    spectra = np.fft.rfft2(dilated[:, :, ::-1, ::-1], s=(tile_h, tile_w)).astype(
+        np.complex64 if x.dtype == np.float32 else np.complex128).reshape(
+        groups, cout_g, cin_g, tile_h, -1)
+    row_src, col_src = plan.row_sources(), plan.col_sources()
     ho, wo = plan.output_shape[2:]
     dense_h, dense_w = sh * (ho - 1) + 1, sw * (wo - 1) + 1       # the stride-1 rows needed
-    row_src, col_src = plan.row_sources(), plan.col_sources()
-    cout_g = cout // plan.groups
 
-    def run(n: int, y: int, x0: int) -> None:
-        rows = _take(row_src, y, tile)
-        cols = _take(col_src, x0, tile)
-        if _contiguous(rows) and _contiguous(cols):          # an interior tile: a slice
-            block = x[n, :, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    def run(n: int, g: int, y: int, x0: int) -> None:
+        # "ortho" scales both transforms by 1/√N, the same product as scaling the inverse
+        # by 1/N; numpy's unscaled float32 transforms are several times slower
+        block = _padded_block(x[n, g * cin_g:(g + 1) * cin_g], row_src[y:y + tile_h],
+                              col_src[x0:x0 + tile_w])
+        inputs = np.fft.rfft2(block, s=(tile_h, tile_w), norm="ortho")
+        if cin_g == 1:
+            mixed = spectra[g, :, 0] * inputs
         else:
-            valid = (rows >= 0)[:, None] & (cols >= 0)[None, :]
-            block = np.where(valid, x[n][:, np.maximum(rows, 0)][:, :, np.maximum(cols, 0)], 0)
-        inputs = np.fft.rfft2(block.astype(x.dtype, copy=False))
+            mixed = np.einsum("ichw,chw->ihw", spectra[g], inputs)
         result_h, result_w = min(step_h, dense_h - y), min(step_w, dense_w - x0)
-        for g in range(plan.groups):
-            mixed = np.einsum("ichw,chw->ihw", spectra[g * cout_g:(g + 1) * cout_g],
-                              inputs[g * cin_g:(g + 1) * cin_g])
-            dense = np.fft.irfft2(mixed, s=(tile, tile))[:, span_h - 1:span_h - 1 + result_h,
-                                                         span_w - 1:span_w - 1 + result_w]
-            # keep the stride grid: dense row y + a is output row (y + a) / sh when divisible
-            a0, b0 = (-y) % sh, (-x0) % sw
-            picked = dense[:, a0::sh, b0::sw]
-            oy, ox = (y + a0) // sh, (x0 + b0) // sw
-            out[n, g * cout_g:(g + 1) * cout_g, oy:oy + picked.shape[1],
-                ox:ox + picked.shape[2]] = picked + bias[g * cout_g:(g + 1) * cout_g, None, None]
+        dense = np.fft.irfft2(mixed, s=(tile_h, tile_w), norm="ortho")[
+            :, span_h - 1:span_h - 1 + result_h, span_w - 1:span_w - 1 + result_w]
+        # keep the stride grid: dense row y + a is output row (y + a) / sh when divisible
+        a0, b0 = (-y) % sh, (-x0) % sw
+        picked = dense[:, a0::sh, b0::sw]
+        oy, ox = (y + a0) // sh, (x0 + b0) // sw
+        filters = slice(g * cout_g, (g + 1) * cout_g)
+        np.add(picked, bias[filters, None, None],
+               out=out[n, filters, oy:oy + picked.shape[1], ox:ox + picked.shape[2]])
 
-    jobs = [(n, y, x0) for n in range(x.shape[0]) for y in range(0, dense_h, step_h)
-            for x0 in range(0, dense_w, step_w)]
+    jobs = [(n, g, y, x0) for n in range(x.shape[0]) for g in range(groups)
+            for y in range(0, dense_h, step_h) for x0 in range(0, dense_w, step_w)]
 
     def run_jobs(start: int, stop: int) -> None:
         for job in jobs[start:stop]:
@@ -253,16 +253,17 @@ def _fft(x, weight, bias, plan, out):
     parallel_for(run_jobs, len(jobs))
 
 
-def _contiguous(sources: np.ndarray) -> bool:
-    """Whether index map entries are consecutive real rows (no padding, no wrap)."""
-    return sources[0] >= 0 and sources[-1] - sources[0] == sources.size - 1 and bool(
-        np.all(np.diff(sources) == 1))
-
-
-def _take(sources: np.ndarray, start: int, length: int) -> np.ndarray:
-    """sources[start:start + length], padded with -1 (zero) beyond its end."""
-    part = sources[start:start + length]
-    return np.concatenate([part, np.full(length - part.size, -1, part.dtype)])
+def _padded_block(planes: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """planes (C, H, W) at padded rows and columns given by index maps (-1 is zero): a
+    view where they are a plain rectangle of the input, else a gathered copy."""
+    if rows[0] >= 0 and cols[0] >= 0 and rows[-1] - rows[0] == rows.size - 1 and \
+            cols[-1] - cols[0] == cols.size - 1 and np.all(np.diff(rows) == 1) and \
+            np.all(np.diff(cols) == 1):
+        return planes[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    block = planes.take(np.maximum(rows, 0), axis=1).take(np.maximum(cols, 0), axis=2)
+    block[:, rows < 0] = 0
+    block[:, :, cols < 0] = 0
+    return block
 
 
 def padded_input(x: np.ndarray, plan) -> np.ndarray:

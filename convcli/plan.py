@@ -6,6 +6,7 @@ merely explain a convolution can use it without loading the compiled core.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass, fields
 
@@ -334,9 +335,12 @@ DIRECT_MAC = 1 / 18e9           # fused multiply-add in the direct kernel
 ROW_FILL = 1 / 2e9              # padding one input value into a row buffer
 GEMM_MAC = 1 / 27e9             # multiply-add in BLAS sgemm
 IM2COL_VALUE = 1 / 1e9          # writing one patch-matrix value
-FFT_FLOP = 1 / 1.5e9            # numpy's FFT, per 2.5·n·log2(n) flop, with tile handling
+FFT_FLOP = 1 / 3.5e9            # numpy's FFT, per 2.5·n·log2(n) flop, with tile handling
 FFT_MAX_SPECTRA = 2**26         # complex values of kernel spectra the FFT path may hold
-NUMPY_MAC = 1 / 0.6e9           # multiply-add of the numpy path (two array passes)
+FFT_MAX_TILE = 320              # larger tiles fall out of cache: slower per value
+FFT_TASK = 60e-6                # fixed cost of one tile of one group (numpy calls)
+FFT_SETUP = 0.5e-3              # fixed cost of a call: kernel spectra, thread hand-offs
+NUMPY_MAC = 1 / 1.2e9           # multiply-add of the numpy path (two array passes)
 NUMPY_PAD = 1 / 0.5e9           # building one value of its padded input
 NUMPY_CALL = 10e-6              # one numpy operation's fixed cost
 PNG_BYTE = 1 / 55e6             # convcli's PNG encoder (compiled filters, run-length deflate)
@@ -383,11 +387,41 @@ def kernel_rank(weight) -> int:
     return max(1, int(ranks.max()))
 
 
-def fft_tile(plan: ConvPlan) -> int:
-    """The FFT size (a power of two) overlap-save tiles of this convolution use."""
-    _, _, kh, kw = plan.weight_shape
-    span = max(plan.dilation[0] * (kh - 1), plan.dilation[1] * (kw - 1)) + 1
-    return max(128, min(1024, 1 << (6 * span - 1).bit_length()))
+#: Tile sizes for numpy's FFT: 2^a·(1, 3 or 5), which it transforms fastest.
+FFT_SIZES = sorted(2 ** a * b for a in range(1, 13) for b in (1, 3, 5) if 2 ** a * b <= 4096)
+
+
+@functools.lru_cache(maxsize=256)
+def fft_tiling(plan: ConvPlan) -> tuple[int, int, float]:
+    """The overlap-save tile (rows, columns) of FFT sizes with the least estimated work for
+    this convolution, and that work in seconds of one core (infinite if none fits)."""
+    import math
+
+    n, cin = plan.input_shape[:2]
+    cout, cin_g, kh, kw = plan.weight_shape
+    spans = [d * (k - 1) + 1 for d, k in zip(plan.dilation, (kh, kw))]
+    dense = [s * (o - 1) + 1 for s, o in zip(plan.stride, plan.output_shape[2:])]
+
+    def sizes(span: int, length: int) -> list[int]:
+        fits = [t for t in FFT_SIZES if t >= 2 * span]
+        whole = next((t for t in fits if t >= length + span - 1), 4096)
+        return [t for t in fits if t <= max(fits[0], min(whole, FFT_MAX_TILE))]
+
+    def cost(rows: int, cols: int) -> float:
+        tiles = n * math.ceil(dense[0] / (rows - spans[0] + 1)) * \
+            math.ceil(dense[1] / (cols - spans[1] + 1))
+        transform = 2.5 * rows * cols * math.log2(rows * cols) * FFT_FLOP / 2   # real input
+        spectra = cout * cin_g * rows * (cols // 2 + 1)
+        if spectra * plan.groups > FFT_MAX_SPECTRA:
+            return math.inf
+        return tiles * ((cin + cout) * transform + spectra * 4 * DIRECT_MAC
+                        + plan.groups * FFT_TASK)
+
+    pairs = [(r, c) for r in sizes(spans[0], dense[0]) for c in sizes(spans[1], dense[1])]
+    if not pairs:
+        return 0, 0, math.inf
+    best = min(pairs, key=lambda pair: cost(*pair))
+    return (*best, FFT_SETUP + cost(*best))
 
 
 def algorithm_costs(plan: ConvPlan, rank: int) -> dict[str, float]:
@@ -407,15 +441,7 @@ def algorithm_costs(plan: ConvPlan, rank: int) -> dict[str, float]:
     costs["gemm"] = (pixels * cout * cin_g * kh * kw * GEMM_MAC
                      + pixels * cin * kh * kw * IM2COL_VALUE
                      + (0 if cout // plan.groups >= 8 else math.inf))
-    tile = fft_tile(plan)
-    span_h = plan.dilation[0] * (kh - 1) + 1
-    span_w = plan.dilation[1] * (kw - 1) + 1
-    tiles = n * math.ceil((plan.stride[0] * (ho - 1) + 1) / (tile - span_h + 1)) * \
-        math.ceil((plan.stride[1] * (wo - 1) + 1) / (tile - span_w + 1))
-    transform = 2.5 * tile * tile * math.log2(tile * tile) * FFT_FLOP / 2   # real input
-    spectra = cout * cin_g * tile * (tile // 2 + 1)
-    costs["fft"] = (tiles * ((cin + cout) * transform + spectra * 4 * DIRECT_MAC)
-                    + (0 if spectra * plan.groups <= FFT_MAX_SPECTRA else math.inf))
+    costs["fft"] = fft_tiling(plan)[2]
     padded_values = n * cin * rows_needed * padded_width
     costs["numpy"] = (pixels * cout * cin_g * kh * kw * NUMPY_MAC + padded_values * NUMPY_PAD
                       + n * plan.groups * cin_g * kh * kw * 2 * NUMPY_CALL)
@@ -423,16 +449,16 @@ def algorithm_costs(plan: ConvPlan, rank: int) -> dict[str, float]:
 
 
 def choose_algorithm(plan: ConvPlan, weight, jit: bool | None = None) -> str:
-    """The cheapest algorithm by `algorithm_costs`: among the compiled ones (direct unless
-    another clearly wins) when `jit`, else between fft and numpy.  By default (None) the
-    compiled ones cost `JIT_LOAD` more until the core is loaded."""
+    """The cheapest algorithm by `algorithm_costs`: among the compiled ones and fft when
+    `jit`, else between numpy and fft; another replaces the direct one (direct, or numpy)
+    only when it is clearly cheaper.  By default (None) the compiled ones cost `JIT_LOAD`
+    more until the core is loaded."""
     costs = _costs(plan, weight)
     if jit is None:
         jit = jit_pays(jit_saving(plan, weight, costs))
-    if not jit:
-        return min(("numpy", "fft"), key=costs.get)
-    best = min(JIT_ALGORITHMS + ("fft",), key=costs.get)
-    return best if costs[best] < 0.8 * costs["direct"] else "direct"
+    exact = "direct" if jit else "numpy"         # the reference, without FFT rounding
+    best = min(JIT_ALGORITHMS + ("fft",) if jit else ("numpy", "fft"), key=costs.get)
+    return best if costs[best] < 0.8 * costs[exact] else exact
 
 
 def jit_saving(plan: ConvPlan, weight, costs: dict | None = None) -> float:
