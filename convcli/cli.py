@@ -15,8 +15,8 @@ import click
 from . import __version__
 from .choices import ALPHA_POLICIES, FORMATS, RANGE_POLICIES
 from .errors import ConvcliError
-from .layers import shape_text
 from .options import DILATION, FLOATS, PAD_MODE, STRIDE, conv_options
+from .plan import shape_text
 
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import ParameterError
-from .plan import ConvPlan, int_pair, make_plan
+from .plan import ConvPlan, int_pair, make_plan, shape_text
 
 Shape = tuple  # (C, H, W), or (features,) after flatten
 
@@ -21,11 +21,6 @@ def _product(values) -> int:
     for v in values:
         total *= int(v)
     return total
-
-
-def shape_text(shape) -> str:
-    """3×224×224."""
-    return "×".join(str(v) for v in shape)
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,11 @@ def canonical_pad_mode(name: str) -> str:
         f"or library:name such as scipy:reflect)")
 
 
+def shape_text(shape) -> str:
+    """3×224×224."""
+    return "×".join(str(v) for v in shape)
+
+
 def source_index(length: int, before: int, after: int, pad_mode: str):
     """For each position of a padded axis, the index of the real sample it copies.
 
