@@ -6,13 +6,34 @@ col_src[p] (-1 means zero).  The padded image never exists; each task pads just 
 it needs into a small buffer that stays in cache.
 """
 
+import warnings
+
 import numpy as np
 from numba import njit
 
 from .threads import parallel_for
 
 
-@njit(cache=True)
+def compiled(**options):
+    """numba's ``njit(cache=True, **options)``; where numba finds no writable cache
+    directory, the function is compiled in each process instead (with a warning)."""
+    def decorate(function):
+        try:
+            return njit(cache=True, **options)(function)
+        except RuntimeError as exc:                 # "cannot cache function …"
+            if not _uncached:
+                warnings.warn(f"numba cannot cache compiled code ({exc}); compiling it in "
+                              "every run instead: set NUMBA_CACHE_DIR to a writable directory",
+                              RuntimeWarning, stacklevel=2)
+            _uncached.append(function.__name__)
+            return njit(**options)(function)
+    return decorate
+
+
+_uncached: list[str] = []
+
+
+@compiled()
 def fill_padded_rows(x, n, c, row_src, col_src, left, first, pbuf):
     """pbuf[k] = padded row `first + k` of channel c of image n: every column through
     col_src (-1 is zero), the interior copied in one piece."""
@@ -36,7 +57,7 @@ def fill_padded_rows(x, n, c, row_src, col_src, left, first, pbuf):
             prow[q] = xrow[s] if s >= 0 else 0
 
 
-@njit(cache=True)
+@compiled()
 def accumulate_row(arow, prow, taps, stride_w, dil_w):
     """arow[t] += Σ_j taps[j] · prow[t·stride_w + j·dil_w], up to four taps per pass so
     each accumulator load and store carries several multiply-adds."""
@@ -79,7 +100,7 @@ def accumulate_row(arow, prow, taps, stride_w, dil_w):
         j0 += count
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _correlate(x, weight, bias, row_src, col_src, stride_h, stride_w, dil_h, dil_w, left,
                groups, block_rows, chunk, out, start, stop):
     """Direct convolution: out[n, co] = bias[co] + Σ_ci Σ_ij weight[co, ci, i, j] ·
@@ -135,7 +156,7 @@ def correlate(x, weight, bias, row_src, col_src, stride_h, stride_w, dil_h, dil_
     return out
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h, stride_w,
                          dil_h, dil_w, left, groups, block_rows, out, start, stop):
     """Convolution with kernels of low rank: weight[co, ci] = Σ_r col_taps[co, ci, r] ⊗
@@ -199,7 +220,7 @@ def correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h,
     return out
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, y0, out,
             start, stop):
     """The patch matrix of image x[0] for output rows y0 … y0 + out rows / Wo:
@@ -231,7 +252,7 @@ def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, 
     return out
 
 
-@njit(cache=True)
+@compiled()
 def png_unfilter(rows, bpp, prior, out):
     """Undo PNG's per-row filters: `rows` is (H, 1 + row_bytes) uint8, byte 0 the filter;
     `prior` is the decoded row above the first (zeros at the top); writes `out`."""
@@ -264,7 +285,7 @@ def png_unfilter(rows, bpp, prior, out):
     return out
 
 
-@njit(cache=True)
+@compiled()
 def tiff_lzw_decode(src, size):
     """Decode a TIFF LZW strip (MSB-first codes of 9–12 bits, with TIFF's early change) into
     at most `size` bytes; returns the bytes decoded."""
@@ -326,7 +347,7 @@ def tiff_lzw_decode(src, size):
     return out[:pos]
 
 
-@njit(cache=True)
+@compiled()
 def png_filter_rows(rows, bpp, prior):
     """Filter each row of raw PNG bytes (H, row_bytes) with whichever of PNG's five filters
     gives the most zero bytes (best for run-length deflate); `prior` is the raw row above
@@ -366,7 +387,7 @@ def png_filter_rows(rows, bpp, prior):
     return out
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _finite_range(flat, start, stop):
     low, high = np.inf, -np.inf
     for k in range(start, stop):
@@ -385,7 +406,7 @@ def finite_range(values):
     return (np.nan, np.nan) if low > high else (low, high)
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _quantize(planes, absolute, offset, scale, top, rounding, out, start, stop):
     """out[y, x, c] = clip((|v| if absolute else v) · scale + offset, 0, top), rounded to
     nearest when `rounding`, from planar (C, H, W) values; NaN becomes 0.
@@ -429,7 +450,7 @@ def quantize(planes, absolute, offset, scale, top, rounding, out):
     return (outside, np.nan, np.nan) if low > high else (outside, low, high)
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _max_pool(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, out, start, stop):
     """out[n, c, oy, ox] = the largest x[n, c] under the window; padding (-1 in the index
     maps) is ignored, as PyTorch's -inf padding is."""

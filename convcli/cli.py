@@ -8,6 +8,7 @@ exit code 2 (usage) or 1 (failure); see `ConvcliGroup.main`.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -24,6 +25,7 @@ class ConvcliGroup(click.Group):
     """A group whose errors are one line on stderr, never a traceback."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        warnings.showwarning = _warning_line
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Abort:
@@ -52,6 +54,11 @@ def cli():
     Semantics are PyTorch's conv2d: cross-correlation, weights (Cout, Cin/groups, kh, kw),
     output size ⌊(H + pads − d·(k−1) − 1)/s⌋ + 1.
     """
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a library warning as one line on stderr."""
+    click.echo(f"Warning: {message}", err=True)
 
 
 def main(args=None, prog_name: str = "convcli"):

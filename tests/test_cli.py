@@ -1,5 +1,7 @@
 """The command line: apply, kernels, errors and start-up."""
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +144,29 @@ def test_kernels_show_prints_weights(run):
     result = run("kernels", "show", "gaussian_5")
     assert result.exit_code == 0
     assert "1/256" in result.stdout and "36" in result.stdout
+
+
+@pytest.mark.slow
+def test_it_runs_where_numba_can_cache_nothing(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    package = tmp_path / "package"
+    shutil.copytree(root / "convcli", package / "convcli",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(root / "kernels.yaml", package)
+    (package / "convcli" / "__pycache__").write_text("")    # a file: no cache in the tree
+    blocked = tmp_path / "blocked"
+    blocked.write_text("")                                    # nor under $HOME or $XDG_CACHE_HOME
+    env = {**os.environ, "PYTHONPATH": str(package), "HOME": str(blocked),
+           "XDG_CACHE_HOME": str(blocked / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("NUMBA_CACHE_DIR", None)
+    source = root / "samples" / "camera.png"
+    result = subprocess.run([sys.executable, "-m", "convcli", "apply", "-k", "sobel_x", str(source),
+                             "--algo", "direct", "-o", str(tmp_path / "out.npy")],
+                            capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "NUMBA_CACHE_DIR" in warnings[0]
+    image = read_image(source).color.transpose(2, 0, 1).astype(np.float32)
+    expected = conv2d(image, Catalogue.load().get("sobel_x").weights[None], padding=1,
+                      pad_mode="reflect")
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected[0], rtol=1e-6, atol=1e-4)
