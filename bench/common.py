@@ -4,16 +4,21 @@ import statistics
 import time
 
 
-def median_seconds(function, repeat: int = 15, warmup: int = 2) -> float:
-    """Median wall time of `function()` over `repeat` runs, after `warmup` runs."""
+def median_seconds(*functions, repeat: int = 15, warmup: int = 2):
+    """Median wall time of each function over `repeat` runs, after `warmup` runs; with
+    several functions their runs alternate, so a machine whose speed drifts (a shared
+    virtual machine) slows them alike.  Returns one median, or a tuple of them."""
     for _ in range(warmup):
-        function()
-    times = []
+        for function in functions:
+            function()
+    times = [[] for _ in functions]
     for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for function, runs in zip(functions, times):
+            start = time.perf_counter()
+            function()
+            runs.append(time.perf_counter() - start)
+    medians = tuple(statistics.median(runs) for runs in times)
+    return medians[0] if len(medians) == 1 else medians
 
 
 def row(label: str, ours: float, peer: float, peer_name: str, target: float | None = None) -> str:

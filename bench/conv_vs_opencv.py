@@ -36,7 +36,7 @@ def main(size: int = 2048, target: float = 2.0) -> None:
 
         peer()
         np.testing.assert_allclose(ours(), outputs, rtol=1e-4, atol=1e-4)
-        print(row(f"{k}×{k} per channel", median_seconds(ours), median_seconds(peer),
+        print(row(f"{k}×{k} per channel", *median_seconds(ours, peer),
                   "cv2.filter2D", target))
 
 

@@ -344,6 +344,7 @@ FFT_FLOP = 1 / 3.5e9            # numpy's FFT, per 2.5·n·log2(n) flop, with ti
 FFT_MAX_SPECTRA = 2**26         # complex values of kernel spectra the FFT path may hold
 FFT_MAX_TILE = 320              # larger tiles fall out of cache: slower per value
 FFT_TASK = 60e-6                # fixed cost of one tile of one group (numpy calls)
+FFT_MIX = 1 / 0.5e9             # complex multiply-add of spectra (numpy, not BLAS)
 FFT_SETUP = 0.5e-3              # fixed cost of a call: kernel spectra, thread hand-offs
 NUMPY_MAC = 1 / 1.2e9           # multiply-add of the numpy path (two array passes)
 NUMPY_PAD = 1 / 0.5e9           # building one value of its padded input
@@ -419,8 +420,7 @@ def fft_tiling(plan: ConvPlan) -> tuple[int, int, float]:
         spectra = cout * cin_g * rows * (cols // 2 + 1)
         if spectra * plan.groups > FFT_MAX_SPECTRA:
             return math.inf
-        return tiles * ((cin + cout) * transform + spectra * 4 * DIRECT_MAC
-                        + plan.groups * FFT_TASK)
+        return tiles * ((cin + cout) * transform + spectra * FFT_MIX + plan.groups * FFT_TASK)
 
     pairs = [(r, c) for r in sizes(spans[0], dense[0]) for c in sizes(spans[1], dense[1])]
     if not pairs:
