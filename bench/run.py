@@ -11,7 +11,6 @@ ratio for each row, then start-up times and the peak memory of an 8192² run.
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
