@@ -332,7 +332,7 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
 
 def _encode(out, fmt: str, picture: Picture, quality: int | None, notes: list[str]) -> None:
     from . import codecs
-    from .plan import PILLOW_PNG_BYTE, PNG_BYTE, jit_pays
+    from .plan import jit_pays, png_saving
 
     color, alpha = picture.color, picture.alpha
     if fmt == "NPY":
@@ -348,8 +348,7 @@ def _encode(out, fmt: str, picture: Picture, quality: int | None, notes: list[st
     if channels > 4:
         raise ParameterError(f"{channels} output channels do not fit in {fmt}; write .npy or "
                              ".tiff (one page per channel), or use --grid")
-    if fmt == "PNG" and (pixels.dtype != np.uint8 or
-                         jit_pays(pixels.nbytes * (PILLOW_PNG_BYTE - PNG_BYTE))):
+    if fmt == "PNG" and (pixels.dtype != np.uint8 or jit_pays(png_saving(pixels.nbytes))):
         codecs.write_png(out, pixels, picture.icc_profile)     # else Pillow's, below
         return
     if pixels.dtype != np.uint8:

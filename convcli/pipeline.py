@@ -20,8 +20,8 @@ from .choices import ALPHA_POLICIES, RANGE_POLICIES
 from .images import (NO_ALPHA, Picture, RangeReport, image_format, map_range, output_dtype,
                      read_image, to_gray, value_scale, write_image)
 from .kernels import Kernel
-from .plan import (PILLOW_PNG_BYTE, PNG_BYTE, ConvPlan, int_pair, jit_pays, jit_saving, make_plan,
-                   padding_amounts)
+from .plan import (ConvPlan, int_pair, jit_pays, jit_saving, make_plan, padding_amounts,
+                   png_saving)
 from .render import tile_maps
 
 
@@ -453,7 +453,7 @@ class ApplyJob:
         picture = read_image(source_path)
         times["read"] = time.perf_counter() - start
         pipeline = Pipeline(picture, self.kernels, self.options, self.alpha, self.gray, self.rgb,
-                            _png_saving(picture) if fmt == "PNG" else 0.0)
+                            _encoder_saving(picture) if fmt == "PNG" else 0.0)
         policy = pipeline.range_policy(self.range_policy)
         if fmt == "PNG" and not self.grid and policy not in ("minmax", "float") and pipeline.jit:
             report, notes, shape, has_alpha = stream_png(pipeline, picture, output_path, policy,
@@ -479,12 +479,12 @@ class ApplyJob:
         }
 
 
-def _png_saving(picture: Picture) -> float:
+def _encoder_saving(picture: Picture) -> float:
     """Seconds convcli's PNG encoder (compiled) saves over Pillow's on this picture's
     result; infinite for 16-bit results, which only convcli's encoder writes."""
     if output_dtype(picture.color.dtype, "PNG", "clip") != np.uint8:
         return float("inf")
-    return picture.color.size * (PILLOW_PNG_BYTE - PNG_BYTE)
+    return png_saving(picture.color.size)
 
 
 def stage_report(stage: Stage) -> dict:

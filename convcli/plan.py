@@ -365,6 +365,11 @@ def jit_loaded() -> bool:
     return "convcli._core" in sys.modules
 
 
+def png_saving(nbytes: int) -> float:
+    """Seconds convcli's PNG encoder (compiled) saves over Pillow's on `nbytes` of pixels."""
+    return nbytes * (PILLOW_PNG_BYTE - PNG_BYTE)
+
+
 def jit_pays(seconds_saved: float) -> bool:
     """Whether work the compiled core would do `seconds_saved` faster should load it:
     always once it is loaded; before, only if that saves more than loading costs."""
@@ -400,7 +405,8 @@ FFT_SIZES = sorted(2 ** a * b for a in range(1, 13) for b in (1, 3, 5) if 2 ** a
 @functools.lru_cache(maxsize=256)
 def fft_tiling(plan: ConvPlan) -> tuple[int, int, float]:
     """The overlap-save tile (rows, columns) of FFT sizes with the least estimated work for
-    this convolution, and that work in seconds of one core (infinite if none fits)."""
+    this convolution, and that work in seconds of one core (infinite if the kernel spectra
+    would exceed `FFT_MAX_SPECTRA`)."""
     import math
 
     n, cin = plan.input_shape[:2]
@@ -409,7 +415,7 @@ def fft_tiling(plan: ConvPlan) -> tuple[int, int, float]:
     dense = [s * (o - 1) + 1 for s, o in zip(plan.stride, plan.output_shape[2:])]
 
     def sizes(span: int, length: int) -> list[int]:
-        fits = [t for t in FFT_SIZES if t >= 2 * span]
+        fits = [t for t in FFT_SIZES if t >= 2 * span] or [1 << (2 * span - 1).bit_length()]
         whole = next((t for t in fits if t >= length + span - 1), 4096)
         return [t for t in fits if t <= max(fits[0], min(whole, FFT_MAX_TILE))]
 
@@ -423,8 +429,6 @@ def fft_tiling(plan: ConvPlan) -> tuple[int, int, float]:
         return tiles * ((cin + cout) * transform + spectra * FFT_MIX + plan.groups * FFT_TASK)
 
     pairs = [(r, c) for r in sizes(spans[0], dense[0]) for c in sizes(spans[1], dense[1])]
-    if not pairs:
-        return 0, 0, math.inf
     best = min(pairs, key=lambda pair: cost(*pair))
     return (*best, FFT_SETUP + cost(*best))
 
