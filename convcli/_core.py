@@ -160,8 +160,9 @@ def correlate(x, weight, bias, row_src, col_src, stride_h, stride_w, dil_h, dil_
 def _correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h, stride_w,
                          dil_h, dil_w, left, groups, block_rows, out, start, stop):
     """Convolution with kernels of low rank: weight[co, ci] = Σ_r col_taps[co, ci, r] ⊗
-    row_taps[co, ci, r], run as a horizontal pass over the padded rows a block needs, then
-    a vertical pass, for each term r."""
+    row_taps[co, ci, r], run for each term r and output row as a vertical pass over the
+    padded rows it needs, then a horizontal pass over that one row (no row is filtered
+    twice, however tall the kernel)."""
     c_out, c_in_g, rank, kh = col_taps.shape
     ho, wo = out.shape[2], out.shape[3]
     c_out_g = c_out // groups
@@ -174,37 +175,35 @@ def _correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h
         first = y0 * stride_h
         rows = (y1 - 1) * stride_h + (kh - 1) * dil_h + 1 - first
         pbuf = np.empty((rows, col_src.size), out.dtype)
-        hbuf = np.empty((rows, wo), out.dtype)
+        column = np.empty(col_src.size, out.dtype)          # one row of vertical sums
         acc = np.empty((y1 - y0, wo), out.dtype)
         acc.fill(bias[co])
         c_in_0 = (co // c_out_g) * c_in_g
         for ci in range(c_in_g):
             fill_padded_rows(x, n, c_in_0 + ci, row_src, col_src, left, first, pbuf)
             for r in range(rank):
-                hbuf.fill(0)
-                for k in range(rows):
-                    accumulate_row(hbuf[k], pbuf[k], row_taps[co, ci, r], stride_w, dil_w)
                 for oy in range(y0, y1):
-                    arow = acc[oy - y0]
                     base = oy * stride_h - first
+                    column.fill(0)
                     i = 0
                     while i < kh:                       # four kernel rows per pass
                         count = min(4, kh - i)
                         w0 = col_taps[co, ci, r, i]
-                        h0 = hbuf[base + i * dil_h]
+                        p0 = pbuf[base + i * dil_h]
                         if count == 4:
                             w1, w2, w3 = (col_taps[co, ci, r, i + 1], col_taps[co, ci, r, i + 2],
                                           col_taps[co, ci, r, i + 3])
-                            h1 = hbuf[base + (i + 1) * dil_h]
-                            h2 = hbuf[base + (i + 2) * dil_h]
-                            h3 = hbuf[base + (i + 3) * dil_h]
-                            for t in range(wo):
-                                arow[t] += w0 * h0[t] + w1 * h1[t] + w2 * h2[t] + w3 * h3[t]
+                            p1 = pbuf[base + (i + 1) * dil_h]
+                            p2 = pbuf[base + (i + 2) * dil_h]
+                            p3 = pbuf[base + (i + 3) * dil_h]
+                            for t in range(column.size):
+                                column[t] += w0 * p0[t] + w1 * p1[t] + w2 * p2[t] + w3 * p3[t]
                         else:
-                            for t in range(wo):
-                                arow[t] += w0 * h0[t]
+                            for t in range(column.size):
+                                column[t] += w0 * p0[t]
                             count = 1
                         i += count
+                    accumulate_row(acc[oy - y0], column, row_taps[co, ci, r], stride_w, dil_w)
         for oy in range(y0, y1):
             src, dst = acc[oy - y0], out[n, co, oy]
             for t in range(wo):

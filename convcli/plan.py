@@ -445,7 +445,7 @@ def algorithm_costs(plan: ConvPlan, rank: int) -> dict[str, float]:
     rows_needed = plan.stride[0] * ho + plan.dilation[0] * (kh - 1)
     fills = n * cout * cin_g * rows_needed * padded_width
     costs = {"direct": pixels * cout * cin_g * kh * kw * DIRECT_MAC + fills * ROW_FILL}
-    costs["separable"] = (n * cout * cin_g * rank * (rows_needed * wo * kw + ho * wo * kh)
+    costs["separable"] = (n * cout * cin_g * rank * (ho * padded_width * kh + ho * wo * kw)
                           * DIRECT_MAC + fills * ROW_FILL)
     costs["gemm"] = (pixels * cout * cin_g * kh * kw * GEMM_MAC
                      + pixels * cin * kh * kw * IM2COL_VALUE
