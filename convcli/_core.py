@@ -346,15 +346,14 @@ def tiff_lzw_decode(src, size):
     return out[:pos]
 
 
-@compiled()
-def png_filter_rows(rows, bpp, prior):
-    """Filter each row of raw PNG bytes (H, row_bytes) with whichever of PNG's five filters
-    gives the most zero bytes (best for run-length deflate); `prior` is the raw row above
-    the first (zeros at the top of the image).  Returns (H, 1 + row_bytes)."""
-    height, width = rows.shape
-    out = np.empty((height, width + 1), np.uint8)
+@compiled(nogil=True)
+def _png_filter_rows(rows, bpp, prior, out, start, stop):
+    """out[y] = raw row y of `rows` filtered with whichever of PNG's five filters gives the
+    most zero bytes (best for run-length deflate), preceded by the filter's number, for y in
+    [start, stop); `prior` is the raw row above the first (zeros at the top of the image)."""
+    width = rows.shape[1]
     trial = np.empty((5, width), np.uint8)
-    for y in range(height):
+    for y in range(start, stop):
         raw = rows[y]
         up = rows[y - 1] if y > 0 else prior
         for i in range(width):
@@ -383,6 +382,13 @@ def png_filter_rows(rows, bpp, prior):
         out[y, 0] = best
         for i in range(width):
             out[y, i + 1] = trial[best, i]
+
+
+def png_filter_rows(rows, bpp, prior):
+    """Filter raw PNG rows (H, row_bytes) for deflate (see `_png_filter_rows`), rows in
+    parallel; returns (H, 1 + row_bytes)."""
+    out = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
+    parallel_for(_png_filter_rows, rows.shape[0], rows, bpp, prior, out)
     return out
 
 

@@ -134,7 +134,9 @@ class PngWriter:
 
     Each row takes the filter with the most zero bytes and the data is deflated with
     run-length matching: about as small as ImageMagick's files for filtered images, and
-    several times faster to write than adaptive filtering with full deflate.
+    several times faster to write than adaptive filtering with full deflate.  Rows are
+    filtered, and pieces of each band deflated, in parallel: run-length matches reach back
+    one byte, so independent pieces, each ended by a sync flush, lose nothing.
     """
 
     def __init__(self, out: BinaryIO, height: int, width: int, channels: int, dtype,
@@ -143,7 +145,8 @@ class PngWriter:
         self._dtype = np.dtype(dtype).newbyteorder(">")
         self._bpp = channels * self._dtype.itemsize
         self._prior = np.zeros(width * self._bpp, np.uint8)
-        self._compressor = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+        self._adler = zlib.adler32(b"")
+        self._header = ZLIB_HEADER              # written before the first deflated piece
         out.write(PNG_SIGNATURE)
         out.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height,
                                                   self._dtype.itemsize * 8,
@@ -155,18 +158,35 @@ class PngWriter:
         """Append rows (h, W, C) of the image."""
         from ._core import png_filter_rows
 
+        from .threads import parallel_for
+
         raw = np.ascontiguousarray(rows, self._dtype).view(np.uint8).reshape(rows.shape[0], -1)
-        filtered = png_filter_rows(raw, self._bpp, self._prior)
+        filtered = png_filter_rows(raw, self._bpp, self._prior).reshape(-1)
         self._prior = raw[-1].copy()
-        self._write(self._compressor.compress(filtered.data))
+        self._adler = zlib.adler32(filtered, self._adler)
+        self._write(self._header + b"".join(parallel_for(_deflate_piece, filtered.size,
+                                                         filtered)))
+        self._header = b""
 
     def close(self) -> None:
-        self._write(self._compressor.flush())
+        final = zlib.compressobj(6, zlib.DEFLATED, -15).flush()     # an empty last block
+        self._write(self._header + final + struct.pack(">I", self._adler))
         self._out.write(_png_chunk(b"IEND", b""))
 
     def _write(self, data: bytes) -> None:
         if data:
             self._out.write(_png_chunk(b"IDAT", data))
+
+
+#: A zlib stream's first two bytes: deflate with a 32 KiB window, no preset dictionary.
+ZLIB_HEADER = b"\x78\x01"
+
+
+def _deflate_piece(data: np.ndarray, start: int, stop: int) -> bytes:
+    """data[start:stop] as raw deflate blocks (run-length matching), ended by a sync flush
+    so that the next piece can follow it in the same stream."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
+    return compressor.compress(data[start:stop]) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
 
 def write_png(out: BinaryIO, image: np.ndarray, icc_profile: bytes | None = None) -> None:
