@@ -8,7 +8,6 @@ the float values), and `map_range` turns its float results back into pixels.
 from __future__ import annotations
 
 import os
-import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,7 +322,7 @@ def save_pillow(image, path) -> None:
 def _create_temporary(path: Path) -> tuple[int, Path]:
     """Create ``.NAME.RANDOM.part`` beside `path` (mode from the umask, like any new file)."""
     while True:
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        temp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.part")
         try:
             return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temp
         except FileExistsError:

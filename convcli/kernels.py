@@ -9,12 +9,10 @@ one is ``kernels.yaml``, user ones come from ``$CONVCLI_KERNELS`` and ``--kernel
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -228,6 +226,8 @@ def parse_number(text, what: str) -> float:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return float(text)
     try:
+        from fractions import Fraction
+
         return float(Fraction(str(text).strip()))
     except (ValueError, ZeroDivisionError):
         raise KernelError(f"{what}: {text!r} is not a number") from None
@@ -397,6 +397,8 @@ class Catalogue:
     def get(self, name: str) -> Kernel:
         """The kernel of a catalogue entry."""
         if name not in self._entries:
+            import difflib
+
             close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.6)
             hint = f"; did you mean {' or '.join(close)}?" if close else \
                 "; `convcli kernels` lists them"
