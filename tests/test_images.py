@@ -241,3 +241,30 @@ def test_png_writer_output_reads_the_same_in_opencv(tmp_path, channels, dtype):
     elif channels >= 3:
         back = back[:, :, [2, 1, 0, 3][:channels]]
     np.testing.assert_array_equal(back, image)
+
+
+def test_png_writer_bands_and_parallel_pieces_make_one_valid_stream(tmp_path):
+    """Bands of several heights, each deflated in independent pieces: libpng (OpenCV),
+    Pillow and zlib itself read back every row."""
+    import cv2
+
+    from convcli.codecs import PngWriter
+
+    image = np.concatenate([np.repeat(RGB8, 10, axis=0), RNG.integers(0, 256, (57, 17, 3))],
+                           axis=0).astype(np.uint8)
+    buffer = io.BytesIO()
+    writer = PngWriter(buffer, image.shape[0], image.shape[1], 3, np.uint8)
+    for start, stop in ((0, 1), (1, 100), (100, 101), (101, image.shape[0])):
+        writer.add(image[start:stop])
+    writer.close()
+    data = buffer.getvalue()
+    path = tmp_path / "bands.png"
+    path.write_bytes(data)
+    np.testing.assert_array_equal(cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[:, :, ::-1], image)
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), image)
+    stream, at = b"", 8
+    while at < len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        stream += data[at + 8:at + 8 + length] if kind == b"IDAT" else b""
+        at += 12 + length
+    assert len(zlib.decompress(stream)) == image.shape[0] * (1 + image.shape[1] * 3)
