@@ -225,8 +225,8 @@ def _fft(x, weight, bias, plan, out):
     def run(n: int, g: int, y: int, x0: int) -> None:
         # "ortho" scales both transforms by 1/√N, the same product as scaling the inverse
         # by 1/N; numpy's unscaled float32 transforms are several times slower
-        block = _padded_block(x[n, g * cin_g:(g + 1) * cin_g], row_src[y:y + tile_h],
-                              col_src[x0:x0 + tile_w])
+        block = padded_block(x[n, g * cin_g:(g + 1) * cin_g], row_src[y:y + tile_h],
+                             col_src[x0:x0 + tile_w])
         inputs = np.fft.rfft2(block, s=(tile_h, tile_w), norm="ortho")
         if cin_g == 1:
             mixed = spectra[g, :, 0] * inputs
@@ -253,38 +253,25 @@ def _fft(x, weight, bias, plan, out):
     parallel_for(run_jobs, len(jobs))
 
 
-def _padded_block(planes: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """planes (C, H, W) at padded rows and columns given by index maps (-1 is zero): a
-    view where they are a plain rectangle of the input, else a gathered copy."""
-    if rows[0] >= 0 and cols[0] >= 0 and rows[-1] - rows[0] == rows.size - 1 and \
-            cols[-1] - cols[0] == cols.size - 1 and np.all(np.diff(rows) == 1) and \
-            np.all(np.diff(cols) == 1):
-        return planes[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    block = planes.take(np.maximum(rows, 0), axis=1).take(np.maximum(cols, 0), axis=2)
-    block[:, rows < 0] = 0
-    block[:, :, cols < 0] = 0
+def padded_block(planes: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """planes (..., H, W) at the padded rows and columns that index maps give (-1 is
+    zero): a view where they are a plain rectangle of the input, else a copy made of one
+    row gather per run of consecutive columns (the interior is one run)."""
+    def consecutive(index):
+        return index[0] >= 0 and index[-1] - index[0] == index.size - 1 and bool(
+            np.all(np.diff(index) == 1))
+
+    if consecutive(rows) and consecutive(cols):
+        return planes[..., rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    safe_rows = np.maximum(rows, 0)
+    block = np.empty(planes.shape[:-2] + (rows.size, cols.size), planes.dtype)
+    breaks = np.flatnonzero((np.diff(cols) != 1) | (cols[:-1] < 0)) + 1
+    for start, stop in zip([0, *breaks], [*breaks, cols.size]):
+        first = cols[start]
+        block[..., start:stop] = planes[..., safe_rows, first:first + stop - start] \
+            if first >= 0 else 0
+    block[..., rows < 0, :] = 0
     return block
-
-
-def padded_input(x: np.ndarray, plan) -> np.ndarray:
-    """The padded input (N, Cin, rows, columns) that `plan`'s index maps describe, built
-    with slices and row gathers (a gather per value only for the border columns)."""
-    n, cin, _, w = x.shape
-    row_src, col_src = plan.row_sources(), plan.col_sources()
-    left = plan.padding[2]
-    padded = np.empty((n, cin, row_src.size, col_src.size), x.dtype)
-    inner = padded[:, :, :, left:left + w]
-    real = row_src >= 0
-    if real.all():
-        np.take(x, row_src, axis=2, out=inner)
-    else:
-        inner[:, :, real] = x[:, :, row_src[real]]
-        inner[:, :, ~real] = 0
-    border = np.r_[0:left, left + w:col_src.size]
-    values = padded[:, :, :, left + np.maximum(col_src[border], 0)]
-    values[..., col_src[border] < 0] = 0
-    padded[:, :, :, border] = values
-    return padded
 
 
 def _numpy(x, weight, bias, plan, out):
@@ -295,7 +282,8 @@ def _numpy(x, weight, bias, plan, out):
     (sh, sw), (dh, dw) = plan.stride, plan.dilation
     groups, cout_g = plan.groups, cout // plan.groups
     ho, wo = plan.output_shape[2:]
-    padded = padded_input(x, plan).reshape(n, groups, cin_g, -1, plan.col_sources().size)
+    padded = padded_block(x, plan.row_sources(), plan.col_sources())
+    padded = padded.reshape(n, groups, cin_g, *padded.shape[2:])
     taps = weight.reshape(groups, cout_g, cin_g, kh, kw)
     result = out.reshape(n, groups, cout_g, ho, wo)
     result[...] = bias.reshape(groups, cout_g, 1, 1)
