@@ -16,21 +16,22 @@ from .threads import parallel_for
 
 def compiled(**options):
     """numba's ``njit(cache=True, **options)``; where numba finds no writable cache
-    directory, the function is compiled in each process instead (with a warning)."""
+    directory, the function is compiled in each process instead (one warning says so)."""
     def decorate(function):
+        global _cache_warned
         try:
             return njit(cache=True, **options)(function)
         except RuntimeError as exc:                 # "cannot cache function …"
-            if not _uncached:
+            if not _cache_warned:
                 warnings.warn(f"numba cannot cache compiled code ({exc}); compiling it in "
                               "every run instead: set NUMBA_CACHE_DIR to a writable directory",
                               RuntimeWarning, stacklevel=2)
-            _uncached.append(function.__name__)
+                _cache_warned = True
             return njit(**options)(function)
     return decorate
 
 
-_uncached: list[str] = []
+_cache_warned = False
 
 
 @compiled()
