@@ -347,7 +347,7 @@ def _encode(out, fmt: str, picture: Picture, quality: int | None, notes: list[st
     if channels > 4:
         raise ParameterError(f"{channels} output channels do not fit in {fmt}; write .npy or "
                              ".tiff (one page per channel), or use --grid")
-    if fmt == "PNG" and (pixels.dtype != np.uint8 or jit_pays(png_saving(pixels.nbytes))):
+    if fmt == "PNG" and jit_pays(png_saving(pixels.nbytes, pixels.dtype)):
         codecs.write_png(out, pixels, picture.icc_profile)     # else Pillow's, below
         return
     if pixels.dtype != np.uint8:

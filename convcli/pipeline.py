@@ -452,8 +452,10 @@ class ApplyJob:
         start = time.perf_counter()
         picture = read_image(source_path)
         times["read"] = time.perf_counter() - start
+        encoder_saving = png_saving(picture.color.size, output_dtype(
+            picture.color.dtype, fmt, "clip")) if fmt == "PNG" else 0.0
         pipeline = Pipeline(picture, self.kernels, self.options, self.alpha, self.gray, self.rgb,
-                            _encoder_saving(picture) if fmt == "PNG" else 0.0)
+                            encoder_saving)
         policy = pipeline.range_policy(self.range_policy)
         if fmt == "PNG" and not self.grid and policy not in ("minmax", "float") and pipeline.jit:
             report, notes, shape, has_alpha = stream_png(pipeline, picture, output_path, policy,
@@ -477,14 +479,6 @@ class ApplyJob:
             "stages": [stage_report(stage) for stage in pipeline.stages] if details else [],
             "range": report.as_dict(), "times": times, "notes": pipeline.notes + notes,
         }
-
-
-def _encoder_saving(picture: Picture) -> float:
-    """Seconds convcli's PNG encoder (compiled) saves over Pillow's on this picture's
-    result; infinite for 16-bit results, which only convcli's encoder writes."""
-    if output_dtype(picture.color.dtype, "PNG", "clip") != np.uint8:
-        return float("inf")
-    return png_saving(picture.color.size)
 
 
 def stage_report(stage: Stage) -> dict:

@@ -7,6 +7,7 @@ merely explain a convolution can use it without loading the compiled core.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 from dataclasses import dataclass, fields
 
@@ -366,9 +367,12 @@ def jit_loaded() -> bool:
     return "convcli._core" in sys.modules
 
 
-def png_saving(nbytes: int) -> float:
-    """Seconds convcli's PNG encoder (compiled) saves over Pillow's on `nbytes` of pixels."""
-    return nbytes * (PILLOW_PNG_BYTE - PNG_BYTE)
+def png_saving(nbytes: int, dtype) -> float:
+    """Seconds convcli's PNG encoder (compiled) saves over Pillow's on `nbytes` of `dtype`
+    pixels; infinite for 16-bit ones, which only convcli's encoder writes."""
+    import numpy as np
+
+    return nbytes * (PILLOW_PNG_BYTE - PNG_BYTE) if np.dtype(dtype) == np.uint8 else math.inf
 
 
 def jit_pays(seconds_saved: float) -> bool:
@@ -408,8 +412,6 @@ def fft_tiling(plan: ConvPlan) -> tuple[int, int, float]:
     """The overlap-save tile (rows, columns) of FFT sizes with the least estimated work for
     this convolution, and that work in seconds of one core (infinite if the kernel spectra
     would exceed `FFT_MAX_SPECTRA`)."""
-    import math
-
     n, cin = plan.input_shape[:2]
     cout, cin_g, kh, kw = plan.weight_shape
     spans = [d * (k - 1) + 1 for d, k in zip(plan.dilation, (kh, kw))]
@@ -436,8 +438,6 @@ def fft_tiling(plan: ConvPlan) -> tuple[int, int, float]:
 
 def algorithm_costs(plan: ConvPlan, rank: int) -> dict[str, float]:
     """Estimated seconds (one core) of each algorithm for this convolution."""
-    import math
-
     n, cin, h, w = plan.input_shape
     cout, cin_g, kh, kw = plan.weight_shape
     _, _, ho, wo = plan.output_shape
