@@ -274,9 +274,16 @@ def padded_block(planes: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.n
     return block
 
 
+#: Output values per block of the numpy path: its block and product arrays stay in cache.
+NUMPY_BLOCK = 2**15
+
+
 def _numpy(x, weight, bias, plan, out):
-    """Tap by tap, each a whole-array multiply-add over every output pixel (numpy only):
-    slower per value than the compiled core, but with nothing to load or compile."""
+    """Tap by tap, each a multiply-add over a block of output rows of every channel (numpy
+    only): slower per value than the compiled core, but with nothing to load or compile.
+    Blocks small enough to stay in cache run in parallel (numpy frees the GIL)."""
+    from .threads import parallel_for
+
     n = x.shape[0]
     cout, cin_g, kh, kw = weight.shape
     (sh, sw), (dh, dw) = plan.stride, plan.dilation
@@ -286,15 +293,23 @@ def _numpy(x, weight, bias, plan, out):
     padded = padded.reshape(n, groups, cin_g, *padded.shape[2:])
     taps = weight.reshape(groups, cout_g, cin_g, kh, kw)
     result = out.reshape(n, groups, cout_g, ho, wo)
-    result[...] = bias.reshape(groups, cout_g, 1, 1)
-    product = np.empty_like(result)
-    for ci in range(cin_g):
-        for i in range(kh):
-            for j in range(kw):
-                window = padded[:, :, ci, i * dh:i * dh + sh * (ho - 1) + 1:sh,
-                                j * dw:j * dw + sw * (wo - 1) + 1:sw]
-                np.multiply(taps[:, :, ci, i, j, None, None], window[:, :, None], out=product)
-                result += product
+    rows = max(1, NUMPY_BLOCK // (n * cout * wo))
+
+    def run_blocks(start, stop):
+        y0, y1 = start * rows, min(ho, stop * rows)
+        block = result[:, :, :, y0:y1]
+        block[...] = bias.reshape(groups, cout_g, 1, 1)
+        product = np.empty_like(block)
+        for ci in range(cin_g):
+            for i in range(kh):
+                top = y0 * sh + i * dh
+                for j in range(kw):
+                    window = padded[:, :, ci, top:top + sh * (y1 - y0 - 1) + 1:sh,
+                                    j * dw:j * dw + sw * (wo - 1) + 1:sw]
+                    np.multiply(taps[:, :, ci, i, j, None, None], window[:, :, None], out=product)
+                    block += product
+
+    parallel_for(run_blocks, (ho + rows - 1) // rows)
 
 
 ALGORITHM_RUNNERS = {"direct": _direct, "separable": _separable, "fft": _fft, "gemm": _gemm,

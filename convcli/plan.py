@@ -351,7 +351,7 @@ NUMPY_MAC = 1 / 1.2e9           # multiply-add of the numpy path (two array pass
 NUMPY_PAD = 1 / 0.5e9           # building one value of its padded input
 NUMPY_CALL = 10e-6              # one numpy operation's fixed cost
 PNG_BYTE = 1 / 100e6            # convcli's PNG encoder (compiled filters, parallel deflate)
-PILLOW_PNG_BYTE = 1 / 10e6      # Pillow's PNG encoder (level 6), per raw byte
+PILLOW_PNG_BYTE = 1 / 35e6      # Pillow's PNG encoder (zlib run-length), per raw byte
 #: Seconds to import numba and load the compiled core from its cache, paid once per process
 #: (0.25 s each here; 0.27 s more where scipy is installed, which numba then imports):
 #: small jobs finish sooner without it.
