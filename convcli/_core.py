@@ -34,7 +34,7 @@ def compiled(**options):
 _cache_warned = False
 
 
-@compiled()
+@compiled(inline="always")
 def fill_padded_rows(x, n, c, row_src, col_src, left, first, pbuf):
     """pbuf[k] = padded row `first + k` of channel c of image n: every column through
     col_src (-1 is zero), the interior copied in one piece."""
@@ -58,7 +58,7 @@ def fill_padded_rows(x, n, c, row_src, col_src, left, first, pbuf):
             prow[q] = xrow[s] if s >= 0 else 0
 
 
-@compiled()
+@compiled(inline="always")
 def accumulate_row(arow, prow, taps, stride_w, dil_w):
     """arow[t] += Σ_j taps[j] · prow[t·stride_w + j·dil_w], up to four taps per pass so
     each accumulator load and store carries several multiply-adds."""
