@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from convcli import conv2d
+from convcli import conv, conv2d
 from convcli.choices import ALGORITHMS
 from convcli.plan import PAD_MODES
 from naive import naive_conv2d
@@ -238,6 +238,21 @@ def test_every_algorithm_agrees_with_direct_on_larger_images(algo, pad_mode):
         reference = conv2d(x, weight, pad_mode=pad_mode, algo="direct", **options)
         got = conv2d(x, weight, pad_mode=pad_mode, algo=algo, **options)
         np.testing.assert_allclose(got, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("options", [dict(padding=1), dict(stride=(2, 1), dilation=(1, 2), padding=(2, 1, 0, 3)),
+                                     dict(groups=2, padding="same")])
+def test_gemm_in_bands_of_rows_matches_direct(monkeypatch, options):
+    """Patch matrices larger than `GEMM_BAND_VALUES` are built band by band in one buffer,
+    the last band shorter."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 23, 19)).astype(np.float32)
+    weight = rng.standard_normal((16, 4 // options.get("groups", 1), 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(16).astype(np.float32)
+    reference = conv2d(x, weight, bias, pad_mode="reflect", algo="direct", **options)
+    monkeypatch.setattr(conv, "GEMM_BAND_VALUES", 5 * 36 * 19)       # 5 output rows a band
+    got = conv2d(x, weight, bias, pad_mode="reflect", algo="gemm", **options)
+    np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5 * np.abs(reference).max())
 
 
 def test_unknown_algorithm_is_refused():
