@@ -132,8 +132,13 @@ def whole_command(tmp: Path, repeat: int) -> None:
 
 
 def startup(tmp: Path, repeat: int) -> None:
+    import compileall
+
+    import convcli
     from PIL import Image
 
+    # as after `pip install`, whose byte-code files spare each run compiling convcli's modules
+    compileall.compile_dir(Path(convcli.__file__).parent, quiet=1)
     small = tmp / "photo512.png"
     Image.open(SAMPLES / "astronaut.png").convert("RGB").resize((512, 512)).save(small)
     large = tmp / "photo2048.png"                       # written by whole_command
@@ -144,14 +149,17 @@ def startup(tmp: Path, repeat: int) -> None:
           f"{timed_command([sys.executable, '-c', 'import click'], repeat=repeat) * 1e3:.0f} ms)")
     small_job = ["apply", str(small), "-k", "sobel", "-o", str(tmp / "s.png")]
     large_job = ["apply", str(large), "-k", "sobel", "-o", str(tmp / "l.png")]
+    core_job = large_job + ["--algo", "direct"]
     for label, args, target in (("convcli --help", ["--help"], 0.1),
                                 ("convcli kernels", ["kernels"], 0.1),
                                 ("convcli apply 512² PNG (warm cache)", small_job, 0.3),
-                                ("apply 2048² PNG (loads the core)", large_job, None)):
+                                ("apply 2048² PNG", large_job, None),
+                                ("apply 2048² PNG --algo direct (core)", core_job, None)):
         seconds = timed_command(base + args, repeat=repeat)
         print(f"{label:<40} {seconds:6.3f} s" + (f"   target < {target} s" if target else ""))
     for label, args in (("first run, empty numba cache, 512²", small_job),
-                        ("first run, empty numba cache, 2048²", large_job)):
+                        ("first run, empty numba cache, 2048²", large_job),
+                        ("first run, empty cache, 2048² (core)", core_job)):
         cache = tempfile.mkdtemp()
         start = time.perf_counter()
         subprocess.run(base + args, check=True, stdout=subprocess.DEVNULL,

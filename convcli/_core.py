@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 from numba import njit
 
+from ._core_numpy import quantize_in_parallel
 from .threads import parallel_for
 
 
@@ -449,11 +450,7 @@ def _quantize(planes, absolute, offset, scale, top, rounding, out, start, stop):
 def quantize(planes, absolute, offset, scale, top, rounding, out):
     """Map planar values to pixels (see `_quantize`), in parallel over rows; returns (values
     clipped by more than rounding would, smallest and largest finite input value)."""
-    parts = parallel_for(_quantize, planes.shape[1], planes, absolute, offset, scale, top,
-                         rounding, out)
-    low, high = min(p[1] for p in parts), max(p[2] for p in parts)
-    outside = sum(p[0] for p in parts)
-    return (outside, np.nan, np.nan) if low > high else (outside, low, high)
+    return quantize_in_parallel(_quantize, planes, absolute, offset, scale, top, rounding, out)
 
 
 @compiled(nogil=True)

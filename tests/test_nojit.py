@@ -27,20 +27,26 @@ def without_core(monkeypatch):
     monkeypatch.setattr(plan, "jit_loaded", lambda: False)
 
 
-values = arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 9)),
+values = arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 9)),
                 elements=st.floats(-1e4, 1e4, width=32) | st.sampled_from([np.nan, np.inf, -np.inf]))
 
 
 @settings(max_examples=150, deadline=None)
 @given(planes=values, absolute=st.booleans(), offset=st.sampled_from([0.0, 127.5, 128.0]),
        scale=st.sampled_from([1.0, 0.5, 257.0, 1 / 255]),
-       dtype=st.sampled_from([np.uint8, np.uint16, np.float32]))
-def test_numpy_pixel_helpers_match_the_compiled_ones(planes, absolute, offset, scale, dtype):
+       dtype=st.sampled_from([np.uint8, np.uint16, np.float32]),
+       block=st.sampled_from([1, 7, _core_numpy.QUANTIZE_BLOCK]))
+def test_numpy_pixel_helpers_match_the_compiled_ones(planes, absolute, offset, scale, dtype,
+                                                     block):
     top = 1.0 if dtype == np.float32 else float(np.iinfo(dtype).max)
     rounding = dtype != np.float32
     shape = planes.shape[1:] + planes.shape[:1]
     compiled, numpy_only = np.empty(shape, dtype), np.empty(shape, dtype)
-    got = _core_numpy.quantize(planes, absolute, offset, scale, top, rounding, numpy_only)
+    default, _core_numpy.QUANTIZE_BLOCK = _core_numpy.QUANTIZE_BLOCK, block   # rows a block
+    try:
+        got = _core_numpy.quantize(planes, absolute, offset, scale, top, rounding, numpy_only)
+    finally:
+        _core_numpy.QUANTIZE_BLOCK = default
     expected = _core.quantize(planes, absolute, offset, scale, top, rounding, compiled)
     np.testing.assert_array_equal(numpy_only, compiled)
     np.testing.assert_array_equal(np.array(got, float), np.array(expected, float))
