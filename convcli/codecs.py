@@ -156,12 +156,11 @@ class PngWriter:
 
     def add(self, rows: np.ndarray) -> None:
         """Append rows (h, W, C) of the image."""
-        from ._core import png_filter_rows
-
+        from .plan import pixel_helpers
         from .threads import parallel_for
 
         raw = np.ascontiguousarray(rows, self._dtype).view(np.uint8).reshape(rows.shape[0], -1)
-        filtered = png_filter_rows(raw, self._bpp, self._prior).reshape(-1)
+        filtered = pixel_helpers().png_filter_rows(raw, self._bpp, self._prior).reshape(-1)
         self._prior = raw[-1].copy()
         self._adler = zlib.adler32(filtered, self._adler)
         self._write(self._header + b"".join(parallel_for(_deflate_piece, filtered.size,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import warnings
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,18 +234,15 @@ def map_range(planes: np.ndarray, policy: str, source_max: float, dtype) -> tupl
     minmax: stretch min..max to 0..white; float: keep the values (float32 output only).
     Integer outputs are rounded to nearest, not truncated.
     """
-    from .plan import jit_loaded
+    from .plan import pixel_helpers
 
-    if jit_loaded():
-        from ._core import finite_range, quantize
-    else:
-        from ._core_numpy import finite_range, quantize
+    helpers = pixel_helpers()
     dtype = np.dtype(dtype)
     planes = np.ascontiguousarray(planes, np.float32)
     if policy not in RANGE_POLICIES or policy == "auto":
         raise ParameterError(f"range policy {policy!r} is not one of {', '.join(RANGE_POLICIES[1:])}")
     if policy in ("float", "minmax"):
-        low, high = (float(v) for v in finite_range(planes))
+        low, high = (float(v) for v in helpers.finite_range(planes))
     if policy == "float":
         return planes.transpose(1, 2, 0).copy(), RangeReport(policy, low, high, 0.0)
     white = value_scale(dtype)
@@ -259,8 +255,8 @@ def map_range(planes: np.ndarray, policy: str, source_max: float, dtype) -> tupl
         scale = white / span if span > 0 else 0.0
         offset = -low * scale if span > 0 else 0.0
     out = np.empty(planes.shape[1:] + planes.shape[:1], dtype)
-    outside, low, high = quantize(planes, policy == "abs", offset, scale, white,
-                                  dtype.kind != "f", out)
+    outside, low, high = helpers.quantize(planes, policy == "abs", offset, scale, white,
+                                          dtype.kind != "f", out)
     return out, RangeReport(policy, float(low), float(high),
                             outside / planes.size if planes.size else 0.0)
 
@@ -332,8 +328,6 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
 
 def _encode(out, fmt: str, picture: Picture, quality: int | None, notes: list[str]) -> None:
     from . import codecs
-    from .plan import jit_pays, png_saving
-
     color, alpha = picture.color, picture.alpha
     if fmt == "NPY":
         planes = color if alpha is None else np.dstack([color, alpha])
@@ -348,8 +342,8 @@ def _encode(out, fmt: str, picture: Picture, quality: int | None, notes: list[st
     if channels > 4:
         raise ParameterError(f"{channels} output channels do not fit in {fmt}; write .npy or "
                              ".tiff (one page per channel), or use --grid")
-    if fmt == "PNG" and jit_pays(png_saving(pixels.nbytes, pixels.dtype)):
-        codecs.write_png(out, pixels, picture.icc_profile)     # else Pillow's, below
+    if fmt == "PNG":
+        codecs.write_png(out, pixels, picture.icc_profile)
         return
     if pixels.dtype != np.uint8:
         raise ImageError(f"{fmt} holds 8-bit pixels, got {pixels.dtype}")
@@ -372,7 +366,4 @@ def _pillow_save(out, pixels: np.ndarray, fmt: str, icc_profile: bytes | None,
         options["icc_profile"] = icc_profile
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = 92 if quality is None else quality
-    if fmt == "PNG":                    # zlib's run-length strategy, as convcli's encoder:
-        options["compress_type"] = zlib.Z_RLE   # 2–5× faster than Pillow's default, files
-                                                # no larger on photos and filtered images
     im.save(out, format=fmt, **options)

@@ -452,12 +452,12 @@ class ApplyJob:
         start = time.perf_counter()
         picture = read_image(source_path)
         times["read"] = time.perf_counter() - start
-        encoder_saving = png_saving(picture.color.size, output_dtype(
-            picture.color.dtype, fmt, "clip")) if fmt == "PNG" else 0.0
+        encoder_saving = png_saving(picture.color.size * output_dtype(
+            picture.color.dtype, fmt, "clip").itemsize) if fmt == "PNG" else 0.0
         pipeline = Pipeline(picture, self.kernels, self.options, self.alpha, self.gray, self.rgb,
                             encoder_saving)
         policy = pipeline.range_policy(self.range_policy)
-        if fmt == "PNG" and not self.grid and policy not in ("minmax", "float") and pipeline.jit:
+        if fmt == "PNG" and not self.grid and policy not in ("minmax", "float"):
             report, notes, shape, has_alpha = stream_png(pipeline, picture, output_path, policy,
                                                          times)
             dtype = output_dtype(picture.color.dtype, fmt, policy)

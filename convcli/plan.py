@@ -350,8 +350,8 @@ FFT_SETUP = 0.5e-3              # fixed cost of a call: kernel spectra, thread h
 NUMPY_MAC = 1 / 1.2e9           # multiply-add of the numpy path (two array passes)
 NUMPY_PAD = 1 / 0.5e9           # building one value of its padded input
 NUMPY_CALL = 10e-6              # one numpy operation's fixed cost
-PNG_BYTE = 1 / 100e6            # convcli's PNG encoder (compiled filters, parallel deflate)
-PILLOW_PNG_BYTE = 1 / 35e6      # Pillow's PNG encoder (zlib run-length), per raw byte
+PNG_FILTER_BYTE = 1 / 400e6     # choosing and applying PNG row filters (compiled), per byte
+NUMPY_PNG_FILTER_BYTE = 1 / 200e6   # the same in numpy
 #: Seconds to import numba and load the compiled core from its cache, paid once per process
 #: (0.25 s each here; 0.27 s more where scipy is installed, which numba then imports):
 #: small jobs finish sooner without it.
@@ -367,12 +367,20 @@ def jit_loaded() -> bool:
     return "convcli._core" in sys.modules
 
 
-def png_saving(nbytes: int, dtype) -> float:
-    """Seconds convcli's PNG encoder (compiled) saves over Pillow's on `nbytes` of `dtype`
-    pixels; infinite for 16-bit ones, which only convcli's encoder writes."""
-    import numpy as np
+def pixel_helpers():
+    """The module whose pixel helpers (quantize, finite_range, png_filter_rows) to use: the
+    compiled core once this process has loaded it, else their numpy twins."""
+    if jit_loaded():
+        from . import _core as helpers
+    else:
+        from . import _core_numpy as helpers
+    return helpers
 
-    return nbytes * (PILLOW_PNG_BYTE - PNG_BYTE) if np.dtype(dtype) == np.uint8 else math.inf
+
+def png_saving(nbytes: int) -> float:
+    """Seconds the compiled PNG row filters save over their numpy twins on `nbytes` of
+    pixels."""
+    return nbytes * (NUMPY_PNG_FILTER_BYTE - PNG_FILTER_BYTE)
 
 
 def jit_pays(seconds_saved: float) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
@@ -97,10 +97,39 @@ def test_a_small_job_runs_without_the_core_and_matches_it(tmp_path, image, kerne
         np.testing.assert_array_equal(plain.alpha, compiled.alpha)
 
 
-def test_sixteen_bit_output_loads_the_core_for_its_encoder(tmp_path):
-    jit, result = _apply([ROOT / "samples" / "astronaut_gray16.png", "-k", "box:3"], tmp_path,
-                         "out.png")
-    assert jit and result.color.dtype == np.uint16
+def test_sixteen_bit_png_output_needs_no_core_and_matches_it(tmp_path):
+    source = tmp_path / "in.tiff"           # read without the core (unlike 16-bit PNG)
+    write_image(source, read_image(ROOT / "samples" / "astronaut_rgb16.png"))
+    jit, plain = _apply([source, "-k", "box:3"], tmp_path, "plain.png")
+    assert not jit and plain.color.dtype == np.uint16
+    jit, compiled = _apply([source, "-k", "box:3", "--algo", "direct"], tmp_path, "compiled.png")
+    assert jit
+    assert np.abs(plain.color.astype(int) - compiled.color).max() <= 1
+
+
+byte_rows = arrays(np.uint8, st.tuples(st.integers(1, 30), st.integers(1, 40)),
+                   elements=st.integers(0, 255) | st.integers(0, 3))
+#: smooth rows (running sums of small steps), where the Up, Average and Paeth filters win
+smooth_rows = arrays(np.int64, st.tuples(st.integers(1, 30), st.integers(1, 40)),
+                     elements=st.integers(-2, 2)).map(
+    lambda steps: (steps.cumsum(0).cumsum(1) % 256).astype(np.uint8))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=byte_rows | smooth_rows,
+       bpp=st.sampled_from([1, 2, 3, 4, 6, 8]), prior_seed=st.integers(0, 2),
+       block=st.sampled_from([1, 17, _core_numpy.PNG_FILTER_BLOCK]))
+def test_numpy_png_filters_match_the_compiled_ones(rows, bpp, prior_seed, block):
+    """The same filter for every row (the most zero bytes, the first on ties), the same bytes."""
+    rows = rows[:, :rows.shape[1] // bpp * bpp]         # whole pixels of bpp bytes
+    assume(rows.shape[1] > 0)
+    prior = np.random.default_rng(prior_seed).integers(0, 4, rows.shape[1], dtype=np.uint8)
+    default, _core_numpy.PNG_FILTER_BLOCK = _core_numpy.PNG_FILTER_BLOCK, block
+    try:
+        got = _core_numpy.png_filter_rows(rows, bpp, prior)
+    finally:
+        _core_numpy.PNG_FILTER_BLOCK = default
+    np.testing.assert_array_equal(got, _core.png_filter_rows(rows, bpp, prior))
 
 
 def _png(pixels: np.ndarray, transparent: bytes | None = None) -> bytes:
@@ -134,19 +163,21 @@ def test_pillow_and_convcli_decoders_read_the_same_picture(tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
-def test_pillow_and_convcli_encoders_write_the_same_pixels(tmp_path, monkeypatch, channels):
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_the_png_encoder_writes_the_same_file_with_or_without_the_core(tmp_path, monkeypatch,
+                                                                       channels, dtype):
     rng = np.random.default_rng(channels)
-    color = rng.integers(0, 256, (33, 20, 1 if channels < 3 else 3), dtype=np.uint8)
-    alpha = rng.integers(0, 256, (33, 20), dtype=np.uint8) if channels % 2 == 0 else None
+    top = np.iinfo(dtype).max
+    color = rng.integers(0, top, (33, 20, 1 if channels < 3 else 3), dtype=dtype, endpoint=True)
+    alpha = rng.integers(0, top, (33, 20), dtype=dtype, endpoint=True) if channels % 2 == 0 else None
     picture = Picture(color, alpha, b"not really a profile")
     write_image(tmp_path / "compiled.png", picture)
     monkeypatch.setattr(plan, "jit_loaded", lambda: False)
     write_image(tmp_path / "plain.png", picture)
-    for name in ("compiled.png", "plain.png"):
-        with Image.open(tmp_path / name) as im:
-            assert im.info.get("icc_profile") == b"not really a profile"
-            stored = np.asarray(im)
-        expected = color if alpha is None else np.dstack([color, alpha])
-        np.testing.assert_array_equal(stored.reshape(expected.shape), expected)
-    # two different encoders wrote them (Pillow's adaptive filters and level-6 deflate)
-    assert (tmp_path / "plain.png").read_bytes() != (tmp_path / "compiled.png").read_bytes()
+    assert (tmp_path / "plain.png").read_bytes() == (tmp_path / "compiled.png").read_bytes()
+    with Image.open(tmp_path / "plain.png") as im:
+        assert im.info.get("icc_profile") == b"not really a profile"
+    stored = read_image(tmp_path / "plain.png")
+    np.testing.assert_array_equal(stored.color, color)
+    if alpha is not None:
+        np.testing.assert_array_equal(stored.alpha, alpha)
