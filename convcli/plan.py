@@ -353,9 +353,9 @@ NUMPY_CALL = 10e-6              # one numpy operation's fixed cost
 PNG_FILTER_BYTE = 1 / 400e6     # choosing and applying PNG row filters (compiled), per byte
 NUMPY_PNG_FILTER_BYTE = 1 / 200e6   # the same in numpy
 #: Seconds to import numba and load the compiled core from its cache, paid once per process
-#: (0.25 s each here; 0.27 s more where scipy is installed, which numba then imports):
-#: small jobs finish sooner without it.
-JIT_LOAD = 0.5
+#: (0.55–0.8 s here for what an 8-bit job runs; 0.27 s more where scipy is installed, which
+#: numba then imports): small jobs finish sooner without it.
+JIT_LOAD = 0.65
 #: The algorithms that run in the compiled core.
 JIT_ALGORITHMS = ("direct", "separable", "gemm")
 
