@@ -334,17 +334,25 @@ def read_yaml(path: Path, what: str, cache: bool = False):
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise KernelError(f"{what} {path}: cannot read it ({exc.strerror if isinstance(exc, OSError) else exc})") from None
-    if cache:
+    copy = _cache_folder() if cache else None
+    if copy:
         stamp = [str(Path(path).resolve()), zlib.crc32(text.encode())]
-        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convcli"
-        copy = folder / f"catalogue-{zlib.crc32(stamp[0].encode()):08x}.json"
+        copy = copy / f"catalogue-{zlib.crc32(stamp[0].encode()):08x}.json"
         data = _json_copy(copy, stamp)
         if data is not None:
             return data
     data = _parse_yaml(text, path, what)
-    if cache:
+    if copy:
         _write_json_copy(copy, stamp, data)
     return data
+
+
+def _cache_folder() -> Path | None:
+    """``$XDG_CACHE_HOME/convcli``, else ``~/.cache/convcli``; None without a home."""
+    try:
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convcli"
+    except (RuntimeError, KeyError):           # no $HOME and no password entry
+        return None
 
 
 def _parse_yaml(text: str, path: Path, what: str):

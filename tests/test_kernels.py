@@ -1,5 +1,7 @@
 """Kernel specs, parametric kernels and catalogues."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -228,9 +230,14 @@ def test_catalogue_data_that_json_cannot_hold_exactly_is_not_copied(tmp_path, mo
     assert not [c for c in _copies(tmp_path / "cache") if str(path) in c.read_text()]
 
 
-def test_catalogues_load_where_no_cache_can_be_written(tmp_path, monkeypatch):
-    (tmp_path / "not-a-folder").write_text("")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
+@pytest.mark.parametrize("where", ["a file", "no home"])
+def test_catalogues_load_where_no_cache_can_be_written(tmp_path, monkeypatch, where):
+    if where == "a file":
+        (tmp_path / "not-a-folder").write_text("")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
+    else:
+        monkeypatch.delenv("XDG_CACHE_HOME")
+        monkeypatch.setattr(Path, "home", lambda: (_ for _ in ()).throw(RuntimeError("no home")))
     path = tmp_path / "c.yaml"
     path.write_text("kernels:\n  k: {weights: [[5]]}\n")
     for _ in range(2):
