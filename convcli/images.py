@@ -328,6 +328,7 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
 
 def _encode(out, fmt: str, picture: Picture, quality: int | None, notes: list[str]) -> None:
     from . import codecs
+
     color, alpha = picture.color, picture.alpha
     if fmt == "NPY":
         planes = color if alpha is None else np.dstack([color, alpha])

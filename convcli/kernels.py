@@ -334,15 +334,15 @@ def read_yaml(path: Path, what: str, cache: bool = False):
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise KernelError(f"{what} {path}: cannot read it ({exc.strerror if isinstance(exc, OSError) else exc})") from None
-    copy = _cache_folder() if cache else None
-    if copy:
+    folder = _cache_folder() if cache else None
+    if folder:
         stamp = [str(Path(path).resolve()), zlib.crc32(text.encode())]
-        copy = copy / f"catalogue-{zlib.crc32(stamp[0].encode()):08x}.json"
+        copy = folder / f"catalogue-{zlib.crc32(stamp[0].encode()):08x}.json"
         data = _json_copy(copy, stamp)
         if data is not None:
             return data
     data = _parse_yaml(text, path, what)
-    if copy:
+    if folder:
         _write_json_copy(copy, stamp, data)
     return data
 

@@ -240,8 +240,8 @@ def test_every_algorithm_agrees_with_direct_on_larger_images(algo, pad_mode):
         np.testing.assert_allclose(got, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
 
 
-@pytest.mark.parametrize("options", [dict(padding=1), dict(stride=(2, 1), dilation=(1, 2), padding=(2, 1, 0, 3)),
-                                     dict(groups=2, padding="same")])
+@pytest.mark.parametrize("options", [dict(padding=1), dict(groups=2, padding="same"),
+                                     dict(stride=(2, 1), dilation=(1, 2), padding=(2, 1, 0, 3))])
 def test_gemm_in_bands_of_rows_matches_direct(monkeypatch, options):
     """Patch matrices larger than `GEMM_BAND_VALUES` are built band by band in one buffer,
     the last band shorter."""

@@ -169,7 +169,8 @@ def test_the_png_encoder_writes_the_same_file_with_or_without_the_core(tmp_path,
     rng = np.random.default_rng(channels)
     top = np.iinfo(dtype).max
     color = rng.integers(0, top, (33, 20, 1 if channels < 3 else 3), dtype=dtype, endpoint=True)
-    alpha = rng.integers(0, top, (33, 20), dtype=dtype, endpoint=True) if channels % 2 == 0 else None
+    alpha = (rng.integers(0, top, (33, 20), dtype=dtype, endpoint=True) if channels % 2 == 0
+             else None)
     picture = Picture(color, alpha, b"not really a profile")
     write_image(tmp_path / "compiled.png", picture)
     monkeypatch.setattr(plan, "jit_loaded", lambda: False)
