@@ -43,3 +43,31 @@ def naive_conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dila
                                 total += weight[co, ci, i, j] * xp[b, g * cig + ci, oy * sh + i * dh, ox * sw + j * dw]
                     out[b, co, oy, ox] = total
     return out
+
+
+def naive_png_filter_rows(rows, bpp, prior):
+    """PNG row filtering as the specification words it, byte by byte: each row filtered with
+    None, Sub, Up, Average and Paeth (bytes left of the row are zero), keeping the one with
+    the most zero bytes (the first on ties), preceded by its number."""
+    def paeth(a, b, c):
+        p = a + b - c
+        pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+        return a if pa <= pb and pa <= pc else b if pb <= pc else c
+
+    out = []
+    above = [int(v) for v in prior]
+    for row in rows:
+        raw = [int(v) for v in row]
+        left = [raw[i - bpp] if i >= bpp else 0 for i in range(len(raw))]
+        corner = [above[i - bpp] if i >= bpp else 0 for i in range(len(raw))]
+        trials = [raw,
+                  [r - a for r, a in zip(raw, left)],
+                  [r - b for r, b in zip(raw, above)],
+                  [r - (a + b) // 2 for r, a, b in zip(raw, left, above)],
+                  [r - paeth(a, b, c) for r, a, b, c in zip(raw, left, above, corner)]]
+        trials = [[v % 256 for v in trial] for trial in trials]
+        zeros = [trial.count(0) for trial in trials]
+        best = zeros.index(max(zeros))
+        out.append([best] + trials[best])
+        above = raw
+    return np.array(out, np.uint8).reshape(len(rows), len(rows[0]) + 1)

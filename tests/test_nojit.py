@@ -17,6 +17,7 @@ from convcli.choices import ALGORITHMS
 from convcli.images import Picture, read_image, write_image
 from convcli.plan import JIT_ALGORITHMS, choose_algorithm, make_plan
 from imagefiles import png_chunk
+from naive import naive_png_filter_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,17 +120,20 @@ smooth_rows = arrays(np.int64, st.tuples(st.integers(1, 30), st.integers(1, 40))
 @given(rows=byte_rows | smooth_rows,
        bpp=st.sampled_from([1, 2, 3, 4, 6, 8]), prior_seed=st.integers(0, 2),
        block=st.sampled_from([1, 17, _core_numpy.PNG_FILTER_BLOCK]))
-def test_numpy_png_filters_match_the_compiled_ones(rows, bpp, prior_seed, block):
-    """The same filter for every row (the most zero bytes, the first on ties), the same bytes."""
+def test_png_filters_with_and_without_the_core_match_the_specification(rows, bpp, prior_seed,
+                                                                       block):
+    """Both give, for every row, the filter with the most zero bytes (the first on ties),
+    as a byte-by-byte reading of the PNG specification does; numpy in blocks of any size."""
     rows = rows[:, :rows.shape[1] // bpp * bpp]         # whole pixels of bpp bytes
     assume(rows.shape[1] > 0)
     prior = np.random.default_rng(prior_seed).integers(0, 4, rows.shape[1], dtype=np.uint8)
+    expected = naive_png_filter_rows(rows, bpp, prior)
     default, _core_numpy.PNG_FILTER_BLOCK = _core_numpy.PNG_FILTER_BLOCK, block
     try:
-        got = _core_numpy.png_filter_rows(rows, bpp, prior)
+        np.testing.assert_array_equal(_core_numpy.png_filter_rows(rows, bpp, prior), expected)
     finally:
         _core_numpy.PNG_FILTER_BLOCK = default
-    np.testing.assert_array_equal(got, _core.png_filter_rows(rows, bpp, prior))
+    np.testing.assert_array_equal(_core.png_filter_rows(rows, bpp, prior), expected)
 
 
 def _png(pixels: np.ndarray, transparent: bytes | None = None) -> bytes:
