@@ -185,25 +185,28 @@ def im2col(x: np.ndarray, plan, rows: slice = slice(None), out: np.ndarray | Non
 
 
 def _gemm(x, weight, bias, plan, out):
-    """im2col in bands of output rows (one buffer), then one BLAS product per group into
-    the output."""
+    """im2col in bands of output rows (one buffer), then one BLAS product per group straight
+    into the output; each group's patch matrix ends with a row of ones and its weights with
+    the bias, so the product adds the bias too (no second pass over the output)."""
     cout, cin_g, kh, kw = weight.shape
     groups = plan.groups
     cout_g = cout // groups
     k = cin_g * kh * kw
     ho, wo = plan.output_shape[2:]
-    band = max(1, min(ho, GEMM_BAND_VALUES // (k * groups * wo)))
-    matrices = weight.reshape(groups, cout_g, k)
-    buffer = np.empty(groups * k * band * wo, x.dtype)
+    band = max(1, min(ho, GEMM_BAND_VALUES // ((k + 1) * groups * wo)))
+    matrices = np.concatenate([weight.reshape(groups, cout_g, k),
+                               bias.reshape(groups, cout_g, 1)], axis=2)
+    buffer = np.empty(groups * (k + 1) * band * wo, x.dtype)
     for n in range(x.shape[0]):
         result = out[n].reshape(groups, cout_g, ho * wo)
         for first in range(0, ho, band):
             last = min(ho, first + band)
-            patches = im2col(x[n], plan, slice(first, last),
-                             buffer[:groups * k * (last - first) * wo].reshape(groups * k, -1))
-            np.matmul(matrices, patches.reshape(groups, k, -1),
-                      out=result[:, :, first * wo:last * wo])
-        out[n] += bias[:, None, None]
+            size = (last - first) * wo
+            patches = buffer[:groups * (k + 1) * size].reshape(groups, k + 1, size)
+            for g in range(groups):
+                im2col(x[n, g * cin_g:(g + 1) * cin_g], plan, slice(first, last), patches[g, :k])
+            patches[:, k] = 1
+            np.matmul(matrices, patches, out=result[:, :, first * wo:last * wo])
 
 
 def _fft(x, weight, bias, plan, out):
