@@ -61,7 +61,8 @@ def fill_padded_rows(x, n, c, row_src, col_src, left, first, pbuf):
 
 @compiled(inline="always")
 def accumulate_row(arow, prow, taps, stride_w, dil_w):
-    """arow[t] += Σ_j taps[j] · prow[t·stride_w + j·dil_w], up to four taps per pass so
+    """arow[t] += Σ_j taps[j] · prow[t·stride_w + j·dil_w], three to five taps per pass
+    where the row allows (6 = 3 + 3, 7 = 4 + 3, 9 = 5 + 4, 15 = 5 + 5 + 5; 2 = 1 + 1), so
     each accumulator load and store carries several multiply-adds."""
     wo = arow.size
     kw = taps.size
@@ -74,11 +75,20 @@ def accumulate_row(arow, prow, taps, stride_w, dil_w):
         return
     j0 = 0
     while j0 < kw:
-        count = min(4, kw - j0)
+        rest = kw - j0
+        count = min(5, rest - 3) if rest > 5 else 1 if rest == 2 else rest
         o0 = j0 * dil_w
         a = prow[o0:o0 + wo]
         w0 = taps[j0]
-        if count == 4:
+        if count == 5:
+            b = prow[o0 + dil_w:o0 + dil_w + wo]
+            c = prow[o0 + 2 * dil_w:o0 + 2 * dil_w + wo]
+            d = prow[o0 + 3 * dil_w:o0 + 3 * dil_w + wo]
+            e = prow[o0 + 4 * dil_w:o0 + 4 * dil_w + wo]
+            w1, w2, w3, w4 = taps[j0 + 1], taps[j0 + 2], taps[j0 + 3], taps[j0 + 4]
+            for t in range(wo):
+                arow[t] += w0 * a[t] + w1 * b[t] + w2 * c[t] + w3 * d[t] + w4 * e[t]
+        elif count == 4:
             b = prow[o0 + dil_w:o0 + dil_w + wo]
             c = prow[o0 + 2 * dil_w:o0 + 2 * dil_w + wo]
             d = prow[o0 + 3 * dil_w:o0 + 3 * dil_w + wo]
@@ -91,11 +101,6 @@ def accumulate_row(arow, prow, taps, stride_w, dil_w):
             w1, w2 = taps[j0 + 1], taps[j0 + 2]
             for t in range(wo):
                 arow[t] += w0 * a[t] + w1 * b[t] + w2 * c[t]
-        elif count == 2:
-            b = prow[o0 + dil_w:o0 + dil_w + wo]
-            w1 = taps[j0 + 1]
-            for t in range(wo):
-                arow[t] += w0 * a[t] + w1 * b[t]
         else:
             for t in range(wo):
                 arow[t] += w0 * a[t]

@@ -255,6 +255,20 @@ def test_gemm_in_bands_of_rows_matches_direct(monkeypatch, options):
     np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5 * np.abs(reference).max())
 
 
+@pytest.mark.parametrize("kw", range(1, 17))
+def test_direct_kernel_rows_of_every_width_match_the_naive_reference(kw):
+    """The direct path adds kernel rows in passes of one to five taps (7 = 4 + 3, 15 = 5 +
+    5 + 5, …): every width, with and without dilation, as the naive reference computes."""
+    rng = np.random.default_rng(kw)
+    x = rng.standard_normal((1, 2, 9, 40))
+    for dilation in (1, 2):
+        weight = rng.standard_normal((2, 1, 2, kw))
+        options = dict(padding=(1, 0, dilation * (kw - 1), 0), dilation=(1, dilation), groups=2)
+        expected = naive_conv2d(x, weight, **options)
+        got = conv2d(x.astype(np.float32), weight.astype(np.float32), algo="direct", **options)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * kw)
+
+
 def test_unknown_algorithm_is_refused():
     with pytest.raises(ValueError, match="algo 'winograd'"):
         conv2d(np.ones((1, 5, 5)), np.ones((1, 1, 3, 3)), algo="winograd")
