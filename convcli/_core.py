@@ -424,7 +424,7 @@ def _quantize(planes, absolute, offset, scale, top, rounding, out, start, stop):
     nearest when `rounding`, from planar (C, H, W) values; NaN becomes 0.
 
     Returns (how many values clipping changed by more than rounding would, the smallest and
-    the largest finite input value) — NaN, NaN if none is finite."""
+    the largest finite input value) — inf, -inf if none is finite."""
     channels, height, width = planes.shape
     slack = 0.5 if rounding else 0.0        # values that round into range are not clipped
     count = 0

@@ -275,21 +275,21 @@ def _raise_interrupted(signum, frame):
 
 
 def run_tasks(tasks: list[Task], job: ApplyJob, jobs: int, fail_fast: bool = False,
-              on_record=None, threads: int | None = None) -> BatchReport:
-    """Run `tasks` on `jobs` worker processes (in this process if 1), dividing `threads`
-    (default: every CPU) between them.
+              on_record=None) -> BatchReport:
+    """Run `tasks` on `jobs` worker processes (in this process if 1), dividing the threads
+    (`convcli.threads.thread_count`) between them.
 
     `on_record(record)` is called as each file finishes.  SIGINT and SIGTERM stop the run:
     workers are stopped, their temporary files removed, and the report says so.
     """
     from .conv import warm_up
-    from .threads import set_threads
+    from .threads import set_threads, thread_count
 
     report = BatchReport(total=len(tasks))
     start = time.perf_counter()
     warm_up()                        # load the compiled core once, before forking
     jobs = max(1, min(jobs, len(tasks) or 1))
-    threads = max(1, (threads or os.cpu_count() or 1) // jobs)
+    threads = max(1, thread_count() // jobs)
     previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     pool = None
     try:

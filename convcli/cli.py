@@ -187,16 +187,16 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     options = ConvOptions(stride, padding, dilation, groups, pad_mode, mode, bias, normalize,
                           algo)
     job = ApplyJob(kernels, options, range_policy, alpha, gray, rgb, quality, grid, fmt)
-    if len(inputs) > 1 or inputs[0].is_dir():
-        if show_stats:
-            raise click.UsageError("--stats describes one file; for a batch use --report")
-        _apply_batch(inputs, Path(output), job, recursive, globs, excludes, follow_links,
-                     jobs, skip_existing, overwrite, fail_fast, quiet, report_path, threads)
-        return
     if threads is not None:
         from .threads import set_threads
 
         set_threads(threads)
+    if len(inputs) > 1 or inputs[0].is_dir():
+        if show_stats:
+            raise click.UsageError("--stats describes one file; for a batch use --report")
+        _apply_batch(inputs, Path(output), job, recursive, globs, excludes, follow_links,
+                     jobs, skip_existing, overwrite, fail_fast, quiet, report_path)
+        return
     source = inputs[0]
     target = _output_path(source, output, job)
     if target.exists() and source.exists() and target.resolve() == source.resolve():
@@ -277,7 +277,7 @@ def _display_rgb(picture):
 
 
 def _apply_batch(inputs, output_dir, job, recursive, globs, excludes, follow_links, jobs,
-                 skip_existing, overwrite, fail_fast, quiet, report_path, threads):
+                 skip_existing, overwrite, fail_fast, quiet, report_path):
     import os
     import time
 
@@ -309,8 +309,7 @@ def _apply_batch(inputs, output_dir, job, recursive, globs, excludes, follow_lin
     if progress is not None:
         progress.start()
     try:
-        report = run_tasks(tasks, job, jobs or os.cpu_count() or 1, fail_fast, on_record,
-                           threads or os.cpu_count() or 1)
+        report = run_tasks(tasks, job, jobs or os.cpu_count() or 1, fail_fast, on_record)
     finally:
         if progress is not None:
             progress.stop()

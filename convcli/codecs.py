@@ -1,8 +1,9 @@
-"""The file formats Pillow would degrade: 16-bit colour PNG and multi-sample TIFF.
+"""PNG and TIFF codecs for what Pillow degrades or does slowly.
 
 Pillow reads 16-bit RGB(A) PNG and TIFF as 8 bits and cannot write them, nor float or
-multi-channel TIFF.  These small codecs cover exactly that; everything else goes through
-Pillow.
+multi-channel TIFF.  convcli writes every PNG itself, band by band, rows filtered and
+pieces deflated in parallel, and reads most PNGs itself once the compiled core is loaded;
+other formats go through Pillow.
 """
 
 from __future__ import annotations

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from .errors import ParameterError
@@ -122,10 +120,12 @@ CHANNEL_CHUNK = 8
 def block_rows(plan, channels: int = 1) -> int:
     """Output rows per task: large enough to amortise the halo, small enough that every
     thread gets several tasks and a task's accumulators (`channels` of them) stay in cache."""
+    from .threads import thread_count
+
     n = plan.input_shape[0]
     cout = plan.weight_shape[0]
     ho, wo = plan.output_shape[2:]
-    tasks_wanted = 8 * (os.cpu_count() or 1)
+    tasks_wanted = 8 * thread_count()
     return max(1, min(64, ho * n * cout // (channels * tasks_wanted),
                       2**16 // max(1, wo * channels)))
 

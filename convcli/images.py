@@ -363,7 +363,7 @@ def _pillow_save(out, pixels: np.ndarray, fmt: str, icc_profile: bytes | None,
 
     im = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels))
     options = {}
-    if icc_profile and fmt in ("JPEG", "PNG", "WEBP"):
+    if icc_profile and fmt in ("JPEG", "WEBP"):
         options["icc_profile"] = icc_profile
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = 92 if quality is None else quality

@@ -262,8 +262,7 @@ class Pipeline:
     def _source(self, start: int, stop: int) -> np.ndarray:
         planes = input_planes(self.picture, self.gray, self.rgb, slice(start, stop))
         if self.alpha_mode == "filter":
-            alpha = self.picture.alpha[start:stop].astype(np.float32)[None]
-            planes = np.concatenate([planes, alpha])
+            planes = np.concatenate([planes, self._alpha_source(start, stop)])
         return planes
 
     def _alpha_source(self, start: int, stop: int) -> np.ndarray:

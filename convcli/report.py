@@ -282,7 +282,7 @@ def explain_matrix(plan: ConvPlan, weight: np.ndarray, bias: np.ndarray,
                                  + bias[:, None] - y.reshape(y.shape[0], -1)).max())
                     for x, y in zip(inputs, outputs))
         pixel_ids = im2col(np.arange(1, int(np.prod(shape)) + 1, dtype=np.float64)
-                                  .reshape(shape), plan)
+                           .reshape(shape), plan)
         values = im2col(inputs[0], plan)
         labels = pixel_labels(shape)
         cells = [[labels[int(v) - 1] if v else "0" for v in row] for row in pixel_ids] \

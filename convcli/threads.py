@@ -1,14 +1,20 @@
-"""The thread pool the compiled core and the FFT path share (``--threads``)."""
+"""The thread pool every parallel step shares (``--threads``): the compiled kernels, the
+FFT tiles, the numpy path's blocks and the PNG encoder."""
 
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-_threads = {"count": os.cpu_count() or 1, "pool": None, "pid": None}
+_threads = {"count": os.cpu_count() or 1, "pool": None, "size": 0, "pid": None}
 
 
 def set_threads(count: int) -> None:
-    """Use `count` threads for the compiled kernels and the FFT tiles."""
+    """Use `count` threads for every parallel step."""
     _threads["count"] = max(1, int(count))
+
+
+def thread_count() -> int:
+    """The threads parallel steps use: `set_threads`'s, by default every CPU."""
+    return _threads["count"]
 
 
 def parallel_for(kernel, tasks: int, *args):
@@ -21,8 +27,9 @@ def parallel_for(kernel, tasks: int, *args):
     count = min(_threads["count"], tasks)
     if count <= 1:
         return [kernel(*args, 0, tasks)]
-    if _threads["pid"] != os.getpid() or _threads["pool"]._max_workers < count:
-        _threads["pool"] = ThreadPoolExecutor(max(count, _threads["count"]))
+    if _threads["pid"] != os.getpid() or _threads["size"] < count:
+        _threads["size"] = max(count, _threads["count"])
+        _threads["pool"] = ThreadPoolExecutor(_threads["size"])
         _threads["pid"] = os.getpid()
     pieces = min(tasks, 4 * count)
     bounds = [tasks * i // pieces for i in range(pieces + 1)]
