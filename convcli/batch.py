@@ -116,8 +116,8 @@ def find_inputs(inputs: list[Path], output_dir: Path, recursive: bool = False,
             if relative == "." or not _matches(excludes, relative, output_real.name):
                 raise ParameterError(
                     f"output folder {output_dir} is inside input folder {item}, which is being "
-                    "walked, so convcli would process its own outputs; choose another -o or "
-                    f"--exclude {relative if relative != '.' else '…'}")
+                    "walked, so convcli would process its own outputs; choose another output folder or "
+                    f"excludes={relative if relative != '.' else '…'}")
         ancestors = {str(item): frozenset()}          # folder → the folders above it
         for folder, dirs, files in os.walk(item, followlinks=follow_links):
             info = os.stat(folder)
@@ -153,14 +153,14 @@ def plan_tasks(found: list[tuple[Path, Path]], output_dir: Path, job: ApplyJob,
         target = output_dir / relative_dir / job.output_name(source)
         if target in owners:
             raise ParameterError(f"{owners[target]} and {source} would both be written to "
-                                 f"{target}; process them separately or use --format")
+                                 f"{target}; process them separately or use fmt=")
         owners[target] = source
         tasks.append(Task(source, target))
     existing = [t for t in tasks if t.target.exists()]
     if existing and not (skip_existing or overwrite):
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise ParameterError(f"output {existing[0].target} already exists{more}; use --overwrite "
-                             "to replace outputs or --skip-existing to keep them")
+        raise ParameterError(f"output {existing[0].target} already exists{more}; use overwrite=True "
+                             "to replace outputs or skip_existing=True to keep them")
     if skip_existing:
         return [t for t in tasks if not t.target.exists()], existing
     return tasks, []

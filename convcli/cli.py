@@ -7,6 +7,7 @@ exit code 2 (usage) or 1 (failure); see `ConvcliGroup.main`.
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -15,7 +16,7 @@ import click
 
 from . import __version__
 from .choices import ALPHA_POLICIES, FORMATS, RANGE_POLICIES
-from .errors import ConvcliError
+from .errors import ConvcliError, ParameterError
 from .options import DILATION, FLOATS, PAD_MODE, STRIDE, conv_options
 from .plan import shape_text
 
@@ -46,6 +47,45 @@ class ConvcliGroup(click.Group):
         sys.exit(code)
 
 
+class ConvcliCommand(click.Command):
+    """A command that shows library errors in its own terms: the parameter an error names
+    becomes this command's flag, and ``name=value`` in the message becomes ``--flag value``."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ParameterError as exc:
+            raise flag_error(exc, ctx) from None
+
+
+#: Library parameters whose option has another name in the CLI.
+CLI_NAMES = {"input_shape": "shape", "layer": "layer_key", "catalogue": "catalogues"}
+
+
+def flag_error(exc: ParameterError, ctx: click.Context) -> click.ClickException:
+    """The click error that says `exc` with this command's flags for the library's names."""
+    options = {p.name: p for p in ctx.command.params if isinstance(p, click.Option)}
+
+    def option(name: str):
+        return options.get(CLI_NAMES.get(name, name))
+
+    def flag_of(match: re.Match) -> str:
+        found = option(match[1])
+        if found is None:
+            return match[0]
+        flag = max(found.opts, key=len)
+        if found.is_flag:
+            return found.secondary_opts[0] if match[2] == "False" and found.secondary_opts else flag
+        return f"{flag} {match[2]}" if match[2] else flag
+
+    message = re.sub(r"\b([a-z_]+)=([^\s,;:)]*)", flag_of, exc.message)
+    if exc.parameter:
+        found = option(exc.parameter)
+        name = max(found.opts, key=len) if found is not None else exc.parameter
+        message = f"{name} {message}"
+    return click.UsageError(message, ctx)
+
+
 @click.group(cls=ConvcliGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="convcli")
 def cli():
@@ -54,6 +94,9 @@ def cli():
     Semantics are PyTorch's conv2d: cross-correlation, weights (Cout, Cin/groups, kh, kw),
     output size ⌊(H + pads − d·(k−1) − 1)/s⌋ + 1.
     """
+
+
+cli.command_class = ConvcliCommand
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
@@ -653,8 +696,8 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
         raise click.UsageError("--plot draws the loss curve of --method gd")
     files = [(source, target), *pairs]
     arrays = [(read_image(x).color, read_image(y).color) for x, y in files]
-    geometry = Geometry(int_pair(size, "--size"), int_pair(stride, "--stride"),
-                        int_pair(dilation, "--dilation"), pad_mode)
+    geometry = Geometry(int_pair(size, "size"), int_pair(stride, "stride"),
+                        int_pair(dilation, "dilation"), pad_mode)
     progress = _loss_progress(epochs) if method == "gd" and not as_json and sys.stderr.isatty() else None
     on_epoch = None if progress is None else (
         lambda epoch, loss: progress.update(progress.task_ids[0], advance=1, loss=f"{loss:.6g}"))

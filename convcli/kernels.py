@@ -637,11 +637,11 @@ def append_to_catalogue(path, name: str, entry: dict) -> None:
             raise KernelError(f"kernel catalogue {path}: convcli appends only to a file whose "
                               "single top-level key is 'kernels'")
         if name in (data["kernels"] or {}):
-            raise KernelError(f"kernel catalogue {path}: entry {name!r} exists already; choose "
-                              "another --name")
+            raise KernelError(f"{name!r} exists already in kernel catalogue {path}; choose another",
+                              parameter="name")
     if not re.fullmatch(r"[A-Za-z_][\w.-]*", name):
-        raise KernelError(f"--name {name!r}: a name is letters, digits, '_', '-' or '.', "
-                          "starting with a letter or '_'")
+        raise KernelError(f"{name!r} is not a name: a name is letters, digits, '_', '-' or '.', "
+                          "starting with a letter or '_'", parameter="name")
     block = yaml.safe_dump({name: entry}, sort_keys=False, allow_unicode=True, width=100,
                            default_flow_style=None)
     text = (old if old.endswith("\n") or not old else old + "\n") or "kernels:\n"

@@ -91,7 +91,7 @@ def make_samples(pairs, geometry: Geometry, depthwise: bool, cout: int | None, h
         a kernel that does not fit, a bad holdout share.
     """
     if not 0 <= holdout < 1:
-        raise ParameterError(f"--holdout must be a share in [0, 1), got {holdout}")
+        raise ParameterError(f"must be a share in [0, 1), got {holdout}", parameter="holdout")
     rng = np.random.default_rng(seed)
     samples = []
     model = None
@@ -107,7 +107,7 @@ def make_samples(pairs, geometry: Geometry, depthwise: bool, cout: int | None, h
             pair_model = (1, 1)
         else:
             if cout is not None and cout != ct:
-                raise ParameterError(f"pair {index}: --cout {cout} but the target has {ct} "
+                raise ParameterError(f"pair {index}: cout={cout} but the target has {ct} "
                                      "channel(s); a layer has one output channel per filter")
             pair_model = (ct, cin)
         if model is not None and pair_model != model:
@@ -126,7 +126,7 @@ def make_samples(pairs, geometry: Geometry, depthwise: bool, cout: int | None, h
         if not mask.any():
             raise ParameterError(f"pair {index}: the {geometry.size[0]}×{geometry.size[1]} kernel "
                                  f"has no position inside the {x.shape[0]}×{x.shape[1]} image; "
-                                 "use a smaller kernel or --pad-mode")
+                                 "use a smaller kernel or pad_mode=")
         held = mask & (rng.random(mask.shape) < holdout)
         fit = mask & ~held
         if model == (1, 1):
@@ -175,7 +175,7 @@ def solve_lstsq(samples, geometry: Geometry, cout: int, bias: bool, ridge: float
     if np.linalg.cond(system / scale) > 1e12:
         raise ParameterError(
             "the system is singular: the inputs do not vary enough to determine every weight "
-            "(a constant or too regular image?); add --ridge 1e-3 or use more varied images")
+            "(a constant or too regular image?); add ridge=1e-3 or use more varied images")
     solution = np.linalg.solve(system, cross)
     weight = solution[:cin * geometry.size[0] * geometry.size[1]].T.reshape(
         cout, cin, *geometry.size)
@@ -295,12 +295,12 @@ def learn(pairs, geometry: Geometry, depthwise: bool = False, cout: int | None =
     channel; otherwise a layer of Cout (the target's channels) × Cin filters.
     """
     if method not in ("lstsq", "gd"):
-        raise ParameterError(f"--method must be lstsq or gd, got {method!r}")
+        raise ParameterError(f"must be lstsq or gd, got {method!r}", parameter="method")
     if ridge < 0:
-        raise ParameterError(f"--ridge must be ≥ 0, got {ridge}")
+        raise ParameterError(f"must be ≥ 0, got {ridge}", parameter="ridge")
     samples, cout, cin = make_samples(pairs, geometry, depthwise, cout, holdout, seed)
     if not any(s.fit.any() for s in samples):
-        raise ParameterError("no output pixel is left to fit; lower --holdout")
+        raise ParameterError("no output pixel is left to fit; lower holdout=")
     losses = []
     if method == "lstsq":
         weight, b = solve_lstsq(samples, geometry, cout, bias, ridge)

@@ -79,43 +79,43 @@ def kernel_layer(kernel: Kernel, channels: int, options: ConvOptions,
     if options.normalize:
         sums = weights.reshape(weights.shape[0], -1).sum(axis=1)
         if np.any(np.abs(sums) < 1e-12):
-            raise ParameterError(f"--normalize: kernel {kernel.name} sums to zero, so it cannot "
-                                 "be scaled to sum 1")
+            raise ParameterError(f"cannot scale kernel {kernel.name} to sum 1: it sums "
+                                 "to zero", parameter="normalize")
         weights = weights / sums.reshape((-1,) + (1,) * (weights.ndim - 1))
     bias = kernel.bias
     groups = options.groups
     if kernel.is_layer:
         if cout is not None:
-            raise ParameterError(f"--cout builds a layer from a 2-D kernel; kernel {kernel.name} "
-                                 f"is already a layer of shape {weights.shape}")
+            raise ParameterError(f"builds a layer from a 2-D kernel; kernel {kernel.name} "
+                                 f"is already a layer of shape {weights.shape}", parameter="cout")
         expected = weights.shape[1] * groups
         if expected != channels:
             raise ParameterError(
                 f"kernel {kernel.name} has shape {weights.shape} (Cout, Cin/groups, kh, kw) "
                 f"with groups={groups}, so it needs {expected} input channel(s), but the image "
-                f"has {channels}; convert with --gray or --rgb, or change --groups")
+                f"has {channels}; convert with gray=True or rgb=True, or change groups=")
     elif cout is not None:
         if kernel.n_filters != 1:
-            raise ParameterError(f"--cout takes a single 2-D kernel; {kernel.name} is a bank of "
-                                 f"{kernel.n_filters}")
+            raise ParameterError(f"takes a single 2-D kernel; {kernel.name} is a bank of "
+                                 f"{kernel.n_filters}", parameter="cout")
         if channels % groups or cout % groups:
-            raise ParameterError(f"--groups {groups} must divide the {channels} input channels "
-                                 f"and --cout {cout}")
+            raise ParameterError(f"{groups} must divide the {channels} input channels "
+                                 f"and cout={cout}", parameter="groups")
         weights = np.broadcast_to(weights, (cout, channels // groups, *kernel.size)).copy()
         bias = np.zeros(cout)
     else:
         if groups != 1:
-            raise ParameterError("--groups applies to 4-D kernels (Cout, Cin/groups, kh, kw) and "
-                                 "--cout layers; a 2-D kernel is already applied to each "
-                                 "channel on its own")
+            raise ParameterError("applies to 4-D kernels (Cout, Cin/groups, kh, kw) and "
+                                 "cout= layers; a 2-D kernel is already applied to each "
+                                 "channel on its own", parameter="groups")
         weights = np.tile(weights, (channels, 1, 1))[:, None]
         bias = np.tile(bias, channels)
         groups = channels
     if options.bias is not None:
         extra = np.asarray(options.bias, np.float64)
         if extra.size not in (1, weights.shape[0]):
-            raise ParameterError(f"--bias has {extra.size} values; give 1, or one per output "
-                                 f"channel ({weights.shape[0]})")
+            raise ParameterError(f"has {extra.size} values; give 1, or one per output "
+                                 f"channel ({weights.shape[0]})", parameter="bias")
         bias = bias + extra
     return KernelLayer(weights, bias, groups, padding_for(kernel, options), options)
 
@@ -149,8 +149,8 @@ def input_planes(picture: Picture, gray: bool = False, rgb: bool = False,
         color = to_gray(color)
     elif rgb:
         if color.shape[2] != 1:
-            raise ParameterError(f"--rgb repeats a gray image into 3 channels; this image has "
-                                 f"{color.shape[2]}")
+            raise ParameterError(f"repeats a gray image into 3 channels; this image has "
+                                 f"{color.shape[2]}", parameter="rgb")
         color = np.repeat(color, 3, axis=2)
     return np.ascontiguousarray(color.transpose(2, 0, 1), np.float32)
 
@@ -238,9 +238,9 @@ class Pipeline:
         for kernel in kernels:
             stage = Stage.make(kernel, kernel_layer(kernel, shape[0], options), shape)
             if self.alpha_mode == "filter" and stage.output_shape[0] != shape[0]:
-                raise ParameterError(f"--alpha filter needs one output per channel; kernel "
+                raise ParameterError(f"filter needs one output per channel; kernel "
                                      f"{kernel.name} makes {stage.output_shape[0]} from "
-                                     f"{shape[0]}")
+                                     f"{shape[0]}", parameter="alpha")
             self.stages.append(stage)
             shape = stage.output_shape
         self.jit = jit_pays(other_saving + sum(jit_saving(s.plan, s.weight) for s in self.stages))
@@ -329,8 +329,9 @@ def output_type(source: Picture, fmt: str, policy: str, range_policy: str, grid:
     source's bit depth where it can (saying so where it cannot)."""
     if fmt == "NPY":
         if range_policy not in ("auto", "float") or grid:
-            raise ParameterError(f"--range {range_policy}{' --grid' * grid}: .npy output keeps "
-                                 "the raw values; use another format to map them to pixels")
+            raise ParameterError(f"range_policy={range_policy}{' grid=True' * grid}: .npy output "
+                                 "keeps the raw values; use another format to map them to "
+                                 "pixels")
         policy = "float"
     dtype = output_dtype(source.color.dtype, fmt, policy)
     notes = []
@@ -355,7 +356,7 @@ def to_picture(result: FilterResult, source: Picture, fmt: str, range_policy: st
         tiled = tile_maps(np.stack([m[:, :, 0] for m in maps]),
                           fill=value_scale(dtype) / 2 if dtype.kind == "f" else int(value_scale(dtype)) // 2)
         if result.alpha is not None:
-            notes.append("alpha dropped: --grid writes one gray tile per channel")
+            notes.append("alpha dropped: a grid holds one gray tile per channel")
         report = RangeReport(policy, min(r.minimum for r in reports),
                              max(r.maximum for r in reports),
                              float(np.mean([r.clipped for r in reports])))
@@ -389,7 +390,7 @@ def stream_png(pipeline: Pipeline, source: Picture, path: Path, policy: str, tim
     alpha = pipeline.alpha_mode is not None
     if channels + alpha > 4:
         raise ParameterError(f"{channels + alpha} output channels do not fit in PNG; write .npy "
-                             "or .tiff (one page per channel), or use --grid")
+                             "or .tiff (one page per channel), or use grid=True")
     low, high, clipped = np.inf, -np.inf, 0.0
     times.update(convolve=0.0, write=0.0)
 

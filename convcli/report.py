@@ -87,7 +87,7 @@ def check_dense_size(shape: tuple[int, int]) -> None:
         raise ParameterError(
             f"the dense matrix would be {shape[0]:,}×{shape[1]:,} = {size:,} entries "
             f"({size * 8 / 2**20:,.0f} MiB as float64), over the limit of {DENSE_LIMIT:,}; "
-            "use the sparse form (--sparse FILE.npz)")
+            "use the sparse form (equivalent_matrix_sparse, sparse=FILE.npz)")
 
 
 @dataclass
