@@ -448,9 +448,6 @@ class Catalogue:
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 
-    def origin(self, name: str) -> Path:
-        return self._origin[name]
-
     def get(self, name: str) -> Kernel:
         """The kernel of a catalogue entry."""
         if name not in self._entries:

@@ -311,7 +311,7 @@ def grouped_product(weight: np.ndarray, patches: np.ndarray, groups: int) -> np.
                            @ patches[g * rows_g:(g + 1) * rows_g] for g in range(groups)])
 
 
-def weight_labels(weight: np.ndarray) -> list[str]:
+def weight_symbols(weight: np.ndarray) -> list[str]:
     """k11, k12, … for the weights of one 2-D kernel (k1,1 once an index passes 9); the
     values themselves for a layer of several."""
     cout, cin_g, kh, kw = weight.shape
@@ -331,7 +331,7 @@ def pixel_labels(shape) -> list[str]:
 
 def weight_cells(plan: ConvPlan, weight: np.ndarray) -> list[list[str]]:
     """The equivalent matrix as text: each cell the weights that land on it, "0" if none."""
-    labels = weight_labels(correlation_weight(weight, plan.mode))
+    labels = weight_symbols(correlation_weight(weight, plan.mode))
     rows, cols = matrix_shape(plan)
     cells = [[[] for _ in range(cols)] for _ in range(rows)]
     for r, c, tap in zip(*matrix_entries(plan)):
