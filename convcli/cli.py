@@ -552,8 +552,6 @@ def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, g
     Example: convcli matrix --input 4x4 -k "[[1,2,3],[4,5,6],[7,8,9]]" prints the
     4×16 matrix of a 3×3 kernel on a 4×4 image, weight by weight.
     """
-    import numpy as np
-
     from .matrix import explain_matrix
 
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
@@ -561,14 +559,13 @@ def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, g
     if kernel.combine:
         click.echo(f"Note: {kernel.name} combines its filters by {kernel.combine}, which is not "
                    f"linear; this is the matrix of its {kernel.n_filters} filters.", err=True)
-    bias = conv.bias if with_bias is not False else np.zeros_like(conv.bias)
+    bias = conv.bias if with_bias is not False else None
     view = explain_matrix(plan, conv.weight, bias, patch_matrix=show_im2col, seed=seed,
                           dense=bool(png or npy))
     if sparse is not None:
         if view.sparse is None:
             raise click.UsageError("--sparse saves the equivalent matrix; drop --im2col")
-        _save_npz(sparse, row=view.sparse.row, col=view.sparse.col, value=view.sparse.value,
-                  shape=np.array(view.sparse.shape))
+        _save_npz(sparse, **view.sparse.arrays())
     if npy is not None:
         _save_npy(npy, view.values)
     if png is not None:
@@ -681,7 +678,7 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
     input's at stride 1.
     """
     from .images import read_image
-    from .kernels import Catalogue, Kernel
+    from .kernels import Catalogue, Kernel, weights_text
     from .learn import Geometry, LearnSettings, closest_kernels
     from .learn import learn as fit
     from .plan import int_pair
@@ -737,7 +734,7 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
     console = _console()
     console.print(f"[bold]{name}[/bold]: {'one 2-D kernel' if result.kernel_2d else 'a layer'} "
                   f"{'×'.join(map(str, weights.shape))} by {method}")
-    click.echo(_weights_text(kernel))
+    click.echo(weights_text(kernel))
     for label, report in (("fit", result.fit), ("held out", result.held_out)):
         if report:
             console.print(f"{label}: RMSE {report['rmse']:.6g}, R² {report['r2']:.6f} "
@@ -867,8 +864,7 @@ def kernels(ctx, catalogues):
         kernel = catalogue.get(name)
         kh, kw = kernel.size
         size = f"{kh}×{kw}" + (f" ×{kernel.n_filters}" if kernel.n_filters > 1 else "")
-        sums = {f"{s + 0.0:.4g}" for s in kernel.weights.reshape(kernel.n_filters, -1).sum(axis=1).round(9)}
-        total = ", ".join(sorted(sums))
+        total = ", ".join(sorted({f"{s + 0.0:.4g}" for s in kernel.filter_sums()}))
         table.add_row(name, size, total, "yes" if kernel.separable() else "no",
                       kernel.range_hint() + (f" ({kernel.combine})" if kernel.combine else ""),
                       ("(learned) " if kernel.learned else "") + kernel.description)
@@ -884,7 +880,7 @@ def kernels(ctx, catalogues):
 @click.pass_obj
 def kernels_show(catalogue, spec, png, cell):
     """Print a kernel's weights (SPEC is anything -k accepts)."""
-    from .kernels import resolve_kernel
+    from .kernels import resolve_kernel, weights_text
 
     kernel = resolve_kernel(spec, catalogue)
     console = _console()
@@ -893,36 +889,10 @@ def kernels_show(catalogue, spec, png, cell):
         console.print(f"source: {kernel.source}")
     if kernel.learned:
         console.print(f"learned: {kernel.learned}")
-    click.echo(_weights_text(kernel))
+    click.echo(weights_text(kernel))
     if png is not None:
         from .images import save_pillow
         from .render import kernel_picture
 
         save_pillow(kernel_picture(kernel.weights, cell), png)
         click.echo(f"wrote {png}")
-
-
-def _weights_text(kernel) -> str:
-    """The weights as aligned rows, factored as "1/d ×" integers where that is exact."""
-    import numpy as np
-
-    lines = []
-    mats = kernel.weights.reshape(-1, *kernel.size)
-    for index, mat in enumerate(mats):
-        if len(mats) > 1:
-            lines.append(f"filter {index + 1}:")
-        denominator = next((d for d in (1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 16, 25, 32, 49, 64, 81,
-                                         100, 128, 256, 512, 1024)
-                            if np.allclose(mat * d, np.rint(mat * d), rtol=0, atol=1e-9)), None)
-        if denominator is not None:
-            cells = [f"{v:g}" for v in np.rint(mat * denominator).ravel() + 0.0]
-            if denominator != 1:
-                lines.append(f"  1/{denominator} ×")
-        else:
-            cells = [f"{v:.6g}" for v in mat.ravel()]
-        width = max(map(len, cells))
-        for row in np.array(cells).reshape(mat.shape):
-            lines.append("  " + " ".join(c.rjust(width) for c in row))
-    if np.any(kernel.bias != 0):
-        lines.append(f"bias: {', '.join(f'{b:.6g}' for b in kernel.bias)}")
-    return "\n".join(lines)

@@ -109,6 +109,11 @@ class SparseMatrix:
         dense[self.row, self.col] = self.value
         return dense
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """row, col, value and shape as arrays, as ``.npz`` files hold them."""
+        return {"row": self.row, "col": self.col, "value": self.value,
+                "shape": np.array(self.shape)}
+
 
 def equivalent_matrix_sparse(input_shape, weight, stride=1, padding=0, dilation=1, groups=1,
                              pad_mode="zeros", mode="corr") -> SparseMatrix:
@@ -257,7 +262,7 @@ class MatrixView:
         return out
 
 
-def explain_matrix(plan: ConvPlan, weight: np.ndarray, bias: np.ndarray,
+def explain_matrix(plan: ConvPlan, weight: np.ndarray, bias: np.ndarray | None = None,
                    patch_matrix: bool = False, seed: int = 0, dense: bool = False,
                    trials: int = 3) -> MatrixView:
     """Build the equivalent matrix (or the im2col patch matrix) of a convolution and verify
@@ -265,9 +270,11 @@ def explain_matrix(plan: ConvPlan, weight: np.ndarray, bias: np.ndarray,
 
     Small matrices come with symbolic cells: ``k11+k13`` where weights add up, ``x23`` for
     input pixels in the patch matrix.  `dense` asks for dense values of any size (up to
-    `DENSE_LIMIT`).
+    `DENSE_LIMIT`).  Without `bias`, the convolution has none.
     """
     from .conv import conv2d
+
+    bias = np.zeros(weight.shape[0]) if bias is None else bias
 
     if dense and not patch_matrix:
         check_dense_size(matrix_shape(plan))
