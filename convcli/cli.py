@@ -41,10 +41,26 @@ class ConvcliGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             code = 130
+        except OSError as exc:       # the environment failed: a full disk or stdout, say
+            _silence_stdout()
+            click.echo(f"Error: {exc.filename or 'standard output'}: {exc.strerror or exc}",
+                       err=True)
+            code = 1
         code = code if isinstance(code, int) else 0
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so that what is still buffered for a
+    stream that failed (a full disk) is not written again, with a traceback, at exit."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 class ConvcliCommand(click.Command):
