@@ -661,12 +661,16 @@ def append_to_catalogue(path, name: str, entry: dict) -> None:
 
 
 def weights_text(kernel: Kernel) -> str:
-    """The weights as aligned rows, factored as "1/d ×" integers where that is exact."""
+    """The weights as aligned rows, factored as "1/d ×" integers where that is exact; a
+    bank's 2-D kernels headed "filter F:", a layer's "filter F, channel C:" (1-based)."""
     lines = []
     mats = kernel.weights.reshape(-1, *kernel.size)
+    per_filter = kernel.weights.shape[1] if kernel.is_layer else 1
     for index, mat in enumerate(mats):
         if len(mats) > 1:
-            lines.append(f"filter {index + 1}:")
+            f, c = divmod(index, per_filter)
+            lines.append(f"filter {f + 1}:" if per_filter == 1 else
+                         f"filter {f + 1}, channel {c + 1}:")
         denominator = next((d for d in (1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 16, 25, 32, 49, 64, 81,
                                          100, 128, 256, 512, 1024)
                             if np.allclose(mat * d, np.rint(mat * d), rtol=0, atol=1e-9)), None)
