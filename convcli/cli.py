@@ -32,6 +32,9 @@ class ConvcliGroup(click.Group):
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
             code = 130
+        except click.exceptions.NoArgsIsHelpError as exc:      # `convcli` alone: its help
+            click.echo(exc.ctx.get_help())
+            code = 0
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             code = exc.exit_code
@@ -78,15 +81,17 @@ class ConvcliCommand(click.Command):
 CLI_NAMES = {"input_shape": "shape", "layer": "layer_key", "catalogue": "catalogues"}
 
 
-def flag_error(exc: ParameterError, ctx: click.Context) -> click.ClickException:
-    """The click error that says `exc` with this command's flags for the library's names."""
-    options = {p.name: p for p in ctx.command.params if isinstance(p, click.Option)}
+def _option(ctx: click.Context, name: str) -> click.Option | None:
+    """The option of the running command that stands for library parameter `name`."""
+    name = CLI_NAMES.get(name, name)
+    return next((p for p in ctx.command.params if isinstance(p, click.Option) and p.name == name),
+                None)
 
-    def option(name: str):
-        return options.get(CLI_NAMES.get(name, name))
 
+def flag_text(message: str, ctx: click.Context) -> str:
+    """`message` with each ``name=value`` of a library parameter as this command's flag."""
     def flag_of(match: re.Match) -> str:
-        found = option(match[1])
+        found = _option(ctx, match[1])
         if found is None:
             return match[0]
         flag = max(found.opts, key=len)
@@ -94,11 +99,15 @@ def flag_error(exc: ParameterError, ctx: click.Context) -> click.ClickException:
             return found.secondary_opts[0] if match[2] == "False" and found.secondary_opts else flag
         return f"{flag} {match[2]}" if match[2] else flag
 
-    message = re.sub(r"\b([a-z_]+)=([^\s,;:)]*)", flag_of, exc.message)
+    return re.sub(r"\b([a-z_]+)=([^\s,;:)]*)", flag_of, message)
+
+
+def flag_error(exc: ParameterError, ctx: click.Context) -> click.ClickException:
+    """The click error that says `exc` with this command's flags for the library's names."""
+    message = flag_text(exc.message, ctx)
     if exc.parameter:
-        found = option(exc.parameter)
-        name = max(found.opts, key=len) if found is not None else exc.parameter
-        message = f"{name} {message}"
+        found = _option(ctx, exc.parameter)
+        message = f"{max(found.opts, key=len) if found else exc.parameter} {message}"
     return click.UsageError(message, ctx)
 
 
@@ -224,6 +233,9 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
 
     if gray and rgb:
         raise click.UsageError("--gray and --rgb exclude each other")
+    if not output.strip():
+        raise click.BadParameter("is empty; give an output file, or a folder as DIR/",
+                                 param_hint="'-o'")
     if net_path is not None:
         if kernel_specs:
             raise click.UsageError("--net runs its own layers; drop -k")
@@ -251,6 +263,11 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     if len(inputs) > 1 or inputs[0].is_dir():
         if show_stats:
             raise click.UsageError("--stats describes one file; for a batch use --report")
+        if not output.endswith(("/", "\\")) and not Path(output).is_dir() \
+                and Path(output).suffix.lower() in FORMATS:
+            raise click.BadParameter(f"{output} names a file, but several inputs or a folder "
+                                     f"write a folder of outputs; give a folder ({output}/ if "
+                                     "that is the name you want)", param_hint="'-o'")
         from .batch import BatchOptions
 
         batch = BatchOptions(recursive=recursive, globs=globs, excludes=excludes,
@@ -340,7 +357,7 @@ def _display_rgb(picture):
 def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
     import time
 
-    from .batch import Record, find_inputs, plan_tasks, run_tasks
+    from .batch import Record, find_inputs, no_inputs_reason, plan_tasks, run_tasks
 
     if output_dir.exists() and not output_dir.is_dir():
         raise click.BadParameter(f"{output_dir} is a file; with folders or several inputs -o "
@@ -349,7 +366,10 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
     tasks, existing = plan_tasks(found, output_dir, job, options)
     if not quiet:
         for note in notes:
-            click.echo(f"Warning: {note}", err=True)
+            click.echo(f"Warning: {flag_text(note, click.get_current_context())}", err=True)
+    if not found:
+        raise click.UsageError(flag_text(f"no input files: {no_inputs_reason(inputs, options)}",
+                                         click.get_current_context()))
     show_progress = not quiet and sys.stderr.isatty()
     progress = _batch_progress(len(tasks)) if show_progress else None
     failed = finished = 0

@@ -8,6 +8,7 @@ the float values), and `map_range` turns its float results back into pixels.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +53,20 @@ def value_scale(dtype) -> float:
 def image_format(path: Path) -> str:
     """The format an output path's extension names."""
     suffix = Path(path).suffix.lower()
+    if not suffix:
+        raise ParameterError(f"output {path} has no extension; give one of "
+                             f"{', '.join(sorted(FORMATS))}, or write {path}/ for a folder")
     if suffix not in FORMATS:
-        raise ParameterError(f"output {path}: unknown extension {suffix or '(none)'!r}; "
+        raise ParameterError(f"output {path}: unknown extension {suffix!r}; "
                              f"expected one of {', '.join(sorted(FORMATS))}")
     return FORMATS[suffix]
+
+
+def _file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words."""
+    kinds = [(stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((word for test, word in kinds if test(mode)), "not a regular file")
 
 
 # ----------------------------------------------------------------------------------------
@@ -76,13 +87,16 @@ def read_image(path) -> Picture:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
         if not os.access(path, os.R_OK):
             raise PermissionError(13, "Permission denied")
     except OSError as exc:
         raise ImageError(f"{path}: cannot read it ({exc.strerror})") from None
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageError(f"{path}: is {_file_kind(info.st_mode)}, not an image file")
+    size = info.st_size
     if size == 0:
         raise ImageError(f"{path}: the file is empty (0 bytes)")
     if path.suffix.lower() == ".npy":
