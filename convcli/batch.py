@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .choices import FORMATS
+from .formats import input_globs
 from .errors import ConvcliError, ParameterError
 from .pipeline import ApplyJob
 
@@ -98,7 +98,7 @@ def find_inputs(inputs: list[Path], output_dir: Path, recursive: bool = False,
         An input that does not exist, or an output folder inside a folder being walked
         (the run would process its own outputs) that no exclude pattern removes.
     """
-    patterns = globs or tuple(f"*{ext}" for ext in FORMATS)
+    patterns = globs or input_globs()
     output_real = Path(os.path.realpath(output_dir))
     found: list[tuple[Path, Path]] = []
     notes: list[str] = []

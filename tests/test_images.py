@@ -10,7 +10,8 @@ from PIL import Image
 
 from convcli.codecs import read_png, write_png, write_tiff
 from convcli.errors import ImageError
-from convcli.images import Picture, map_range, read_image, write_image
+from convcli.images import Picture, read_image, write_image
+from convcli.pixels import map_range
 from imagefiles import bomb_png, png_chunk
 
 RNG = np.random.default_rng(0)
