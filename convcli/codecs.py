@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -164,7 +165,8 @@ class PngWriter:
                                                   self._dtype.itemsize * 8,
                                                   _PNG_COLOR_TYPES[channels], 0, 0, 0)))
         if icc_profile:
-            out.write(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib_ng.compress(icc_profile)))
+            # stdlib zlib for this small chunk: the same bytes convcli always wrote
+            out.write(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))
 
     def add(self, rows: np.ndarray) -> None:
         """Append rows (h, W, C) of the image."""
