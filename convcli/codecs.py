@@ -104,12 +104,17 @@ def _quiet_libpng(interlaced: bool):
     if not interlaced:
         yield
         return
+    import ctypes
+
+    flush = ctypes.CDLL(None).fflush            # libpng's stderr may be buffered: flush it
+    flush(None)                                 # here, while it still goes nowhere
     saved = os.dup(2)
     try:
         with open(os.devnull, "wb") as null:
             os.dup2(null.fileno(), 2)
         yield
     finally:
+        flush(None)
         os.dup2(saved, 2)
         os.close(saved)
 
@@ -279,9 +284,9 @@ def _tiff_errors(path: Path):
         raise ImageError(f"{path}: corrupt, truncated or unsupported TIFF ({exc})") from None
 
 
-#: How convcli compresses TIFF: deflate (zlib level 6) after a horizontal (integers) or
+#: How convcli compresses TIFF: deflate (level 1) after a horizontal (integers) or
 #: floating-point predictor, which every TIFF reader that knows deflate reads.
-TIFF_COMPRESSION = {"compression": "zlib", "compressionargs": {"level": 6}, "predictor": True}
+TIFF_COMPRESSION = {"compression": "zlib", "compressionargs": {"level": 1}, "predictor": True}
 
 
 def write_tiff(out: BinaryIO, pages: list[np.ndarray], icc_profile: bytes | None = None) -> None:
