@@ -34,3 +34,16 @@ def interlaced_png(image) -> bytes:
                          0, 0, 1)
     return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
             + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b""))
+
+
+def opencv_read(path, channels: int):
+    """An image of `channels` channels as OpenCV (libpng, libtiff) reads it, in convcli's
+    order: (H, W, C) gray, gray + alpha, RGB or RGBA."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image.ndim == 2:
+        return image[:, :, None]
+    if channels == 2:
+        return image[:, :, [0, 3]]                  # gray + alpha comes back as BGRA
+    return image[:, :, [2, 1, 0, 3][:channels]]

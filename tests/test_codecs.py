@@ -16,7 +16,7 @@ from convcli.codecs import TIFF_COMPRESSION, orient, write_png
 from convcli.errors import ImageError, ParameterError
 from convcli.images import Picture, read_image, write_image
 from convcli.pixels import output_dtype
-from imagefiles import interlaced_png
+from imagefiles import interlaced_png, opencv_read
 
 RNG = np.random.default_rng(13)
 RGB16 = RNG.integers(0, 65536, (21, 19, 3), dtype=np.uint16)
@@ -24,18 +24,10 @@ RGB16 = RNG.integers(0, 65536, (21, 19, 3), dtype=np.uint16)
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_interlaced_16_bit_png_reads_every_bit_as_libpng_does(tmp_path, channels):
-    import cv2
-
     image = RNG.integers(0, 65536, (21, 19, channels), dtype=np.uint16)
     path = tmp_path / "adam7.png"
     path.write_bytes(interlaced_png(image))
-    oracle = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)       # libpng through OpenCV
-    oracle = oracle[:, :, None] if oracle.ndim == 2 else oracle
-    if channels == 2:                                           # OpenCV gives gray+alpha as BGRA
-        oracle = oracle[:, :, [0, 3]]
-    elif channels >= 3:
-        oracle = oracle[:, :, [2, 1, 0, 3][:channels]]
-    np.testing.assert_array_equal(oracle, image)
+    np.testing.assert_array_equal(opencv_read(path, channels), image)     # libpng through OpenCV
     picture = read_image(path)
     colour = 1 if channels < 3 else 3
     assert picture.color.dtype == np.uint16
