@@ -26,7 +26,7 @@ from .pixels import (Picture, RangeReport, map_range, mapped_alpha, output_dtype
 from .plan import ConvPlan, int_pair, jit_pays, jit_saving, make_plan, padding_amounts
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ConvOptions:
     """The `conv2d` options a command applies with every kernel of a pipeline."""
 
@@ -47,7 +47,7 @@ class ConvOptions:
 
 
 @dataclass(frozen=True)
-class KernelLayer:
+class Convolution:
     """The one `conv2d` call that applies a kernel to an image of some channel count."""
 
     weight: np.ndarray               # (Cout, Cin/groups, kh, kw)
@@ -61,16 +61,10 @@ class KernelLayer:
         return make_plan(input_shape, self.weight.shape, o.stride, self.padding, o.dilation,
                          self.groups, o.pad_mode, o.mode)
 
-    def __call__(self, planes: np.ndarray) -> np.ndarray:
-        o = self.options
-        return conv2d(planes, self.weight.astype(np.float32), self.bias.astype(np.float32),
-                      o.stride, self.padding, o.dilation, self.groups, o.pad_mode, o.mode,
-                      o.algo)
 
-
-def kernel_layer(kernel: Kernel, channels: int, options: ConvOptions,
-                 cout: int | None = None) -> KernelLayer:
-    """The layer that applies `kernel` to `channels` channels.
+def kernel_convolution(kernel: Kernel, channels: int, options: ConvOptions,
+                 cout: int | None = None) -> Convolution:
+    """The convolution that applies `kernel` to `channels` channels.
 
     A 2-D kernel (or bank) is applied to each channel on its own; with `cout`, a single
     2-D kernel instead becomes a CNN layer of `cout` filters, each that kernel on every
@@ -118,7 +112,7 @@ def kernel_layer(kernel: Kernel, channels: int, options: ConvOptions,
             raise ParameterError(f"has {extra.size} values; give 1, or one per output "
                                  f"channel ({weights.shape[0]})", parameter="bias")
         bias = bias + extra
-    return KernelLayer(weights, bias, groups, padding_for(kernel, options), options)
+    return Convolution(weights, bias, groups, padding_for(kernel, options), options)
 
 
 def combine_bank(out: np.ndarray, kernel: Kernel, channels: int) -> np.ndarray:
@@ -143,7 +137,7 @@ def padding_for(kernel: Kernel, options: ConvOptions):
 
 def input_planes(picture: Picture, gray: bool = False, rgb: bool = False,
                  rows: slice = slice(None)) -> np.ndarray:
-    """A picture's colour (`rows` of it) as (C, H, W) float32 planes, converted to
+    """A picture's color (`rows` of it) as (C, H, W) float32 planes, converted to
     luminance (`gray`) or repeated into RGB (`rgb`) first."""
     color = picture.color[rows]
     if gray:
@@ -161,7 +155,7 @@ class Stage:
     """One kernel of a pipeline, planned for the image it will see."""
 
     kernel: Kernel
-    layer: KernelLayer
+    conv: Convolution
     plan: ConvPlan
     algorithm: str
     output_shape: tuple[int, int, int]        # after the bank's combination
@@ -169,17 +163,17 @@ class Stage:
     bias: np.ndarray                          # float32
 
     @classmethod
-    def make(cls, kernel: Kernel, layer: KernelLayer, input_shape, jit: bool = True) -> "Stage":
+    def make(cls, kernel: Kernel, conv: Convolution, input_shape, jit: bool = True) -> "Stage":
         """The stage, computed by the planner's choice among the compiled algorithms
         (`jit`) or those that need no compiled code."""
-        plan = layer.plan(input_shape)
-        weight = np.ascontiguousarray(correlation_weight(layer.weight, plan.mode), np.float32)
-        algorithm = resolve_algorithm(layer.options.algo, plan, weight, jit)
+        plan = conv.plan(input_shape)
+        weight = np.ascontiguousarray(correlation_weight(conv.weight, plan.mode), np.float32)
+        algorithm = resolve_algorithm(conv.options.algo, plan, weight, jit)
         _, cout, ho, wo = plan.output_shape
         combined = input_shape[0] if (not kernel.is_layer and kernel.n_filters > 1
                                       and kernel.combine) else cout
-        return cls(kernel, layer, plan, algorithm, (combined, ho, wo), weight,
-                   layer.bias.astype(np.float32))
+        return cls(kernel, conv, plan, algorithm, (combined, ho, wo), weight,
+                   conv.bias.astype(np.float32))
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -208,8 +202,8 @@ def carry_stage(kernel: Kernel, options: ConvOptions, input_shape, jit: bool = T
     centre = Kernel(f"{kernel.name}-centre", delta, np.zeros(1))
     carry = replace(options, mode="corr", algo="direct" if jit else "numpy", bias=None,
                     normalize=False, groups=1)
-    layer = KernelLayer(delta[None], np.zeros(1), 1, padding_for(kernel, options), carry)
-    return Stage.make(centre, layer, input_shape)
+    conv = Convolution(delta[None], np.zeros(1), 1, padding_for(kernel, options), carry)
+    return Stage.make(centre, conv, input_shape)
 
 
 class Pipeline:
@@ -237,7 +231,7 @@ class Pipeline:
         self.carry: list[Stage] = []
         carry_shape = (1, *picture.color.shape[:2])
         for kernel in kernels:
-            stage = Stage.make(kernel, kernel_layer(kernel, shape[0], options), shape)
+            stage = Stage.make(kernel, kernel_convolution(kernel, shape[0], options), shape)
             if self.alpha_mode == "filter" and stage.output_shape[0] != shape[0]:
                 raise ParameterError(f"filter needs one output per channel; kernel "
                                      f"{kernel.name} makes {stage.output_shape[0]} from "
@@ -246,7 +240,7 @@ class Pipeline:
             shape = stage.output_shape
         self.jit = jit_pays(other_saving + sum(jit_saving(s.plan, s.weight) for s in self.stages))
         if not self.jit:
-            self.stages = [replace(s, algorithm=resolve_algorithm(s.layer.options.algo, s.plan,
+            self.stages = [replace(s, algorithm=resolve_algorithm(s.conv.options.algo, s.plan,
                                                                   s.weight, False))
                            for s in self.stages]
         if self.alpha_mode == "keep":
@@ -254,11 +248,11 @@ class Pipeline:
                 carried = carry_stage(kernel, options, carry_shape, self.jit)
                 self.carry.append(carried)
                 carry_shape = carried.output_shape
-        colour = shape[0] - (self.alpha_mode == "filter")
-        if self.alpha_mode and colour not in (1, 3):
-            self.notes.append(f"alpha dropped: the result has {colour} channels, not gray or RGB")
+        color = shape[0] - (self.alpha_mode == "filter")
+        if self.alpha_mode and color not in (1, 3):
+            self.notes.append(f"alpha dropped: the result has {color} channels, not gray or RGB")
             self.alpha_mode = None
-        self.output_shape = (colour, *shape[1:])
+        self.output_shape = (color, *shape[1:])
 
     def _source(self, start: int, stop: int) -> np.ndarray:
         planes = input_planes(self.picture, self.gray, self.rgb, slice(start, stop))
@@ -277,7 +271,7 @@ class Pipeline:
         return last.rows(first, stop, lambda a, b: Pipeline._chain(earlier, a, b, source))
 
     def rows(self, first: int, stop: int):
-        """(colour (C, rows, Wo), alpha (rows, Wo) or None) of output rows [first, stop)."""
+        """(color (C, rows, Wo), alpha (rows, Wo) or None) of output rows [first, stop)."""
         planes = self._chain(self.stages, first, stop, self._source)
         if self.alpha_mode == "filter":
             return planes[:-1], planes[-1]
@@ -286,7 +280,7 @@ class Pipeline:
         return planes, None
 
     def bands(self, band_rows: int | None = None):
-        """Yield (first row, colour, alpha) band after band, top to bottom."""
+        """Yield (first row, color, alpha) band after band, top to bottom."""
         _, ho, wo = self.output_shape
         band_rows = band_rows or max(16, BAND_VALUES // max(1, wo * self.output_shape[0]))
         for first in range(0, ho, band_rows):
@@ -294,13 +288,13 @@ class Pipeline:
 
     def result(self, range_policy: str = "auto") -> "FilterResult":
         """All output rows at once, as float32."""
-        colour = np.empty(self.output_shape, np.float32)
+        color = np.empty(self.output_shape, np.float32)
         alpha = np.empty(self.output_shape[1:], np.float32) if self.alpha_mode else None
         for first, planes, alpha_rows in self.bands():
-            colour[:, first:first + planes.shape[1]] = planes
+            color[:, first:first + planes.shape[1]] = planes
             if alpha is not None:
                 alpha[first:first + planes.shape[1]] = alpha_rows
-        return FilterResult(colour, alpha, self.range_policy(range_policy), self.stages,
+        return FilterResult(color, alpha, self.range_policy(range_policy), self.stages,
                             self.notes)
 
     def range_policy(self, requested: str) -> str:
@@ -369,7 +363,7 @@ def stream_png(pipeline: Pipeline, source: Picture, path: Path, policy: str, tim
     return report, notes, (ho, wo, channels), alpha
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ApplyJob:
     """Everything `convcli apply` does to one file, apart from which file."""
 
@@ -437,15 +431,15 @@ class ApplyJob:
 
 def stage_report(stage: Stage) -> dict:
     """What one kernel of a pipeline did, with its conv-vs-dense comparison."""
-    from .report import conv_vs_dense
+    from .matrix import conv_vs_dense
 
-    layer, plan = stage.layer, stage.plan
+    conv, plan = stage.conv, stage.plan
     return {
         "kernel": stage.kernel.name, "weights": stage.kernel.weights.tolist(),
         "bias": stage.kernel.bias.tolist(), "combine": stage.kernel.combine,
-        "layer_weight_shape": list(layer.weight.shape), "groups": layer.groups,
+        "layer_weight_shape": list(conv.weight.shape), "groups": conv.groups,
         "padding": list(plan.padding), "pad_mode": plan.pad_mode, "mode": plan.mode,
         "input_shape": list(stage.input_shape), "output_shape": list(stage.output_shape),
         "algorithm": stage.algorithm,
-        "conv_vs_dense": conv_vs_dense(plan, layer.weight, bias=bool(np.any(layer.bias))),
+        "conv_vs_dense": conv_vs_dense(plan, conv.weight, bias=bool(np.any(conv.bias))),
     }

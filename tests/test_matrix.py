@@ -7,7 +7,7 @@ import pytest
 
 from convcli import conv2d
 from convcli.plan import PAD_MODES, make_plan
-from convcli.report import (DENSE_LIMIT, equivalent_matrix, equivalent_matrix_sparse,
+from convcli.matrix import (DENSE_LIMIT, equivalent_matrix, equivalent_matrix_sparse,
                             grouped_product, im2col, matrix_nonzeros)
 from test_conv2d import random_case
 
