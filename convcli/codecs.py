@@ -275,13 +275,21 @@ def read_tiff(path: Path, page: int = 1, max_pixels: int | None = None):
 
 @contextmanager
 def _tiff_errors(path: Path):
-    """tifffile's and its codecs' errors as one `ImageError` naming the file."""
+    """tifffile's and its codecs' errors as one `ImageError` naming the file, and its
+    logged warnings about broken tags held back (the error says what matters)."""
+    import logging
+
     import tifffile
 
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
     try:
         yield
     except (tifffile.TiffFileError, ValueError, EOFError, RuntimeError, struct.error) as exc:
         raise ImageError(f"{path}: corrupt, truncated or unsupported TIFF ({exc})") from None
+    finally:
+        logger.setLevel(level)
 
 
 #: How convcli compresses TIFF: deflate (level 1) after a horizontal (integers) or

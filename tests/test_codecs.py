@@ -190,3 +190,30 @@ def test_the_format_table_drives_the_choice_the_glob_and_the_depths(run):
             assert (got.name == dtype) == (dtype in fmt.depths)
     with pytest.raises(ParameterError, match="unknown extension '.gif'"):
         formats.format_of("x.gif")
+
+
+@pytest.mark.parametrize("compression", [None, "zlib", "lzw"])
+@pytest.mark.parametrize("keep", ["two thirds", 300])       # 300 bytes: inside the tags
+def test_a_truncated_tiff_is_one_error_naming_the_file(tmp_path, compression, keep):
+    import tifffile
+
+    buffer = io.BytesIO()
+    image = np.tile(RGB16, (3, 3, 1))
+    tifffile.imwrite(buffer, image, photometric="rgb", compression=compression, rowsperstrip=8)
+    data = buffer.getvalue()
+    path = tmp_path / "cut.tif"
+    path.write_bytes(data[:keep if isinstance(keep, int) else len(data) * 2 // 3])
+    with pytest.raises(ImageError, match="cut.tif: corrupt, truncated or unsupported TIFF"):
+        read_image(path)
+    code = ("from convcli.errors import ImageError\nfrom convcli.images import read_image\n"
+            f"try:\n    read_image({str(path)!r})\nexcept ImageError:\n    pass\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == ""    # no tifffile log lines besides
+
+
+def test_a_truncated_16_bit_png_is_one_error_naming_the_file(tmp_path):
+    write_image(tmp_path / "whole.png", Picture(RGB16))
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[:len(data) * 2 // 3])
+    with pytest.raises(ImageError, match="cut.png: corrupt or truncated PNG"):
+        read_image(tmp_path / "cut.png")
