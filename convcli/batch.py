@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .choices import FORMATS
+from .formats import BY_EXTENSION, input_globs
 from .errors import ConvcliError, ParameterError
 from .pipeline import ApplyJob
 
@@ -113,7 +113,7 @@ def find_inputs(inputs: list[Path], output_dir: Path, options: BatchOptions = Ba
         (the run would process its own outputs) that no exclude pattern removes.
     """
     recursive, excludes = options.recursive, options.excludes
-    patterns = options.globs or tuple(f"*{ext}" for ext in FORMATS)
+    patterns = options.globs or input_globs()
     output_real = Path(os.path.realpath(output_dir))
     found: list[tuple[Path, Path]] = []
     notes: list[str] = []
@@ -177,9 +177,9 @@ def _unwalked(item: Path, folder: str, dirs: list[str], patterns) -> str:
 def no_inputs_reason(inputs: list[Path], options: BatchOptions = BatchOptions()) -> str:
     """Why `find_inputs` found nothing, in words: which inputs are empty folders, and
     what the patterns were."""
-    patterns = options.globs or tuple(f"*{ext}" for ext in FORMATS)
+    patterns = options.globs or input_globs()
     folders = [str(item) for item in inputs if item.is_dir()]
-    named = [f for f in folders if Path(f).suffix.lower() in FORMATS]
+    named = [f for f in folders if Path(f).suffix.lower() in BY_EXTENSION]
     what = (f"{', '.join(named)} {'is a folder' if len(named) == 1 else 'are folders'}, not "
             "an image; " if named else "")
     notes = [" outside excludes=" if options.excludes else "",

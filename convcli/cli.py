@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .choices import ALPHA_POLICIES, FORMATS, RANGE_POLICIES
+from .choices import ALPHA_POLICIES, RANGE_POLICIES
+from .formats import BY_EXTENSION, extensions
 from .errors import ConvcliError, ParameterError
 from .options import CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, conv_options
 from .plan import shape_text
@@ -179,8 +180,11 @@ def _output_path(source: Path, output: str, job) -> Path:
 @click.option("--gray", is_flag=True, help="Convert to luminance (BT.601) first.")
 @click.option("--rgb", is_flag=True, help="Repeat a gray image into 3 channels first.")
 @click.option("--format", "fmt", default=None,
-              type=click.Choice(sorted({ext[1:] for ext in FORMATS}), case_sensitive=False),
+              type=click.Choice(extensions(), case_sensitive=False),
               help="Output format, instead of the output's (or input's) extension.")
+@click.option("--page", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Page of a multi-page input (TIFF), from 1 (default: the first, with a "
+                   "note when there are more).")
 @click.option("--quality", type=click.IntRange(1, 100), default=None,
               help="JPEG/WebP quality (default 92).")
 @click.option("--grid", is_flag=True,
@@ -219,7 +223,7 @@ def _output_path(source: Path, output: str, job) -> Path:
               help="An output pixel of the network's last spatial layer, for --rf-overlay.")
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
           groups, mode, algo, threads, bias, normalize, range_policy, alpha, gray, rgb, fmt,
-          quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
+          page, quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
           jobs, skip_existing, overwrite, fail_fast, quiet, net_path, overlay_path, at):
     """Apply kernels to an image, or to folders of images.
 
@@ -255,7 +259,7 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     options = ConvOptions(stride=stride, padding=padding, dilation=dilation, groups=groups,
                           pad_mode=pad_mode, mode=mode, bias=bias, normalize=normalize, algo=algo)
     job = ApplyJob(kernels=kernels, options=options, range_policy=range_policy, alpha=alpha,
-                   gray=gray, rgb=rgb, quality=quality, grid=grid, fmt=fmt)
+                   gray=gray, rgb=rgb, quality=quality, grid=grid, fmt=fmt, page=page)
     if threads is not None:
         from .threads import set_threads
 
@@ -264,7 +268,7 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         if show_stats:
             raise click.UsageError("--stats describes one file; for a batch use --report")
         if not output.endswith(("/", "\\")) and not Path(output).is_dir() \
-                and Path(output).suffix.lower() in FORMATS:
+                and Path(output).suffix.lower() in BY_EXTENSION:
             raise click.BadParameter(f"{output} names a file, but several inputs or a folder "
                                      f"write a folder of outputs; give a folder ({output}/ if "
                                      "that is the name you want)", param_hint="'-o'")
@@ -299,7 +303,8 @@ def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, over
     from .images import Picture, read_image, write_image
     from .kernels import Catalogue
     from .net import fields_at_depth, forward, load_network
-    from .pipeline import FilterResult, input_planes, to_picture
+    from .pipeline import input_planes
+    from .pixels import display_rgb, to_picture
 
     if (overlay_path is None) != (at is None):
         raise click.UsageError("--rf-overlay and --at go together")
@@ -316,10 +321,8 @@ def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, over
     written = 0
     for net_layer, maps in forward(network, planes, catalogue):
         target = output_dir / f"{net_layer.index:02d}_{net_layer.name}{suffix}"
-        result = FilterResult(maps, None, policy)
         if grid:
-            out, _, _ = to_picture(result, Picture(np.zeros((1, 1, 1), np.uint8)), "PNG", policy,
-                                   grid=True)
+            out, _, _ = to_picture(maps, None, policy, np.uint8, "PNG", policy, grid=True)
         else:
             out = Picture(np.ascontiguousarray(maps.transpose(1, 2, 0)))
         write_image(target, out)
@@ -332,26 +335,12 @@ def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, over
         y, x = _point(at)
         rows = network.summary(planes.shape)
         drawn = fields_at_depth(rows, y, x, planes.shape)
-        rgb_pixels = _display_rgb(picture)
+        rgb_pixels = display_rgb(picture.color)
         labels = [f"{row.layer.name}: r={_axes_text(_axes(row.fields, 'size'))}" for row, _ in drawn]
         save_pillow(draw_windows(rgb_pixels, [w for _, w in drawn], labels), overlay_path)
         top, bottom, left, right = drawn[-1][1]
         click.echo(f"wrote {overlay_path}: output pixel ({y}, {x}) of {drawn[-1][0].layer.name} "
                    f"sees input rows {top}…{bottom}, columns {left}…{right}")
-
-
-def _display_rgb(picture):
-    """An 8-bit RGB view of a picture, for drawing on."""
-    import numpy as np
-
-    color = picture.color.astype(np.float64)
-    if picture.color.dtype.kind == "f":
-        low, high = float(color.min()), float(color.max())
-        color = (color - low) / (high - low or 1) * 255
-    else:
-        color = color * (255 / picture.max_value)
-    color = np.rint(color).clip(0, 255).astype(np.uint8)
-    return np.repeat(color, 3, axis=2) if color.shape[2] == 1 else color[:, :, :3]
 
 
 def _apply_batch(inputs, output_dir, job, options, quiet, report_path):

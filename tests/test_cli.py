@@ -153,7 +153,8 @@ def test_it_runs_where_numba_can_cache_nothing(tmp_path):
     shutil.copytree(root / "convcli", package / "convcli",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(root / "kernels.yaml", package)
-    (package / "convcli" / "__pycache__").write_text("")    # a file: no cache in the tree
+    for folder in ("convcli", "convcli/_core"):                 # a file: no cache in the tree
+        (package / folder / "__pycache__").write_text("")
     blocked = tmp_path / "blocked"
     blocked.write_text("")                                    # nor under $HOME or $XDG_CACHE_HOME
     env = {**os.environ, "PYTHONPATH": str(package), "HOME": str(blocked),
