@@ -139,8 +139,11 @@ def _console(stderr: bool = False):
     """A rich console; tables are not squeezed to 80 columns when output is piped."""
     from rich.console import Console
 
+    import os
+
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
+    width = None if stream.isatty() or os.environ.get("COLUMNS", "").isdigit() else 160
+    return Console(stderr=stderr, highlight=False, width=width)
 
 
 # ----------------------------------------------------------------------------------------
@@ -210,7 +213,9 @@ def _output_path(source: Path, output: str, job) -> Path:
 @click.option("--overwrite", is_flag=True,
               help="Replace outputs that exist (a batch refuses by default).")
 @click.option("--fail-fast", is_flag=True, help="Stop a batch at its first failure.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-file warnings.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print nothing on success: no progress bar, no 'wrote …' line or batch "
+                   "table, no batch warnings (errors and failed files are still shown).")
 @click.option("--net", "net_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="NET.yaml",
               help="Run a layer stack instead of -k and write every layer's feature maps to "
@@ -287,7 +292,8 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     report = job.run(source, target, details=show_stats or report_path is not None)
     for note in report["notes"]:
         click.echo(f"Warning: {note}", err=True)
-    click.echo(_apply_summary(report))
+    if not quiet:
+        click.echo(_apply_summary(report))
     if show_stats:
         for stage in report["stages"]:
             _console().print(_comparison_table(stage["conv_vs_dense"], stage["kernel"]))
@@ -382,7 +388,8 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
             progress.stop()
     report.total += len(existing)
     report.records[:0] = [Record(str(t.source), str(t.target), "skipped") for t in existing]
-    _console().print(_batch_summary(report))
+    if not quiet:
+        _console().print(_batch_summary(report))
     for record in report.failures:
         click.echo(f"failed: {record.error}", err=True)
     if report.interrupted:
@@ -421,12 +428,17 @@ def _batch_summary(report):
 
 
 def _apply_summary(report: dict) -> str:
-    shape = "×".join(map(str, report["output_shape"][:2]))
+    shape = _image_size(report["output_shape"])
     channels = report["output_shape"][2] + report["output_alpha"]
     r = report["range"]
     return (f"wrote {report['output']} ({shape}, {channels} channel{'s' * (channels > 1)}, "
             f"{report['output_dtype']}): values {r['min']:.6g} … {r['max']:.6g} before "
             f"--range {r['policy']}, {100 * r['clipped_fraction']:.2f}% clipped")
+
+
+def _image_size(shape) -> str:
+    """An (H, W, …) image shape as image tools print it: W×H, marked as such."""
+    return f"{shape[1]}×{shape[0]} W×H"
 
 
 def _write_json(path: Path, data) -> None:
@@ -874,6 +886,23 @@ def _axes_text(value) -> str:
 # kernels
 
 
+def _provenance_lines(key: str, value, indent: str = "") -> list[str]:
+    """A kernel's provenance (nested dicts and lists from its catalogue entry) as indented
+    "key: value" lines."""
+    if isinstance(value, dict):
+        lines = [f"{indent}{key}:"]
+        for name, item in value.items():
+            lines += _provenance_lines(str(name), item, indent + "  ")
+        return lines
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        return [f"{indent}{key}:"] + [line for index, item in enumerate(value, 1)
+                                      for line in _provenance_lines(str(index), item, indent + "  ")]
+    text = ", ".join(map(str, value)) if isinstance(value, list) else value
+    return [f"{indent}{key}: {'–' if text is None else text}"]
+
+
+
+
 @cli.group(invoke_without_command=True)
 @CATALOGUES
 @click.pass_context
@@ -885,20 +914,48 @@ def kernels(ctx, catalogues):
     if ctx.invoked_subcommand is not None:
         return
     from rich.table import Table
+    from rich.text import Text
 
     catalogue = ctx.obj
-    table = Table(title="convcli kernels", title_justify="left")
-    for column in ("name", "size", "sum", "separable", "range", "description"):
-        table.add_column(column, no_wrap=column != "description")
+    columns = ("name", "size", "sum", "separable", "range", "description")
+    rows = []
     for name in catalogue.names():
         kernel = catalogue.get(name)
         kh, kw = kernel.size
         size = f"{kh}×{kw}" + (f" ×{kernel.n_filters}" if kernel.n_filters > 1 else "")
         total = ", ".join(sorted({f"{s + 0.0:.4g}" for s in kernel.filter_sums()}))
-        table.add_row(name, size, total, "yes" if kernel.separable() else "no",
-                      kernel.range_hint() + (f" ({kernel.combine})" if kernel.combine else ""),
-                      ("(learned) " if kernel.learned else "") + kernel.description)
-    _console().print(table)
+        rows.append((name, size, total, "yes" if kernel.separable() else "no",
+                     kernel.range_hint() + (f" ({kernel.combine})" if kernel.combine else ""),
+                     ("(learned) " if kernel.learned else "") + kernel.description))
+    console = _console()
+    if console.width < NARROW_COLUMNS:
+        click.echo("\n".join(_narrow_listing(columns, rows, console.width)))
+        return
+    table = Table(title="convcli kernels", title_justify="left")
+    for column in columns:
+        table.add_column(column, no_wrap=column != "description")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table)
+
+
+#: Below this terminal width `convcli kernels` prints each description under its row
+#: instead of squeezing it into a column.
+NARROW_COLUMNS = 120
+
+
+def _narrow_listing(columns, rows, width: int) -> list[str]:
+    """Rows as aligned columns, the last column (the description) wrapped on the lines
+    below each row, indented."""
+    import textwrap
+
+    widths = [max(len(row[i]) for row in [columns, *rows]) for i in range(len(columns) - 1)]
+    lines = []
+    for row in [columns, *rows]:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        lines += textwrap.wrap(row[-1], max(20, width - 4), initial_indent="    ",
+                               subsequent_indent="    ")
+    return lines
 
 
 @kernels.command("show")
@@ -907,18 +964,20 @@ def kernels(ctx, catalogues):
               help="Also write an enlarged heatmap of the weights (blue < 0 < red).")
 @click.option("--cell", type=click.IntRange(4, 200), default=48, show_default=True,
               help="Heatmap pixels per weight.")
+@CATALOGUES
 @click.pass_obj
-def kernels_show(catalogue, spec, png, cell):
+def kernels_show(catalogue, spec, png, cell, catalogues):
     """Print a kernel's weights (SPEC is anything -k accepts)."""
     from .kernels import resolve_kernel, weights_text
 
+    for path in catalogues:
+        catalogue.add_file(path)
     kernel = resolve_kernel(spec, catalogue)
-    console = _console()
-    console.print(f"[bold]{kernel.name}[/bold]  {kernel.description}")
+    click.echo(f"{kernel.name}  {kernel.description}")
     if kernel.source:
-        console.print(f"source: {kernel.source}")
+        click.echo(f"source: {kernel.source}")
     if kernel.learned:
-        console.print(f"learned: {kernel.learned}")
+        click.echo("\n".join(_provenance_lines("learned", kernel.learned)))
     click.echo(weights_text(kernel))
     if png is not None:
         from .images import save_pillow

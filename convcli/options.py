@@ -72,7 +72,7 @@ class PadModeType(click.ParamType):
     name = "mode"
 
     def get_metavar(self, param, *args, **kwargs):
-        return "[" + "|".join(PAD_MODES) + "|alias]"
+        return "[" + "|".join(PAD_MODES) + "]"
 
     def convert(self, value, param, ctx):
         try:
