@@ -192,7 +192,7 @@ def _output_path(source: Path, output: str, job) -> Path:
               help="JPEG/WebP quality (default 92).")
 @click.option("--grid", is_flag=True,
               help="Tile every output channel (feature map) into one gray image, with a thin "
-                   "border between them.")
+                   "border between them; --range auto stretches each map (minmax).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="FILE.json",
               help="Write what was done: shapes, kernels, options, parameter counts against a "
@@ -290,7 +290,7 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         raise click.BadParameter(f"{target} is the input; convcli never overwrites its input",
                                  param_hint="'-o'")
     report = job.run(source, target, details=show_stats or report_path is not None)
-    for note in report["notes"]:
+    for note in report["notes"] + _clipping_hints(report, job):
         click.echo(f"Warning: {note}", err=True)
     if not quiet:
         click.echo(_apply_summary(report))
@@ -434,6 +434,25 @@ def _apply_summary(report: dict) -> str:
     return (f"wrote {report['output']} ({shape}, {channels} channel{'s' * (channels > 1)}, "
             f"{report['output_dtype']}): values {r['min']:.6g} … {r['max']:.6g} before "
             f"--range {r['policy']}, {100 * r['clipped_fraction']:.2f}% clipped")
+
+
+def _clipping_hints(report: dict, job) -> list[str]:
+    """A hint when most values clipped because a kernel's weights do not sum to 1."""
+    r = report["range"]
+    if r["policy"] != "clip" or r["clipped_fraction"] < 0.25 or job.options.normalize:
+        return []
+    for kernel in job.kernels:
+        sums = kernel.filter_sums()
+        if kernel.combine is None and _far_from_one(sums):
+            total = ", ".join(sorted({f"{v + 0.0:.4g}" for v in sums}))
+            return [f"{100 * r['clipped_fraction']:.0f}% of values clipped: kernel {kernel.name} "
+                    f"sums to {total}, not 1; --normalize scales it to sum 1"]
+    return []
+
+
+def _far_from_one(sums) -> bool:
+    """Whether any filter sum is far from 1 (≥ 1.5 in magnitude, or ≤ 0.5 but not zero)."""
+    return any(abs(v) >= 1.5 or 1e-9 < abs(v) <= 0.5 for v in sums)
 
 
 def _image_size(shape) -> str:
@@ -784,9 +803,26 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
     for index, (k, v) in enumerate(closest):
         prefix = "" if len(closest) == 1 else f"filter {index + 1} "
         console.print(f"{prefix}≈ {k} ({v:.4f})")
+    if result.fit["r2"] < LINEAR_R2:
+        click.echo(_nonlinear_hint(result.fit["r2"], source, target), err=True)
     if save_path is not None:
         console.print(f"saved as {name} in {save_path}: convcli apply IMAGE -k {name} "
                       f"--kernels {save_path}")
+
+
+#: Below this R², `learn` says the target is not a linear map of the input.
+LINEAR_R2 = 0.2
+
+
+def _nonlinear_hint(r2: float, source: Path, target: Path) -> str:
+    """Why a fit explains almost nothing, and what target to give instead."""
+    why = ("" if target.suffix.lower() == ".npy" else
+           f"; an image keeps only mapped values (an edge map written with --range abs or clip "
+           f"has lost its sign), so write a signed target with "
+           f"`convcli apply {source} -k KERNEL --range float -o {target.stem}.npy` and learn "
+           "from that")
+    return (f"Warning: R² {r2:.3f}: {target} is not a linear map of {source} that a kernel can "
+            f"learn{why}")
 
 
 def _loss_progress(epochs: int):

@@ -407,18 +407,20 @@ class ApplyJob:
             picture.color.dtype, fmt, "clip").itemsize) if streaming else 0.0
         pipeline = Pipeline(picture, self.kernels, self.options, self.alpha, self.gray, self.rgb,
                             encoder_saving)
-        policy = pipeline.range_policy(self.range_policy)
+        # a grid shows feature maps: auto stretches each one (as `forward` does)
+        requested = "minmax" if self.grid and self.range_policy == "auto" else self.range_policy
+        policy = pipeline.range_policy(requested)
         if streaming and not self.grid and policy not in ("minmax", "float"):
             report, notes, shape, has_alpha = stream_png(pipeline, picture, output_path, policy,
                                                          times)
             dtype = output_dtype(picture.color.dtype, fmt, policy)
         else:
             start = time.perf_counter()
-            result = pipeline.result(self.range_policy)
+            result = pipeline.result(requested)
             times["convolve"] = time.perf_counter() - start
             start = time.perf_counter()
             out, report, notes = to_picture(result.planes, result.alpha, result.range_policy,
-                                            picture.color.dtype, fmt, self.range_policy,
+                                            picture.color.dtype, fmt, requested,
                                             self.grid, picture.icc_profile)
             notes += write_image(output_path, out, self.quality)
             times["write"] = time.perf_counter() - start

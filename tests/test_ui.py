@@ -82,3 +82,40 @@ def test_learn_size_mismatch_names_sizes_width_by_height(run, tmp_path):
     result = run("learn", source, target, "-s", "3")
     assert result.exit_code != 0
     assert "the target is 20×9 (W×H)" in result.output and "20×10 input gives 20×10" in result.output
+
+
+def test_a_kernel_summing_to_16_that_clips_suggests_normalize(run, tmp_path, samples):
+    loud = run("apply", samples / "camera.png", "-k", "[[1,2,1],[2,4,2],[1,2,1]]",
+               "-o", tmp_path / "loud.png")
+    quiet = run("apply", samples / "camera.png", "-k", "[[1,2,1],[2,4,2],[1,2,1]]/16",
+                "-o", tmp_path / "fine.png")
+    assert loud.exit_code == 0 and quiet.exit_code == 0
+    assert "94% of values clipped" in loud.stderr
+    assert "sums to 16, not 1; --normalize scales it to sum 1" in loud.stderr
+    assert "--normalize" not in quiet.stderr
+
+
+def test_learn_from_an_abs_mapped_png_says_the_target_is_not_linear(run, tmp_path, samples):
+    edges = tmp_path / "edges.png"
+    assert run("apply", samples / "camera.png", "-k", "sobel_x", "-o", edges).exit_code == 0
+    result = run("learn", samples / "camera.png", edges, "-s", "3")
+    assert result.exit_code == 0
+    assert "R² 0.00" in result.stdout                       # |sobel_x| is not linear
+    assert f"R² 0.003: {edges} is not a linear map" in result.stderr
+    assert "--range float -o edges.npy" in result.stderr
+    signed = tmp_path / "edges.npy"
+    run("apply", samples / "camera.png", "-k", "sobel_x", "--range", "float", "-o", signed)
+    assert "not a linear map" not in run("learn", samples / "camera.png", signed, "-s", "3").stderr
+
+
+def test_grid_of_a_random_layer_stretches_each_map(run, tmp_path, samples):
+    weights = tmp_path / "w.npy"
+    np.save(weights, np.random.default_rng(0).standard_normal((4, 3, 3, 3)))
+    out = tmp_path / "grid.png"
+    result = run("apply", samples / "astronaut.png", "-k", f"@{weights}", "--grid", "-o", out)
+    assert result.exit_code == 0 and "--range minmax, 0.00% clipped" in result.stdout
+    tiles = np.asarray(Image.open(out))
+    assert (tiles == 0).mean() < 1e-4                       # clipping blacked out ~half before
+    h, w = (tiles.shape[0] - 6) // 2, (tiles.shape[1] - 6) // 2   # 2×2 tiles, 2-pixel borders
+    for tile in (tiles[2:2 + h, 2:2 + w], tiles[-2 - h:-2, -2 - w:-2]):
+        assert tile.min() == 0 and tile.max() == 255
