@@ -7,6 +7,7 @@ exit code 2 (usage) or 1 (failure); see `ConvcliGroup.main`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import warnings
@@ -158,6 +159,37 @@ def _output_path(source: Path, output: str, job) -> Path:
     return path.with_suffix(f".{job.fmt.lower()}") if job.fmt else path
 
 
+@contextlib.contextmanager
+def _pipe_ends(source: Path, output: str, job):
+    """(input file, output file, whether the output goes to stdout) of a single-file apply:
+    ``-`` as INPUT is standard input and ``-`` or ``FORMAT:-`` as -o standard output, each
+    through a file in a private temporary folder removed afterwards."""
+    import tempfile
+
+    from .pipes import DASH, read_stream, stdout_extension
+
+    if str(source) != DASH and stdout_extension(output, job.fmt, source) is None:
+        yield source, _output_path(source, output, job), False
+        return
+    with tempfile.TemporaryDirectory(prefix="convcli-pipe-") as folder:
+        if str(source) == DASH:
+            source = read_stream(sys.stdin.buffer, Path(folder))
+        extension = stdout_extension(output, job.fmt, source)
+        if extension is None:
+            yield source, _output_path(source, output, job), False
+        else:
+            yield source, Path(folder) / f"stdout{extension}", True
+
+
+def _copy_to_stdout(path: Path) -> None:
+    """The bytes of a written output on standard output."""
+    import shutil
+
+    with path.open("rb") as written:
+        shutil.copyfileobj(written, sys.stdout.buffer)
+    sys.stdout.buffer.flush()
+
+
 @cli.command()
 @click.argument("inputs", metavar="INPUT…", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-k", "--kernel", "kernel_specs", multiple=True, metavar="SPEC",
@@ -270,6 +302,9 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
 
         set_threads(threads)
     if len(inputs) > 1 or inputs[0].is_dir():
+        if "-" in map(str, inputs) or output == "-" or output.endswith(":-"):
+            raise click.UsageError("standard input and output carry one image; a batch of "
+                                   "several inputs or a folder reads and writes files")
         if show_stats:
             raise click.UsageError("--stats describes one file; for a batch use --report")
         if not output.endswith(("/", "\\")) and not Path(output).is_dir() \
@@ -284,16 +319,19 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
                              overwrite=overwrite, fail_fast=fail_fast)
         _apply_batch(inputs, Path(output), job, batch, quiet, report_path)
         return
-    source = inputs[0]
-    target = _output_path(source, output, job)
-    if target.exists() and source.exists() and target.resolve() == source.resolve():
-        raise click.BadParameter(f"{target} is the input; convcli never overwrites its input",
-                                 param_hint="'-o'")
-    report = job.run(source, target, details=show_stats or report_path is not None)
+    with _pipe_ends(inputs[0], output, job) as (source, target, to_stdout):
+        if target.exists() and source.exists() and target.resolve() == source.resolve():
+            raise click.BadParameter(f"{target} is the input; convcli never overwrites its "
+                                     "input", param_hint="'-o'")
+        report = job.run(source, target, details=show_stats or report_path is not None)
+        if to_stdout:
+            _copy_to_stdout(target)
+    report.update(input=str(inputs[0]) if str(inputs[0]) == "-" else report["input"],
+                  output="-" if to_stdout else report["output"])
     for note in report["notes"] + _clipping_hints(report, job):
         click.echo(f"Warning: {note}", err=True)
     if not quiet:
-        click.echo(_apply_summary(report))
+        click.echo(_apply_summary(report), err=to_stdout)
     if show_stats:
         for stage in report["stages"]:
             _console().print(_comparison_table(stage["conv_vs_dense"], stage["kernel"]))
