@@ -152,11 +152,27 @@ def _console(stderr: bool = False):
 
 
 def _output_path(source: Path, output: str, job) -> Path:
-    """-o FILE, or -o DIR/ (or an existing directory) → DIR/NAME_KERNEL.EXT."""
-    if output.endswith(("/", "\\")) or Path(output).is_dir():
-        return Path(output) / job.output_name(source)
+    """-o FILE, or -o DIR/ (or an existing directory) → DIR/NAME_KERNEL.EXT; a name longer
+    than the file system allows is refused."""
+    import os
+
+    def fits(path: Path) -> Path:
+        folder = next((p for p in path.parents if p.is_dir()), Path("."))
+        try:
+            limit = os.pathconf(folder, "PC_NAME_MAX")
+        except (OSError, ValueError, AttributeError):
+            limit = 255
+        size = len(os.fsencode(path.name))
+        if size > limit:
+            shown = path.name if len(path.name) <= 40 else f"{path.name[:20]}…{path.name[-12:]}"
+            raise click.BadParameter(f"the file name {shown} is {size} bytes long; the file "
+                                     f"system allows {limit}", param_hint="'-o'")
+        return path
+
+    if output.endswith(("/", "\\")) or fits(Path(output)).is_dir():
+        return fits(Path(output) / job.output_name(source))
     path = Path(output)
-    return path.with_suffix(f".{job.fmt.lower()}") if job.fmt else path
+    return fits(path.with_suffix(f".{job.fmt.lower()}") if job.fmt else path)
 
 
 @contextlib.contextmanager

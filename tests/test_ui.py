@@ -119,3 +119,13 @@ def test_grid_of_a_random_layer_stretches_each_map(run, tmp_path, samples):
     h, w = (tiles.shape[0] - 6) // 2, (tiles.shape[1] - 6) // 2   # 2×2 tiles, 2-pixel borders
     for tile in (tiles[2:2 + h, 2:2 + w], tiles[-2 - h:-2, -2 - w:-2]):
         assert tile.min() == 0 and tile.max() == 255
+
+
+def test_an_output_name_too_long_for_the_file_system_is_one_usage_line(run, tmp_path, samples):
+    name = "a" * 300 + ".png"
+    result = run("apply", samples / "camera.png", "-k", "box:3", "-o", tmp_path / name)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "Error: Invalid value for '-o': the file name aaaaaaaaaaaaaaaaaaaa…aaaaaaaa.png is "
+        "304 bytes long; the file system allows 255"]
+    assert list(tmp_path.iterdir()) == [samples]
