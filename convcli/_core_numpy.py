@@ -1,5 +1,5 @@
 """The compiled core's pixel helpers in numpy alone, for a process that has not loaded the
-core (small jobs; see `convcli.plan.jit_pays`): same arguments, same results.  Both run
+core (small jobs; see `convcli.backend.jit_pays`): same arguments, same results.  Both run
 their quantizer through `quantize_in_parallel`."""
 
 import numpy as np

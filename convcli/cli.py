@@ -25,9 +25,13 @@ class ConvcliGroup(click.Group):
     """A group whose errors are one line on stderr, never a traceback."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from .backend import one_shot
+
         warnings.showwarning = _warning_line
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with one_shot():            # a command is one job: see convcli.backend
+                code = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                    **extra)
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
             code = 130

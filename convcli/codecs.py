@@ -57,7 +57,7 @@ def read_png(path: Path, max_pixels: int | None = None):
     and the image is small enough (`PNG_PILLOW_BYTES`) that holding a second copy is fine.
     16-bit colour is read with every bit, which Pillow alone would reduce to 8.
     """
-    from .plan import jit_loaded
+    from .backend import jit_loaded
 
     with open(path, "rb") as stream:
         if stream.read(8) != PNG_SIGNATURE:
@@ -157,7 +157,7 @@ class PngWriter:
 
     def add(self, rows: np.ndarray) -> None:
         """Append rows (h, W, C) of the image."""
-        from .plan import pixel_helpers
+        from .backend import pixel_helpers
         from .threads import parallel_for
 
         raw = np.ascontiguousarray(rows, self._dtype).view(np.uint8).reshape(rows.shape[0], -1)

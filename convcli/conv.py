@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .algorithms import ALGORITHMS
 from .errors import ParameterError
 from .plan import make_plan
 
@@ -62,12 +63,28 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     ValueError
         For any input or option that is not allowed; the message names it.
     """
+    source = x
     plan, x, weight, bias = prepare(x, weight, bias, stride, padding, dilation, groups,
                                     pad_mode, mode)
-    algorithm = resolve_algorithm(algo, plan, weight)
     out = np.empty(plan.output_shape, x.dtype)
-    ALGORITHM_RUNNERS[algorithm](x.reshape(plan.input_shape), weight, bias, plan, out)
+    if out.size == 0:                   # an empty batch: nothing to compute (as PyTorch)
+        resolve_algorithm(algo, plan, weight, jit=False)
+        return out if x.ndim == 4 else out[0]
+    algorithm = resolve_algorithm(algo, plan, weight,
+                                  rounding=lambda: integer_rounding(source, x, weight))
+    run(algorithm, x.reshape(plan.input_shape), weight, bias, plan, out)
     return out if x.ndim == 4 else out[0]
+
+
+def integer_rounding(source, x: np.ndarray, weight: np.ndarray) -> tuple[float, float] | None:
+    """(1, max |x|) when integer inputs and integer weights make every exact result an
+    integer, which an inexact algorithm must then not round to the wrong one (see
+    `convcli.plan.choose_algorithm`); else None."""
+    if not np.array_equal(weight, np.round(weight)):
+        return None
+    if np.asarray(source).dtype.kind not in "biu" and not np.array_equal(x, np.round(x)):
+        return None
+    return 1.0, float(np.abs(x).max())
 
 
 def prepare(x, weight, bias, stride, padding, dilation, groups, pad_mode, mode):
@@ -101,16 +118,26 @@ def correlation_weight(weight: np.ndarray, mode: str) -> np.ndarray:
     return np.ascontiguousarray(weight[:, :, ::-1, ::-1]) if mode == "conv" else weight
 
 
-def resolve_algorithm(algo: str, plan, weight, jit: bool | None = None) -> str:
+def resolve_algorithm(algo: str, plan, weight, jit: bool | None = None, rounding=None) -> str:
     """`algo` checked, or the planner's choice for ``auto`` (see `choose_algorithm`)."""
-    from .choices import ALGORITHMS
+    from .algorithms import NAMES
     from .plan import choose_algorithm
 
     if algo == "auto":
-        return choose_algorithm(plan, weight, jit)
-    if algo not in ALGORITHMS:
-        raise ParameterError(f"algo {algo!r} is not one of auto, {', '.join(ALGORITHMS)}")
+        return choose_algorithm(plan, weight, jit, rounding)
+    if algo not in NAMES:
+        raise ParameterError(f"algo {algo!r} is not one of auto, {', '.join(NAMES)}")
     return algo
+
+
+def run(algorithm: str, x, weight, bias, plan, out) -> None:
+    """Compute the convolution `plan` by `algorithm` into `out`: the engine's one entry.
+
+    x is (N, Cin, H, W) and out (N, Cout, Ho, Wo) as `plan` says (a `BandPlan` computes a
+    band of output rows from the input rows it names), weight and bias as `prepare` makes
+    them; all contiguous, of one float dtype.
+    """
+    ALGORITHMS[algorithm].run(x, weight, bias, plan, out)
 
 
 #: Output channels a direct task computes from one padding of its input rows.
@@ -130,7 +157,7 @@ def block_rows(plan, channels: int = 1) -> int:
                       2**16 // max(1, wo * channels)))
 
 
-def _direct(x, weight, bias, plan, out):
+def run_direct(x, weight, bias, plan, out):
     from . import _core
 
     chunk = min(CHANNEL_CHUNK, plan.weight_shape[0] // plan.groups)
@@ -139,7 +166,7 @@ def _direct(x, weight, bias, plan, out):
                     chunk, out)
 
 
-def _separable(x, weight, bias, plan, out):
+def run_separable(x, weight, bias, plan, out):
     """Each 2-D kernel as rank-1 terms (exact: a full-rank kernel keeps all its terms)."""
     from . import _core
     from .plan import low_rank_terms
@@ -184,7 +211,7 @@ def im2col(x: np.ndarray, plan, rows: slice = slice(None), out: np.ndarray | Non
                         *plan.dilation, plan.padding[2], first, out)
 
 
-def _gemm(x, weight, bias, plan, out):
+def run_gemm(x, weight, bias, plan, out):
     """im2col in bands of output rows (one buffer), then one BLAS product per group straight
     into the output; each group's patch matrix ends with a row of ones and its weights with
     the bias, so the product adds the bias too (no second pass over the output)."""
@@ -209,7 +236,7 @@ def _gemm(x, weight, bias, plan, out):
             np.matmul(matrices, patches, out=result[:, :, first * wo:last * wo])
 
 
-def _fft(x, weight, bias, plan, out):
+def run_fft(x, weight, bias, plan, out):
     """Overlap-save: tiles of the padded input times the kernels' spectra (numpy's FFT),
     tiles spread over the thread pool; strides keep every s-th value of the stride-1
     result."""
@@ -288,7 +315,7 @@ def padded_block(planes: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.n
 NUMPY_BLOCK = 2**15
 
 
-def _numpy(x, weight, bias, plan, out):
+def run_numpy(x, weight, bias, plan, out):
     """Tap by tap, each a multiply-add over a block of output rows of every channel (numpy
     only): slower per value than the compiled core, but with nothing to load or compile.
     Blocks small enough to stay in cache run in parallel (numpy frees the GIL)."""
@@ -320,10 +347,6 @@ def _numpy(x, weight, bias, plan, out):
                     block += product
 
     parallel_for(run_blocks, (ho + rows - 1) // rows)
-
-
-ALGORITHM_RUNNERS = {"direct": _direct, "separable": _separable, "fft": _fft, "gemm": _gemm,
-                     "numpy": _numpy}
 
 
 def warm_up() -> None:

@@ -234,7 +234,7 @@ def map_range(planes: np.ndarray, policy: str, source_max: float, dtype) -> tupl
     minmax: stretch min..max to 0..white; float: keep the values (float32 output only).
     Integer outputs are rounded to nearest, not truncated.
     """
-    from .plan import pixel_helpers
+    from .backend import pixel_helpers
 
     helpers = pixel_helpers()
     dtype = np.dtype(dtype)

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .conv import conv2d, correlation_weight, resolve_algorithm
+from .conv import conv2d, correlation_weight, resolve_algorithm, run
 from .errors import ParameterError
 from .choices import ALPHA_POLICIES, RANGE_POLICIES
 from .images import (NO_ALPHA, Picture, RangeReport, image_format, map_range, output_dtype,
                      read_image, to_gray, value_scale, write_image)
 from .kernels import Kernel
-from .plan import (ConvPlan, int_pair, jit_pays, jit_saving, make_plan, padding_amounts,
-                   png_saving)
+from .backend import jit_pays, png_saving
+from .plan import ConvPlan, int_pair, jit_saving, make_plan, padding_amounts
 from .render import tile_maps
 
 
@@ -187,13 +187,11 @@ class Stage:
     def rows(self, first: int, stop: int, source) -> np.ndarray:
         """Output rows [first, stop), computing from `source(start, stop)`, which gives the
         input rows the band needs as (C, rows, W) float32."""
-        from .conv import ALGORITHM_RUNNERS
-
         band = self.plan.band(first, stop)
         x = source(*band.input_rows())
         out = np.empty(band.output_shape[1:], np.float32)
-        ALGORITHM_RUNNERS[self.algorithm](np.ascontiguousarray(x)[None], self.weight,
-                                          self.bias, band, out[None])
+        run(self.algorithm, np.ascontiguousarray(x)[None], self.weight, self.bias, band,
+            out[None])
         return combine_bank(out, self.kernel, self.input_shape[0])
 
 

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from convcli import _core, _core_numpy, plan
-from convcli.choices import ALGORITHMS
+from convcli import _core, _core_numpy, backend
+from convcli.algorithms import ALGORITHMS
 from convcli.images import Picture, read_image, write_image
-from convcli.plan import JIT_ALGORITHMS, choose_algorithm, make_plan
+from convcli.plan import choose_algorithm, make_plan
 from imagefiles import png_chunk
 from naive import naive_png_filter_rows
 
@@ -24,8 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def without_core(monkeypatch):
-    """Make the library behave as in a process that has not loaded the compiled core."""
-    monkeypatch.setattr(plan, "jit_loaded", lambda: False)
+    """Make the library behave as in a one-shot process that has not loaded the compiled
+    core."""
+    monkeypatch.setattr(backend, "jit_loaded", lambda: False)
+    monkeypatch.setattr(backend, "_forgone", 0.0)
+    with backend.one_shot():
+        yield
 
 
 values = arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 9)),
@@ -64,7 +68,7 @@ def test_without_the_core_the_planner_picks_numpy_or_fft(without_core):
     for shape, weight in (((1, 3, 300, 300), (3, 3, 31, 31)), ((1, 8, 40, 40), (16, 8, 3, 3))):
         conv = make_plan(shape, weight, padding="same")
         assert choose_algorithm(conv, rng.standard_normal(weight), jit=False) in ("numpy", "fft")
-    assert set(JIT_ALGORITHMS) < set(ALGORITHMS)
+    assert {name for name, a in ALGORITHMS.items() if a.compiled} < set(ALGORITHMS)
 
 
 def _apply(args, tmp_path, name):
@@ -156,7 +160,7 @@ def test_pillow_and_convcli_decoders_read_the_same_picture(tmp_path, monkeypatch
     path = tmp_path / "in.png"
     path.write_bytes(_png(pixels, transparent))
     compiled = read_image(path)
-    monkeypatch.setattr(plan, "jit_loaded", lambda: False)
+    monkeypatch.setattr(backend, "jit_loaded", lambda: False)
     plain = read_image(path)
     np.testing.assert_array_equal(plain.color, compiled.color)
     assert (plain.alpha is None) == (compiled.alpha is None)
@@ -177,7 +181,7 @@ def test_the_png_encoder_writes_the_same_file_with_or_without_the_core(tmp_path,
              else None)
     picture = Picture(color, alpha, b"not really a profile")
     write_image(tmp_path / "compiled.png", picture)
-    monkeypatch.setattr(plan, "jit_loaded", lambda: False)
+    monkeypatch.setattr(backend, "jit_loaded", lambda: False)
     write_image(tmp_path / "plain.png", picture)
     assert (tmp_path / "plain.png").read_bytes() == (tmp_path / "compiled.png").read_bytes()
     with Image.open(tmp_path / "plain.png") as im:
