@@ -484,7 +484,9 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
     kernel, layer, plan = _layer_from_options(shape, spec, catalogues, cout, options)
     with_bias = cout is not None if with_bias is None else with_bias
-    result = conv_vs_dense(plan, layer.weight, with_bias, dense_out)
+    result = conv_vs_dense(plan.input_shape[1:], layer.weight, plan.stride, plan.padding,
+                           plan.dilation, plan.groups, plan.pad_mode, plan.mode, with_bias,
+                           dense_out)
     if as_json:
         import json
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from .algorithms import ALGORITHMS
 from .errors import ParameterError
-from .plan import make_plan
+from .plan import int_pair, make_plan
 
 
 def _as_float_array(value, name: str, dtype) -> np.ndarray:
@@ -62,13 +62,32 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     ------
     ValueError
         For any input or option that is not allowed; the message names it.
+
+    Notes
+    -----
+    An empty batch (N = 0) gives an empty result, and an input of no channels (Cin = 0)
+    a result of no channels, as in PyTorch.  ``auto`` loads the compiled core when it pays
+    (see `convcli.backend`): in a long-lived process from the second call that gains.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcli import conv2d
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    >>> conv2d(x, np.ones((1, 1, 3, 3), np.float32))           # sums of 3×3 windows
+    array([[[45., 54.],
+            [81., 90.]]], dtype=float32)
+    >>> conv2d(x, np.ones((2, 1, 3, 3)), padding="same").shape   # float64 weights: float64
+    (2, 4, 4)
     """
     source = x
     plan, x, weight, bias = prepare(x, weight, bias, stride, padding, dilation, groups,
                                     pad_mode, mode)
     out = np.empty(plan.output_shape, x.dtype)
-    if out.size == 0:                   # an empty batch: nothing to compute (as PyTorch)
+    if out.size == 0 or plan.input_shape[1] == 0:
+        # nothing to compute; like PyTorch, an input of no channels gives no channels
         resolve_algorithm(algo, plan, weight, jit=False)
+        out = out[:, :0] if plan.input_shape[1] == 0 else out
         return out if x.ndim == 4 else out[0]
     algorithm = resolve_algorithm(algo, plan, weight,
                                   rounding=lambda: integer_rounding(source, x, weight))
@@ -361,22 +380,101 @@ def warm_up() -> None:
     _core.png_filter_rows(pixels.reshape(4, 4), 1, np.zeros(4, np.uint8))
 
 
-def max_pool2d(x, kernel, stride=None, padding=0, dilation=1) -> np.ndarray:
-    """PyTorch's ``max_pool2d``: the largest value under each window of each channel
-    (padding never wins).  `x` is (C, H, W) or (N, C, H, W); `stride` defaults to `kernel`."""
-    from . import _core
-    from .plan import int_pair
-
+def _pooling_input(x) -> np.ndarray:
     x = np.asarray(x)
-    dtype = compute_dtype(x)
-    x = _as_float_array(x, "x", dtype)
+    x = _as_float_array(x, "x", compute_dtype(x))
     if x.ndim not in (3, 4):
         raise ParameterError(f"x must have shape (C, H, W) or (N, C, H, W), got {x.shape}")
+    return x
+
+
+def max_pool2d(x, kernel, stride=None, padding=0, dilation=1) -> np.ndarray:
+    """PyTorch's ``max_pool2d``: the largest value under each window of each channel.
+
+    Parameters
+    ----------
+    x : array_like
+        (C, H, W) or (N, C, H, W).
+    kernel : int or (int, int)
+        The window.
+    stride : int or (int, int), optional
+        Defaults to `kernel`.
+    padding, dilation : int or (int, int)
+        As in `conv2d`; padding never wins.
+
+    Returns
+    -------
+    ndarray
+        (C, Ho, Wo) or (N, C, Ho, Wo), float64 if x is, else float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcli import max_pool2d
+    >>> max_pool2d(np.arange(16.0).reshape(1, 4, 4), 2)
+    array([[[ 5.,  7.],
+            [13., 15.]]])
+    """
+    from . import _core
+
+    x = _pooling_input(x)
     kernel = int_pair(kernel, "kernel")
     stride = kernel if stride is None else stride
     plan = make_plan(x.shape, (x.shape[-3], 1, *kernel), stride, padding, dilation,
                      x.shape[-3], "zeros", window="window")
-    out = np.empty(plan.output_shape, dtype)
-    _core.max_pool(x.reshape(plan.input_shape), plan.row_sources(), plan.col_sources(),
-                   *kernel, *plan.stride, *plan.dilation, out)
+    out = np.empty(plan.output_shape, x.dtype)
+    if out.size:
+        _core.max_pool(x.reshape(plan.input_shape), plan.row_sources(), plan.col_sources(),
+                       *kernel, *plan.stride, *plan.dilation, out)
     return out if x.ndim == 4 else out[0]
+
+
+def avg_pool2d(x, kernel, stride=None, padding=0, count_include_pad=True) -> np.ndarray:
+    """PyTorch's ``avg_pool2d``: the mean under each window of each channel.
+
+    Parameters
+    ----------
+    x : array_like
+        (C, H, W) or (N, C, H, W).
+    kernel : int or (int, int)
+        The window.
+    stride : int or (int, int), optional
+        Defaults to `kernel`.
+    padding : int or (int, int)
+        Zeros on each side, at most half the window (as in PyTorch).
+    count_include_pad : bool
+        Whether the padded zeros count in the mean (PyTorch's default), or only the
+        window's real pixels.
+
+    Returns
+    -------
+    ndarray
+        (C, Ho, Wo) or (N, C, Ho, Wo), float64 if x is, else float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcli import avg_pool2d
+    >>> avg_pool2d(np.arange(16.0).reshape(1, 4, 4), 2)
+    array([[[ 2.5,  4.5],
+            [10.5, 12.5]]])
+    >>> avg_pool2d(np.ones((1, 2, 2)), 2, stride=1, padding=1, count_include_pad=False)
+    array([[[1., 1., 1.],
+            [1., 1., 1.],
+            [1., 1., 1.]]])
+    """
+    x = _pooling_input(x)
+    kernel = int_pair(kernel, "kernel")
+    pads = int_pair(padding, "padding", minimum=0)
+    if pads[0] > kernel[0] // 2 or pads[1] > kernel[1] // 2:
+        raise ParameterError(f"padding {padding!r} must be at most half the {kernel[0]}×"
+                             f"{kernel[1]} window, as in PyTorch")
+    channels = x.shape[-3]
+    stride = kernel if stride is None else stride
+    window = np.full((channels, 1, *kernel), 1 / (kernel[0] * kernel[1]), x.dtype)
+    out = conv2d(x, window, None, stride, pads, 1, channels)
+    if not count_include_pad and any(pads):
+        counts = conv2d(np.ones((1, *x.shape[-2:]), x.dtype),
+                        np.ones((1, 1, *kernel), x.dtype), None, stride, pads)
+        out *= (kernel[0] * kernel[1]) / counts[0]
+    return out

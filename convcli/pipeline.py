@@ -490,5 +490,7 @@ def stage_report(stage: Stage) -> dict:
         "padding": list(plan.padding), "pad_mode": plan.pad_mode, "mode": plan.mode,
         "input_shape": list(stage.input_shape), "output_shape": list(stage.output_shape),
         "algorithm": stage.algorithm,
-        "conv_vs_dense": conv_vs_dense(plan, layer.weight, bias=bool(np.any(layer.bias))),
+        "conv_vs_dense": conv_vs_dense(plan.input_shape[1:], layer.weight, plan.stride,
+                                       plan.padding, plan.dilation, plan.groups,
+                                       plan.pad_mode, plan.mode, bool(np.any(layer.bias))),
     }

@@ -290,10 +290,6 @@ def make_plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups
         raise ParameterError(
             f"input must have shape (Cin, H, W) or (N, Cin, H, W) with H, W ≥ 1, "
             f"got {input_shape}")
-    if input_shape[1] == 0 and input_shape[0] > 0:
-        raise ParameterError(
-            f"input {input_shape} has no channels: as in PyTorch, only an empty batch "
-            "(N = 0) may have Cin = 0")
     weight_shape = tuple(int(v) for v in weight_shape)
     if len(weight_shape) != 4 or min(weight_shape) < 0 or 0 in weight_shape[::2] + weight_shape[3:] \
             or (weight_shape[1] == 0) != (input_shape[1] == 0):
