@@ -167,7 +167,7 @@ def _centre(field: Field, index: int, length: int) -> int:
 
 
 def load_network(path) -> Network:
-    """Read and check a network file (YAML, safe loader).
+    r"""Read and check a network file (YAML, safe loader).
 
     Its `Network.summary` is the layer-stack summary ``convcli receptive-field`` prints:
     each layer's shapes, parameters and receptive field (r, S, P per axis).
