@@ -168,12 +168,15 @@ class Stage:
     bias: np.ndarray                          # float32
 
     @classmethod
-    def make(cls, kernel: Kernel, layer: KernelLayer, input_shape, jit: bool = True) -> "Stage":
+    def make(cls, kernel: Kernel, layer: KernelLayer, input_shape, jit: bool = True,
+             rounding: tuple[float, float] | None = None) -> "Stage":
         """The stage, computed by the planner's choice among the compiled algorithms
-        (`jit`) or those that need no compiled code."""
+        (`jit`) or those that need no compiled code; `rounding`, (step, magnitude), as in
+        `convcli.plan.choose_algorithm`, when its result will be rounded to integers."""
         plan = layer.plan(input_shape)
         weight = np.ascontiguousarray(correlation_weight(layer.weight, plan.mode), np.float32)
-        algorithm = resolve_algorithm(layer.options.algo, plan, weight, jit)
+        algorithm = resolve_algorithm(layer.options.algo, plan, weight, jit,
+                                      None if rounding is None else lambda: rounding)
         _, cout, ho, wo = plan.output_shape
         combined = input_shape[0] if (not kernel.is_layer and kernel.n_filters > 1
                                       and kernel.combine) else cout
@@ -219,7 +222,8 @@ class Pipeline:
     """
 
     def __init__(self, picture: Picture, kernels, options: ConvOptions, alpha: str = "keep",
-                 gray: bool = False, rgb: bool = False, other_saving: float = 0.0):
+                 gray: bool = False, rgb: bool = False, other_saving: float = 0.0,
+                 output_step: float | None = None):
         if alpha not in ALPHA_POLICIES:
             raise ParameterError(f"alpha policy {alpha!r} is not one of "
                                  f"{', '.join(ALPHA_POLICIES)}")
@@ -233,8 +237,13 @@ class Pipeline:
         self.stages: list[Stage] = []
         self.carry: list[Stage] = []
         carry_shape = (1, *picture.color.shape[:2])
+        magnitude = picture.max_value         # a bound on |input| of the next stage
         for kernel in kernels:
-            stage = Stage.make(kernel, kernel_layer(kernel, shape[0], options), shape)
+            layer = kernel_layer(kernel, shape[0], options)
+            rounding = None if output_step is None or kernel is not kernels[-1] else \
+                (output_step, magnitude)
+            stage = Stage.make(kernel, layer, shape, rounding=rounding)
+            magnitude *= float(np.abs(layer.weight).sum(axis=(1, 2, 3)).max())
             if self.alpha_mode == "filter" and stage.output_shape[0] != shape[0]:
                 raise ParameterError(f"--alpha filter needs one output per channel; kernel "
                                      f"{kernel.name} makes {stage.output_shape[0]} from "
@@ -243,9 +252,13 @@ class Pipeline:
             shape = stage.output_shape
         self.jit = jit_pays(other_saving + sum(jit_saving(s.plan, s.weight) for s in self.stages))
         if not self.jit:
-            self.stages = [replace(s, algorithm=resolve_algorithm(s.layer.options.algo, s.plan,
-                                                                  s.weight, False))
-                           for s in self.stages]
+            last = self.stages[-1]
+            self.stages = [replace(s, algorithm=resolve_algorithm(
+                s.layer.options.algo, s.plan, s.weight, False,
+                None if rounding is None or s is not last else lambda: rounding))
+                for s in self.stages]
+        if rounding is not None:
+            self._warn_inexact(*rounding)
         if self.alpha_mode == "keep":
             for kernel in kernels:
                 carried = carry_stage(kernel, options, carry_shape, self.jit)
@@ -256,6 +269,21 @@ class Pipeline:
             self.notes.append(f"alpha dropped: the result has {colour} channels, not gray or RGB")
             self.alpha_mode = None
         self.output_shape = (colour, *shape[1:])
+
+    def _warn_inexact(self, step: float, magnitude: float) -> None:
+        """One warning when a forced inexact algorithm (fft, separable) may round the last
+        stage's integer output to the wrong level (see `convcli.plan.rounding_error`)."""
+        import warnings
+
+        from .plan import ROUNDING_MARGIN, rounding_error
+
+        last = self.stages[-1]
+        error = rounding_error(last.algorithm, last.plan, last.weight, magnitude)
+        if last.layer.options.algo == last.algorithm and error >= ROUNDING_MARGIN * step:
+            warnings.warn(f"algo {last.algorithm!r} may be off by up to {error / step:.2g} "
+                          f"output levels with kernel {last.kernel.name} on this image (float32"
+                          " rounding); algo 'direct' sums every product as defined",
+                          RuntimeWarning, stacklevel=2)
 
     def _source(self, start: int, stop: int) -> np.ndarray:
         planes = input_planes(self.picture, self.gray, self.rgb, slice(start, stop))
@@ -451,8 +479,10 @@ class ApplyJob:
         times["read"] = time.perf_counter() - start
         encoder_saving = png_saving(picture.color.size * output_dtype(
             picture.color.dtype, fmt, "clip").itemsize) if fmt == "PNG" else 0.0
+        integer_out = output_dtype(picture.color.dtype, fmt, "clip")
+        step = picture.max_value / value_scale(integer_out) if integer_out.kind in "ui" else None
         pipeline = Pipeline(picture, self.kernels, self.options, self.alpha, self.gray, self.rgb,
-                            encoder_saving)
+                            encoder_saving, step)
         policy = pipeline.range_policy(self.range_policy)
         if fmt == "PNG" and not self.grid and policy not in ("minmax", "float"):
             report, notes, shape, has_alpha = stream_png(pipeline, picture, output_path, policy,

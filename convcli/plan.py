@@ -522,11 +522,11 @@ def rounding_error(algorithm: str, plan: ConvPlan, weight, magnitude: float) -> 
     if algorithm == "fft":
         rows, cols, _ = fft_tiling(plan)
         gain = float(np.abs(weight).sum(axis=(1, 2, 3)).max())
-        return FLOAT32_EPS * 4 * math.log2(rows * cols) * gain * magnitude
+        return FLOAT32_EPS * math.log2(rows * cols) * gain * magnitude
     gains = [np.abs(c).sum(axis=1) @ np.abs(r).sum(axis=1)
              for c, r in (low_rank_terms(k) for k in weight.reshape(-1, kh, kw))]
     per_filter = np.reshape(gains, weight.shape[:2]).sum(axis=1)
-    return FLOAT32_EPS * 4 * (kh + kw) * float(per_filter.max()) * magnitude
+    return FLOAT32_EPS * (kh + kw) * float(per_filter.max()) * magnitude
 
 
 def choose_algorithm(plan: ConvPlan, weight, jit: bool | None = None, rounding=None) -> str:
