@@ -467,8 +467,8 @@ def avg_pool2d(x, kernel, stride=None, padding=0, count_include_pad=True) -> np.
     kernel = int_pair(kernel, "kernel")
     pads = int_pair(padding, "padding", minimum=0)
     if pads[0] > kernel[0] // 2 or pads[1] > kernel[1] // 2:
-        raise ParameterError(f"padding {padding!r} must be at most half the {kernel[0]}×"
-                             f"{kernel[1]} window, as in PyTorch")
+        raise ParameterError(f"{padding!r} must be at most half the {kernel[0]}×{kernel[1]} "
+                             "window, as in PyTorch", parameter="padding")
     channels = x.shape[-3]
     stride = kernel if stride is None else stride
     window = np.full((channels, 1, *kernel), 1 / (kernel[0] * kernel[1]), x.dtype)

@@ -140,9 +140,11 @@ def int_pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
     except TypeError:
         items = ()
     if len(items) != 2 or not all(_is_int(v) for v in items):
-        raise ParameterError(f"{name} must be an int or a pair of ints (h, w), got {value!r}")
+        raise ParameterError(f"must be an int or a pair of ints (h, w), got {value!r}",
+                             parameter=name)
     if min(items) < minimum:
-        raise ParameterError(f"{name} must be at least {minimum} in each direction, got {value!r}")
+        raise ParameterError(f"must be at least {minimum} in each direction, got {value!r}",
+                             parameter=name)
     return int(items[0]), int(items[1])
 
 
@@ -288,15 +290,15 @@ def make_plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups
         input_shape = (1,) + input_shape
     if len(input_shape) != 4 or min(input_shape) < 0 or min(input_shape[2:]) < 1:
         raise ParameterError(
-            f"input must have shape (Cin, H, W) or (N, Cin, H, W) with H, W ≥ 1, "
-            f"got {input_shape}")
+            f"must have shape (Cin, H, W) or (N, Cin, H, W) with H, W ≥ 1, got {input_shape}",
+            parameter="input")
     weight_shape = tuple(int(v) for v in weight_shape)
     if len(weight_shape) != 4 or min(weight_shape) < 0 or 0 in weight_shape[::2] + weight_shape[3:] \
             or (weight_shape[1] == 0) != (input_shape[1] == 0):
         raise ParameterError(
-            f"weight must have shape (Cout, Cin/groups, kh, kw) with no empty axis (Cin/groups"
-            f" = 0 only for an input of no channels), got {weight_shape}; a single 2-D kernel "
-            "k is weight k[None, None]")
+            f"must have shape (Cout, Cin/groups, kh, kw) with no empty axis (Cin/groups = 0 "
+            f"only for an input of no channels), got {weight_shape}; a single 2-D kernel k is "
+            "weight k[None, None]", parameter="weight")
     if not _is_int(groups) or groups < 1:
         raise ParameterError(f"groups must be a positive int, got {groups!r}")
     cin, cout, cin_per_group = input_shape[1], weight_shape[0], weight_shape[1]
