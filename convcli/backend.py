@@ -68,6 +68,19 @@ def one_shot():
         _one_shot -= 1
 
 
+@contextlib.contextmanager
+def repeating():
+    """Within this block the caller convolves again and again (gradient descent), as a
+    library process does: the core loads from the second call that gains, even inside a
+    one-shot job."""
+    global _one_shot
+    depth, _one_shot = _one_shot, 0
+    try:
+        yield
+    finally:
+        _one_shot = depth
+
+
 def jit_pays(seconds_saved: float) -> bool:
     """Whether work the compiled core would do `seconds_saved` faster should load it.
 

@@ -332,8 +332,11 @@ def learn(pairs, settings: LearnSettings, on_epoch=None) -> LearnResult:
     if method == "lstsq":
         weight, b = solve_lstsq(samples, geometry, cout, bias, ridge)
     else:
-        weight, b, losses = descend(samples, geometry, cout, bias, ridge, settings.epochs,
-                                    settings.lr, on_epoch)
+        from .backend import repeating
+
+        with repeating():               # two convolutions an epoch: worth the core's load
+            weight, b, losses = descend(samples, geometry, cout, bias, ridge, settings.epochs,
+                                        settings.lr, on_epoch)
     return LearnResult(weight, b, depthwise or (cin == 1 and cout == 1),
                        quality(samples, weight, b, geometry, "fit"),
                        quality(samples, weight, b, geometry, "held") if holdout else None, losses)

@@ -223,3 +223,17 @@ def test_apply_on_a_512_png_never_imports_numba(tmp_path):
                          check=True, cwd=ROOT).stdout.split()
     assert out[-2:] == ["False", "0"]
     assert read_image(tmp_path / "out.png").color.shape == (512, 512, 3)
+
+
+def test_gradient_descent_counts_as_repeated_work_even_in_a_one_shot_job(monkeypatch):
+    monkeypatch.setattr(backend, "jit_loaded", lambda: False)
+    monkeypatch.setattr(backend, "_forgone", 0.0)
+    monkeypatch.setattr(backend, "_gains", 0)
+    with backend.one_shot():
+        assert not backend.jit_pays(0.01) and not backend.jit_pays(0.01)
+        with backend.repeating():                    # one-shot calls never count as gains
+            assert not backend.jit_pays(0.01) and backend.jit_pays(0.01)
+        assert not backend.jit_pays(0.01)
+        assert backend.jit_pays(backend.JIT_LOAD)    # forgone savings add up (ski rental)
+    monkeypatch.setattr(backend, "_forgone", 0.0)
+    assert backend.jit_pays(0.01)                   # a library process after a gaining call
