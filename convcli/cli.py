@@ -27,9 +27,13 @@ class ConvcliGroup(click.Group):
     """A group whose errors are one line on stderr, never a traceback."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from .backend import one_shot
+
         warnings.showwarning = _warning_line
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with one_shot():            # a command is one job: see convcli.backend
+                code = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                    **extra)
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
             code = 130
@@ -546,7 +550,9 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
     kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)
     with_bias = cout is not None if with_bias is None else with_bias
-    result = conv_vs_dense(plan, conv.weight, with_bias, dense_out)
+    result = conv_vs_dense(plan.input_shape[1:], conv.weight, plan.stride, plan.padding,
+                           plan.dilation, plan.groups, plan.pad_mode, plan.mode, with_bias,
+                           dense_out)
     if as_json:
         import json
 

@@ -46,6 +46,12 @@ def read_image(path, page: int | None = None) -> Picture:
         Which page of a multi-page file (TIFF) to read, counting from 1; by default the
         first.  The picture's ``pages`` says how many the file holds.
 
+    Returns
+    -------
+    Picture
+        ``color`` (H, W, C) uint8, uint16 or float32, ``alpha`` (H, W) or None, and
+        ``icc_profile``.
+
     Raises
     ------
     ImageError
@@ -53,6 +59,20 @@ def read_image(path, page: int | None = None) -> Picture:
         than Pillow's decompression-bomb limit, or has no such page.
     ParameterError
         `page` is not a positive int.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from convcli import read_image, write_image
+    >>> from convcli.pixels import Picture
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ramp.png"
+    >>> ramp = np.arange(0, 65536, 4096, dtype=np.uint16).reshape(4, 4, 1)
+    >>> write_image(path, Picture(ramp))
+    []
+    >>> picture = read_image(path)
+    >>> picture.color.dtype, picture.shape, bool((picture.color == ramp).all())
+    (dtype('uint16'), (4, 4, 1), True)
     """
     path = Path(path)
     if page is not None and (not isinstance(page, (int, np.integer)) or isinstance(page, bool)
@@ -206,7 +226,32 @@ def atomic_write(path, write) -> None:
 def write_image(path, picture: Picture, quality: int | None = None) -> list[str]:
     """Write a picture atomically in the format its extension names.
 
-    Returns warnings (for example an alpha channel the format cannot hold).
+    Parameters
+    ----------
+    path : str or Path
+        .png, .jpg/.jpeg, .tif/.tiff, .bmp, .webp or .npy.
+    picture : Picture
+        What to write (see `read_image`).
+    quality : int, optional
+        JPEG/WebP quality.
+
+    Returns
+    -------
+    list of str
+        Warnings (for example an alpha channel the format cannot hold).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from convcli import write_image
+    >>> from convcli.images import Picture
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> rgba = Picture(np.zeros((2, 2, 3), np.uint8), np.full((2, 2), 255, np.uint8))
+    >>> write_image(folder / "out.png", rgba)
+    []
+    >>> sorted(p.name for p in folder.iterdir())
+    ['out.png']
     """
     fmt = format_of(path)
     notes: list[str] = []

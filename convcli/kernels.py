@@ -417,7 +417,17 @@ def builtin_catalogue_path() -> Path:
 
 
 class Catalogue:
-    """Named kernels from one or more catalogue files; later files override earlier ones."""
+    """Named kernels from one or more catalogue files; later files override earlier ones.
+
+    `load` reads the built-in catalogue, ``$CONVCLI_KERNELS`` and the given files.
+
+    Examples
+    --------
+    >>> from convcli import Catalogue
+    >>> catalogue = Catalogue.load(use_env=False)
+    >>> "sobel_x" in catalogue, catalogue.get("sharpen").size
+    (True, (3, 3))
+    """
 
     def __init__(self) -> None:
         self._entries: dict[str, dict] = {}
@@ -612,7 +622,37 @@ def _kernel_from_file(spec: str, catalogue: Catalogue) -> Kernel:
 
 
 def resolve_kernel(spec: str, catalogue: Catalogue | None = None) -> Kernel:
-    """Turn a ``-k`` spec into a `Kernel` (see the module docstring for the forms)."""
+    """Turn a kernel spec into a `Kernel`.
+
+    Parameters
+    ----------
+    spec : str
+        A catalogue name (``sobel_x``), a parametric kernel (``gaussian:1.5``,
+        ``box:5``), an inline matrix (``"1 2 1; 0 0 0; -1 -2 -1"``) or ``@FILE`` (.npy,
+        text or YAML); the module docstring lists every form.
+    catalogue : Catalogue, optional
+        Where names are looked up; by default `Catalogue.load()`.
+
+    Returns
+    -------
+    Kernel
+        Its ``weights`` (bank, kh, kw) or (Cout, Cin, kh, kw), ``bias`` and name.
+
+    Raises
+    ------
+    KernelError
+        A ValueError saying what was wrong with the spec.
+
+    Examples
+    --------
+    >>> from convcli import resolve_kernel
+    >>> resolve_kernel("sobel_x").weights[0]
+    array([[-1.,  0.,  1.],
+           [-2.,  0.,  2.],
+           [-1.,  0.,  1.]])
+    >>> resolve_kernel("gaussian:1.5").size
+    (11, 11)
+    """
     if not isinstance(spec, str) or not spec.strip():
         raise KernelError("kernel spec is empty; give a name, name:params, a matrix or @file")
     spec = spec.strip()

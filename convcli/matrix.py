@@ -117,7 +117,27 @@ class SparseMatrix:
 
 def equivalent_matrix_sparse(input_shape, weight, stride=1, padding=0, dilation=1, groups=1,
                              pad_mode="zeros", mode="corr") -> SparseMatrix:
-    """The equivalent matrix in coordinate form; no scipy needed (see `equivalent_matrix`)."""
+    """The equivalent matrix in coordinate form; no scipy needed.
+
+    Parameters
+    ----------
+    input_shape, weight, stride, padding, dilation, groups, pad_mode, mode
+        As in `equivalent_matrix`.
+
+    Returns
+    -------
+    SparseMatrix
+        Its nonzero entries (``row``, ``col``, ``value``) and ``shape``; ``M @ v``
+        multiplies and ``M.todense()`` expands it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcli import equivalent_matrix_sparse
+    >>> m = equivalent_matrix_sparse((1, 64, 64), np.ones((1, 1, 3, 3)), padding=1)
+    >>> m.shape, m.value.size           # 9 taps per output, fewer at the borders
+    ((4096, 4096), 36100)
+    """
     plan, weight = _plan_and_weight(input_shape, weight, stride, padding, dilation, groups,
                                     pad_mode, mode)
     rows, cols, taps = matrix_entries(plan)
@@ -153,6 +173,20 @@ def equivalent_matrix(input_shape, weight, stride=1, padding=0, dilation=1, grou
     ValueError
         For the options `conv2d` refuses, and for a matrix over `DENSE_LIMIT` entries
         (use `equivalent_matrix_sparse`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcli import conv2d, equivalent_matrix
+    >>> weight = np.array([[[[1.0, -1.0]]]])                 # a 1×2 difference
+    >>> equivalent_matrix((1, 1, 3), weight)
+    array([[ 1., -1.,  0.],
+           [ 0.,  1., -1.]])
+    >>> x = np.random.default_rng(0).random((2, 5, 5))
+    >>> w = np.random.default_rng(1).random((3, 2, 3, 3))
+    >>> m = equivalent_matrix(x.shape, w, padding=1, pad_mode="reflect")
+    >>> bool(np.allclose(m @ x.ravel(), conv2d(x, w, padding=1, pad_mode="reflect").ravel()))
+    True
     """
     plan, _ = _plan_and_weight(input_shape, weight, stride, padding, dilation, groups, pad_mode,
                                mode)
@@ -199,13 +233,42 @@ def _relabel(sources: np.ndarray) -> tuple[int, ...]:
     return tuple(-1 if s < 0 else names.setdefault(int(s), len(names)) for s in sources)
 
 
-def conv_vs_dense(plan: ConvPlan, weight: np.ndarray, bias: bool,
+def conv_vs_dense(input_shape, weight, stride=1, padding=0, dilation=1, groups=1,
+                  pad_mode="zeros", mode="corr", bias: bool = False,
                   dense_out: int | None = None) -> dict:
-    """Parameters and costs of a convolution and of a dense layer on the same input.
+    """Parameters and costs of a convolution and of a dense layer on the same input (what
+    ``convcli stats`` prints).
 
-    The dense layer maps every input value to `dense_out` outputs (by default as many as
-    the convolution has).  Counts come from the layers themselves (`convcli.layers`).
+    Parameters
+    ----------
+    input_shape : tuple
+        (Cin, H, W).
+    weight : array_like
+        (Cout, Cin/groups, kh, kw).
+    stride, padding, dilation, groups, pad_mode, mode
+        As in `convcli.conv2d`.
+    bias : bool
+        Whether both layers have a bias.
+    dense_out : int, optional
+        The dense layer's outputs; by default as many as the convolution has.
+
+    Returns
+    -------
+    dict
+        Shapes, parameter counts, multiply-adds, and the equivalent matrix's shape,
+        nonzeros and density.  Counts come from the layers themselves (`convcli.layers`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcli import conv_vs_dense
+    >>> report = conv_vs_dense((3, 32, 32), np.ones((8, 3, 3, 3)), padding=1)
+    >>> report["conv_params"], report["dense_params"], report["matrix_nonzeros"]
+    (216, 25165824, 212064)
     """
+    plan, _ = _plan_and_weight(input_shape, weight, stride, padding, dilation, groups,
+                               pad_mode, mode)
+    weight = np.asarray(weight, np.float64)
     _, cin, h, w = plan.input_shape
     in_shape = (cin, h, w)
     cout, _, kh, kw = plan.weight_shape

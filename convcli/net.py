@@ -167,12 +167,42 @@ def _centre(field: Field, index: int, length: int) -> int:
 
 
 def load_network(path) -> Network:
-    """Read and check a network file (YAML, safe loader).
+    r"""Read and check a network file (YAML, safe loader).
+
+    Its `Network.summary` is the layer-stack summary ``convcli receptive-field`` prints:
+    each layer's shapes, parameters and receptive field (r, S, P per axis).
+
+    Parameters
+    ----------
+    path : str or Path
+        A network file: ``name``, ``input: [C, H, W]`` and ``layers`` (conv, relu,
+        maxpool, avgpool, batchnorm, flatten, dense; see README).
+
+    Returns
+    -------
+    Network
+        Its ``summary(input_shape=None)`` gives one `LayerSummary` per layer: the layer,
+        input and output shapes, parameters, and per-axis `Field` (None once not spatial).
 
     Raises
     ------
     ParameterError
         Naming the file, the layer index and field, and the reason.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from convcli import load_network
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny.yaml"
+    >>> _ = path.write_text("name: tiny\ninput: [3, 32, 32]\nlayers:\n"
+    ...                     "  - {name: conv1, type: conv, out: 8, k: 3, p: 1}\n"
+    ...                     "  - {name: pool1, type: maxpool, k: 2}\n"
+    ...                     "  - {name: conv2, type: conv, out: 16, k: 3, d: 2}\n")
+    >>> for row in load_network(path).summary():
+    ...     print(row.layer.name, row.output_shape, row.params.total, row.fields[0])
+    conv1 (8, 32, 32) 224 Field(size=3, stride=1, padding=1)
+    pool1 (8, 16, 16) 0 Field(size=4, stride=2, padding=1)
+    conv2 (16, 12, 12) 1168 Field(size=12, stride=2, padding=1)
     """
     from .kernels import read_yaml
 

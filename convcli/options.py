@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .choices import ALGORITHMS
+from .algorithms import NAMES as ALGORITHM_NAMES
 from .errors import ParameterError
 from .plan import PAD_MODES, canonical_pad_mode, pad_mode_choices
 
@@ -164,7 +164,7 @@ def conv_options(default_padding: str = "auto", default_pad_mode: str = "reflect
         ]
         if compute:
             options += [
-                click.option("--algo", type=click.Choice(("auto",) + ALGORITHMS),
+                click.option("--algo", type=click.Choice(("auto",) + ALGORITHM_NAMES),
                              default="auto", show_default=True,
                              help="How to convolve: direct, separable (SVD terms), fft "
                                   "(overlap-save tiles), gemm (im2col + BLAS) or numpy (no "
