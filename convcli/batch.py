@@ -9,7 +9,6 @@ none compiles or starts an interpreter; each handles one image at a time.
 from __future__ import annotations
 
 import fnmatch
-import glob
 import os
 import signal
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from .choices import FORMATS
 from .errors import ConvcliError, ParameterError
+from .files import remove_temporaries
 from .pipeline import ApplyJob
 
 
@@ -318,10 +318,3 @@ def run_tasks(tasks: list[Task], job: ApplyJob, jobs: int, fail_fast: bool = Fal
                 remove_temporaries(task.target)
     report.elapsed = time.perf_counter() - start
     return report
-
-
-def remove_temporaries(target: Path) -> None:
-    """Delete what an interrupted atomic write of `target` may have left behind."""
-    if target.parent.is_dir():
-        for temp in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
-            temp.unlink(missing_ok=True)

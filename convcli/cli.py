@@ -210,7 +210,9 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         for stage in report["stages"]:
             _console().print(_comparison_table(stage["conv_vs_dense"], stage["kernel"]))
     if report_path is not None:
-        _write_json(report_path, report)
+        from .files import write_json
+
+        write_json(report_path, report)
 
 
 def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, overlay_path, at,
@@ -323,7 +325,9 @@ def _apply_batch(inputs, output_dir, job, recursive, globs, excludes, follow_lin
                    f"{report.total} files finished; outputs are complete or absent. Run again "
                    "with --skip-existing to resume.", err=True)
     if report_path is not None:
-        _write_json(report_path, report.as_dict())
+        from .files import write_json
+
+        write_json(report_path, report.as_dict())
     sys.exit(report.exit_code)
 
 
@@ -360,25 +364,6 @@ def _apply_summary(report: dict) -> str:
     return (f"wrote {report['output']} ({shape}, {channels} channel{'s' * (channels > 1)}, "
             f"{report['output_dtype']}): values {r['min']:.6g} … {r['max']:.6g} before "
             f"--range {r['policy']}, {100 * r['clipped_fraction']:.2f}% clipped")
-
-
-def _write_json(path: Path, data) -> None:
-    import json
-
-    from .images import atomic_write
-
-    text = json.dumps(data, indent=2, default=_json_default) + "\n"
-    atomic_write(path, lambda out: out.write(text.encode()))
-
-
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (np.ndarray, tuple)):
-        return list(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 # ----------------------------------------------------------------------------------------
@@ -482,9 +467,9 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
     with_bias = cout is not None if with_bias is None else with_bias
     result = conv_vs_dense(plan, layer.weight, with_bias, dense_out)
     if as_json:
-        import json
+        from .files import json_text
 
-        click.echo(json.dumps(result, default=_json_default))
+        click.echo(json_text(result))
     else:
         _console().print(_comparison_table(result, kernel.name))
 
@@ -523,13 +508,15 @@ def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, g
     bias = layer.bias if with_bias is not False else np.zeros_like(layer.bias)
     view = explain_matrix(plan, layer.weight, bias, patch_matrix=show_im2col, seed=seed,
                           dense=bool(png or npy))
+    from .files import save_npy, save_npz
+
     if sparse is not None:
         if view.sparse is None:
             raise click.UsageError("--sparse saves the equivalent matrix; drop --im2col")
-        _save_npz(sparse, row=view.sparse.row, col=view.sparse.col, value=view.sparse.value,
+        save_npz(sparse, row=view.sparse.row, col=view.sparse.col, value=view.sparse.value,
                   shape=np.array(view.sparse.shape))
     if npy is not None:
-        _save_npy(npy, view.values)
+        save_npy(npy, view.values)
     if png is not None:
         from .images import save_pillow
         from .render import heatmap
@@ -538,9 +525,9 @@ def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, g
         labels = [c for row in view.cells for c in row] if view.cells and cell >= 24 else None
         save_pillow(heatmap(view.values, cell, labels), png)
     if as_json:
-        import json
+        from .files import json_text
 
-        click.echo(json.dumps(view.summary(), default=_json_default))
+        click.echo(json_text(view.summary()))
         return
     console = _console()
     console.print(f"[bold]{view.title}[/bold] of {kernel.name} on {shape_text(shape)} → "
@@ -568,22 +555,6 @@ def _cells_table(cells, values):
                              "red" if v > 0 else "blue" if v < 0 else "")
                         for text, v in zip(row_cells, row_values)))
     return table
-
-
-def _save_npy(path: Path, array) -> None:
-    import numpy as np
-
-    from .images import atomic_write
-
-    atomic_write(path, lambda out: np.save(out, array, allow_pickle=False))
-
-
-def _save_npz(path: Path, **arrays) -> None:
-    import numpy as np
-
-    from .images import atomic_write
-
-    atomic_write(path, lambda out: np.savez(out, **arrays))
 
 
 # ----------------------------------------------------------------------------------------
@@ -692,9 +663,9 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
 
         save_pillow(line_chart(result.losses, "epoch", "loss (mean squared error)"), plot_path)
     if as_json:
-        import json
+        from .files import json_text
 
-        click.echo(json.dumps(summary, default=_json_default))
+        click.echo(json_text(summary))
         return
     console = _console()
     console.print(f"[bold]{name}[/bold]: {'one 2-D kernel' if result.kernel_2d else 'a layer'} "

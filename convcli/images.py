@@ -16,6 +16,7 @@ import numpy as np
 
 from .choices import FORMATS, RANGE_POLICIES
 from .errors import ImageError, ParameterError
+from .files import atomic_write
 
 #: Formats that hold only 8 bits per sample.
 EIGHT_BIT_ONLY = {"JPEG", "BMP", "WEBP"}
@@ -274,29 +275,6 @@ def to_gray(color: np.ndarray) -> np.ndarray:
 # Writing
 
 
-def atomic_write(path, write) -> None:
-    """Call ``write(binary_file)`` on a temporary file beside `path`, then rename it over
-    `path`; on any failure the temporary file is removed and `path` is left as it was.  A
-    read-only `path` is not replaced."""
-    path = Path(path)
-    if path.exists() and not path.stat().st_mode & 0o222:
-        raise ImageError(f"{path}: the output exists and is read-only; not replaced")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = _create_temporary(path)
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot write there ({exc.strerror})") from None
-    try:
-        with os.fdopen(handle, "wb") as out:
-            write(out)
-        os.replace(temp, path)
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot write it ({exc.strerror or exc})") from None
-    finally:
-        if temp.exists():
-            temp.unlink()
-
-
 def write_image(path, picture: Picture, quality: int | None = None) -> list[str]:
     """Write a picture atomically in the format its extension names.
 
@@ -314,16 +292,6 @@ def save_pillow(image, path) -> None:
     if fmt == "NPY":
         raise ParameterError(f"{path}: a picture needs an image format such as .png, not .npy")
     atomic_write(path, lambda out: image.save(out, format=fmt))
-
-
-def _create_temporary(path: Path) -> tuple[int, Path]:
-    """Create ``.NAME.RANDOM.part`` beside `path` (mode from the umask, like any new file)."""
-    while True:
-        temp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.part")
-        try:
-            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temp
-        except FileExistsError:
-            continue
 
 
 def _encode(out, fmt: str, picture: Picture, quality: int | None, notes: list[str]) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from .choices import COMBINES, RANGE_HINTS
 from .errors import KernelError
+from .files import NAME_PATTERN, NAME_RULE, atomic_write, read_yaml
 from .plan import kernel_rank
 
 ENTRY_KEYS = {"weights", "bank", "spec", "scale", "bias", "combine", "range", "description",
@@ -298,103 +299,6 @@ def looks_like_matrix(spec: str) -> bool:
 # Catalogues
 
 
-def _yaml_loader():
-    import yaml
-
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    class UniqueKeyLoader(base):
-        """The safe loader, refusing a mapping that names a key twice."""
-
-    def construct_mapping(loader, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise KernelError(f"line {key_node.start_mark.line + 1}: {key!r} is defined twice")
-            seen.add(key)
-        return base.construct_mapping(loader, node, deep=deep)
-
-    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                                    construct_mapping)
-    return UniqueKeyLoader
-
-
-def read_yaml(path: Path, what: str, cache: bool = False):
-    """Load a YAML file with the safe loader; errors name the file.
-
-    With `cache`, through a JSON copy in the user's cache directory
-    (``$XDG_CACHE_HOME/convcli``, else ``~/.cache/convcli``), used while the file's path and
-    contents are the same: JSON loads without importing and running the YAML parser, 35 ms
-    of every run that reads the catalogue.  Data JSON cannot hold exactly (dates, numeric
-    keys, NaN) is not copied; a cache directory that cannot be written is not used."""
-    import zlib
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KernelError(f"{what} {path}: cannot read it ({exc.strerror if isinstance(exc, OSError) else exc})") from None
-    folder = _cache_folder() if cache else None
-    if folder:
-        stamp = [str(Path(path).resolve()), zlib.crc32(text.encode())]
-        copy = folder / f"catalogue-{zlib.crc32(stamp[0].encode()):08x}.json"
-        data = _json_copy(copy, stamp)
-        if data is not None:
-            return data
-    data = _parse_yaml(text, path, what)
-    if folder:
-        _write_json_copy(copy, stamp, data)
-    return data
-
-
-def _cache_folder() -> Path | None:
-    """``$XDG_CACHE_HOME/convcli``, else ``~/.cache/convcli``; None without a home."""
-    try:
-        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convcli"
-    except (RuntimeError, KeyError):           # no $HOME and no password entry
-        return None
-
-
-def _parse_yaml(text: str, path: Path, what: str):
-    import yaml
-
-    try:
-        return yaml.load(text, Loader=_yaml_loader())
-    except KernelError as exc:
-        raise KernelError(f"{what} {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise KernelError(f"{what} {path}: {where}not valid YAML ({getattr(exc, 'problem', exc)})") from None
-
-
-def _json_copy(copy: Path, stamp: list):
-    """The data of a JSON copy written with this stamp, else None."""
-    import json
-
-    try:
-        cached = json.loads(copy.read_text(encoding="utf-8"))
-        return cached["data"] if cached["stamp"] == stamp else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _write_json_copy(copy: Path, stamp: list, data) -> None:
-    """Write data as JSON (atomically) if JSON holds it exactly and the folder is writable."""
-    import json
-
-    try:
-        text = json.dumps({"stamp": stamp, "data": data})
-        if data is None or json.loads(text)["data"] != data:
-            return
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        temporary = copy.with_name(f".{copy.name}.{os.getpid()}")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, copy)
-    except (OSError, TypeError, ValueError):
-        pass
-
-
 def builtin_catalogue_path() -> Path:
     """kernels.yaml inside the installed package, or at the root of a source checkout."""
     here = Path(__file__).resolve().parent
@@ -422,7 +326,7 @@ class Catalogue:
         return catalogue
 
     def add_file(self, path: Path) -> None:
-        data = read_yaml(path, "kernel catalogue", cache=True)
+        data = read_yaml(path, "kernel catalogue", cache=True, error=KernelError)
         if data is None:
             data = {"kernels": {}}
         if not isinstance(data, dict) or not isinstance(data.get("kernels"), dict):
@@ -430,9 +334,8 @@ class Catalogue:
                               "mapping of name → entry")
         entries = data["kernels"]
         for name, entry in entries.items():
-            if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w.-]*", name):
-                raise KernelError(f"kernel catalogue {path}: entry {name!r}: a name is letters, "
-                                  "digits, '_', '-' or '.', starting with a letter or '_'")
+            if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+                raise KernelError(f"kernel catalogue {path}: entry {name!r}: {NAME_RULE}")
             if not isinstance(entry, dict):
                 raise KernelError(f"kernel catalogue {path}: entry {name!r}: expected a mapping "
                                   "with weights, bank or spec")
@@ -627,21 +530,18 @@ def append_to_catalogue(path, name: str, entry: dict) -> None:
     """
     import yaml
 
-    from .images import atomic_write
-
     path = Path(path)
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if old:
-        data = read_yaml(path, "kernel catalogue")
+        data = read_yaml(path, "kernel catalogue", error=KernelError)
         if not isinstance(data, dict) or set(data) != {"kernels"}:
             raise KernelError(f"kernel catalogue {path}: convcli appends only to a file whose "
                               "single top-level key is 'kernels'")
         if name in (data["kernels"] or {}):
             raise KernelError(f"kernel catalogue {path}: entry {name!r} exists already; choose "
                               "another --name")
-    if not re.fullmatch(r"[A-Za-z_][\w.-]*", name):
-        raise KernelError(f"--name {name!r}: a name is letters, digits, '_', '-' or '.', "
-                          "starting with a letter or '_'")
+    if not NAME_PATTERN.fullmatch(name):
+        raise KernelError(f"{name!r}: {NAME_RULE}", "name")
     block = yaml.safe_dump({name: entry}, sort_keys=False, allow_unicode=True, width=100,
                            default_flow_style=None)
     text = (old if old.endswith("\n") or not old else old + "\n") or "kernels:\n"

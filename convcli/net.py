@@ -174,7 +174,7 @@ def load_network(path) -> Network:
     ParameterError
         Naming the file, the layer index and field, and the reason.
     """
-    from .kernels import read_yaml
+    from .files import read_yaml
 
     path = Path(path)
     data = read_yaml(path, "network")

@@ -382,7 +382,7 @@ def stream_png(pipeline: Pipeline, source: Picture, path: Path, policy: str, tim
     atomically): neither the float result nor the whole output image is ever held.
     Returns (RangeReport, notes, output shape, whether alpha was written)."""
     from .codecs import PngWriter
-    from .images import atomic_write
+    from .files import atomic_write
 
     _, dtype, notes = output_type(source, "PNG", policy, policy, False)
     channels, ho, wo = pipeline.output_shape
