@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ParameterError
+from .limits import check_convolution
 from .plan import make_plan
 
 
@@ -79,6 +80,7 @@ def prepare(x, weight, bias, stride, padding, dilation, groups, pad_mode, mode):
     if x.ndim not in (3, 4):
         raise ParameterError(f"x must have shape (Cin, H, W) or (N, Cin, H, W), got {x.shape}")
     plan = make_plan(x.shape, weight.shape, stride, padding, dilation, groups, pad_mode, mode)
+    check_convolution(plan)
     weight = correlation_weight(weight, mode)
     cout = weight.shape[0]
     if bias is None:

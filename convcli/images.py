@@ -92,6 +92,13 @@ def read_image(path) -> Picture:
 
 
 def _read_npy(path: Path) -> Picture:
+    from .limits import MAX_VALUES, check_size, product
+
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError, EOFError) as exc:
+        raise ImageError(f"{path}: not a readable .npy array ({exc})") from None
+    check_size(f"{path}: an array of shape {shape}", product(shape), MAX_VALUES)
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:

@@ -64,3 +64,22 @@ def product(values) -> int:
     for value in values:
         total *= int(value)
     return total
+
+
+def check_convolution(plan) -> None:
+    """Refuse a planned convolution (`convcli.plan.ConvPlan`) whose output or padded input
+    holds more than `MAX_VALUES` values, before either is allocated.
+
+    Raises
+    ------
+    ParameterError
+        Naming the padding and the output shape it gives (``parameter="padding"``).
+    """
+    n, cin, h, w = plan.input_shape
+    top, bottom, left, right = plan.padding
+    output = plan.output_shape
+    padded = (n, cin, h + top + bottom, w + left + right)
+    count = max(product(output), product(padded))
+    check_size(f"padding {top},{bottom},{left},{right} on a {cin}×{h}×{w} input gives a "
+               f"{'×'.join(map(str, output[1:]))} output", count, MAX_VALUES,
+               hint="use less padding", parameter="padding")

@@ -20,8 +20,9 @@ from .choices import ALPHA_POLICIES, RANGE_POLICIES
 from .images import (NO_ALPHA, Picture, RangeReport, image_format, map_range, output_dtype,
                      read_image, to_gray, value_scale, write_image)
 from .kernels import Kernel
+from .limits import MAX_WEIGHTS, check_convolution, check_size, product
 from .plan import (ConvPlan, int_pair, jit_pays, jit_saving, make_plan, padding_amounts,
-                   png_saving)
+                   png_saving, shape_text)
 from .render import tile_maps
 
 
@@ -101,13 +102,18 @@ def kernel_layer(kernel: Kernel, channels: int, options: ConvOptions,
         if channels % groups or cout % groups:
             raise ParameterError(f"--groups {groups} must divide the {channels} input channels "
                                  f"and --cout {cout}")
-        weights = np.broadcast_to(weights, (cout, channels // groups, *kernel.size)).copy()
+        shape = (cout, channels // groups, *kernel.size)
+        check_size(f"a layer of {cout} filters of {shape_text(shape[1:])}", product(shape),
+                   MAX_WEIGHTS, "weights", parameter="cout")
+        weights = np.broadcast_to(weights, shape).copy()
         bias = np.zeros(cout)
     else:
         if groups != 1:
             raise ParameterError("--groups applies to 4-D kernels (Cout, Cin/groups, kh, kw) and "
                                  "--cout layers; a 2-D kernel is already applied to each "
                                  "channel on its own")
+        check_size(f"kernel {kernel.name} on each of {channels} channels",
+                   channels * weights.size, MAX_WEIGHTS, "weights")
         weights = np.tile(weights, (channels, 1, 1))[:, None]
         bias = np.tile(bias, channels)
         groups = channels
@@ -172,6 +178,7 @@ class Stage:
         """The stage, computed by the planner's choice among the compiled algorithms
         (`jit`) or those that need no compiled code."""
         plan = layer.plan(input_shape)
+        check_convolution(plan)
         weight = np.ascontiguousarray(correlation_weight(layer.weight, plan.mode), np.float32)
         algorithm = resolve_algorithm(layer.options.algo, plan, weight, jit)
         _, cout, ho, wo = plan.output_shape
