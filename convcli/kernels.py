@@ -73,6 +73,10 @@ class Kernel:
         scale = np.abs(self.weights).reshape(self.weights.shape[0], -1).sum(axis=1)
         return "abs" if (np.abs(sums) <= 1e-6 * scale).all() else "clip"
 
+    def filter_sums(self) -> np.ndarray:
+        """The sum of each filter's weights (rounded to 9 decimals)."""
+        return self.weights.reshape(self.n_filters, -1).sum(axis=1).round(9)
+
     def separable(self) -> bool:
         """Whether every 2-D kernel has rank 1 (an outer product of two 1-D kernels) within
         `convcli.plan.SEPARABLE_RTOL` of its largest singular value."""
@@ -424,9 +428,6 @@ class Catalogue:
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 
-    def origin(self, name: str) -> Path:
-        return self._origin[name]
-
     def get(self, name: str) -> Kernel:
         """The kernel of a catalogue entry."""
         if name not in self._entries:
@@ -621,10 +622,10 @@ def append_to_catalogue(path, name: str, entry: dict) -> None:
             raise KernelError(f"kernel catalogue {path}: convcli appends only to a file whose "
                               "single top-level key is 'kernels'")
         if name in (data["kernels"] or {}):
-            raise KernelError(f"kernel catalogue {path}: entry {name!r} exists already; choose "
-                              "another --name")
+            raise KernelError(f"{name!r} exists already in kernel catalogue {path}; choose another",
+                              parameter="name")
     if not NAME_PATTERN.fullmatch(name):
-        raise KernelError(f"{name!r}: {NAME_RULE}", "name")
+        raise KernelError(f"{name!r} is not a name: {NAME_RULE}", parameter="name")
     block = yaml.safe_dump({name: entry}, sort_keys=False, allow_unicode=True, width=100,
                            default_flow_style=None)
     text = (old if old.endswith("\n") or not old else old + "\n") or "kernels:\n"
@@ -640,3 +641,27 @@ def append_to_catalogue(path, name: str, entry: dict) -> None:
         else:
             path.unlink()
         raise
+
+
+def weights_text(kernel: Kernel) -> str:
+    """The weights as aligned rows, factored as "1/d ×" integers where that is exact."""
+    lines = []
+    mats = kernel.weights.reshape(-1, *kernel.size)
+    for index, mat in enumerate(mats):
+        if len(mats) > 1:
+            lines.append(f"filter {index + 1}:")
+        denominator = next((d for d in (1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 16, 25, 32, 49, 64, 81,
+                                         100, 128, 256, 512, 1024)
+                            if np.allclose(mat * d, np.rint(mat * d), rtol=0, atol=1e-9)), None)
+        if denominator is not None:
+            cells = [f"{v:g}" for v in np.rint(mat * denominator).ravel() + 0.0]
+            if denominator != 1:
+                lines.append(f"  1/{denominator} ×")
+        else:
+            cells = [f"{v:.6g}" for v in mat.ravel()]
+        width = max(map(len, cells))
+        for row in np.array(cells).reshape(mat.shape):
+            lines.append("  " + " ".join(c.rjust(width) for c in row))
+    if np.any(kernel.bias != 0):
+        lines.append(f"bias: {', '.join(f'{b:.6g}' for b in kernel.bias)}")
+    return "\n".join(lines)

@@ -348,25 +348,27 @@ def test_banded_pipeline_equals_whole_image_conv2d(samples, alpha, specs, option
     conv2d on the whole image (alpha carried or filtered along)."""
     from convcli.images import read_image
     from convcli.kernels import resolve_kernel
-    from convcli.pipeline import ConvOptions, Pipeline, kernel_layer
+    from convcli.pipeline import ConvOptions, Pipeline, kernel_convolution
 
     picture = read_image(samples / "chelsea_alpha.png")
     kernels = [resolve_kernel(s) for s in specs]
     conv_options = ConvOptions(**options)
     pipeline = Pipeline(picture, kernels, conv_options, alpha=alpha)
     bands = list(pipeline.bands(band_rows=7))
-    colour = np.concatenate([planes for _, planes, _ in bands], axis=1)
+    color = np.concatenate([planes for _, planes, _ in bands], axis=1)
     planes = picture.color.transpose(2, 0, 1).astype(np.float32)
     if alpha == "filter":
         planes = np.concatenate([planes, picture.alpha[None].astype(np.float32)])
     for kernel in kernels:
-        layer = kernel_layer(kernel, planes.shape[0], conv_options)
-        out = layer(planes)
+        conv = kernel_convolution(kernel, planes.shape[0], conv_options)
+        o = conv_options
+        out = conv2d(planes, conv.weight.astype(np.float32), conv.bias.astype(np.float32),
+                     o.stride, conv.padding, o.dilation, conv.groups, o.pad_mode, o.mode, o.algo)
         if kernel.combine == "magnitude":
             out = np.sqrt((out.reshape(planes.shape[0], 2, *out.shape[1:]) ** 2).sum(axis=1))
         planes = out
     expected = planes[:-1] if alpha == "filter" else planes
-    np.testing.assert_allclose(colour, expected, rtol=1e-4, atol=1e-3 * max(1, np.abs(expected).max()))
+    np.testing.assert_allclose(color, expected, rtol=1e-4, atol=1e-3 * max(1, np.abs(expected).max()))
     alpha_rows = np.concatenate([a for _, _, a in bands])
     assert alpha_rows.shape == expected.shape[1:]
     if alpha == "filter":
