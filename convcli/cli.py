@@ -17,6 +17,7 @@ import click
 from . import __version__
 from .choices import ALPHA_POLICIES, FORMATS, RANGE_POLICIES
 from .errors import ConvcliError, ParameterError
+from .files import check_distinct, child_path
 from .options import CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, conv_options
 from .plan import shape_text
 
@@ -256,13 +257,13 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         batch = BatchOptions(recursive=recursive, globs=globs, excludes=excludes,
                              follow_links=follow_links, jobs=jobs, skip_existing=skip_existing,
                              overwrite=overwrite, fail_fast=fail_fast)
-        _apply_batch(inputs, Path(output), job, batch, quiet, report_path)
+        _apply_batch(inputs, Path(output), job, batch, quiet, report_path,
+                     _read_files(catalogue, kernel_specs))
         return
     source = inputs[0]
     target = _output_path(source, output, job)
-    if target.exists() and source.exists() and target.resolve() == source.resolve():
-        raise click.BadParameter(f"{target} is the input; convcli never overwrites its input",
-                                 param_hint="'-o'")
+    check_distinct([("input", source), *_read_files(catalogue, kernel_specs)],
+                   [("-o", target), ("--report", report_path)])
     report = job.run(source, target, details=show_stats or report_path is not None)
     for note in report["notes"]:
         click.echo(f"Warning: {note}", err=True)
@@ -274,6 +275,14 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         from .files import write_json
 
         write_json(report_path, report)
+
+
+def _read_files(catalogue, specs=()) -> list[tuple[str, Path]]:
+    """The files a run reads besides its images: catalogues and kernel files."""
+    from .kernels import spec_file
+
+    return ([("--kernels catalogue", path) for path in catalogue.files]
+            + [(f"kernel file of -k {spec}", spec_file(spec)) for spec in specs])
 
 
 def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, overlay_path, at,
@@ -298,9 +307,13 @@ def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, over
     suffix = ".png" if grid else ".npy"
     policy = "minmax" if range_policy == "auto" else range_policy
     catalogue = Catalogue.load(catalogues)
+    targets = {layer.index: child_path(output_dir, f"{layer.index:02d}_{layer.name}{suffix}")
+               for layer in network.layers}
+    check_distinct([("input", source), ("--net", net_path), *_read_files(catalogue)],
+                   [*(("feature map", t) for t in targets.values()), ("--rf-overlay", overlay_path)])
     written = 0
     for net_layer, maps in forward(network, planes, catalogue):
-        target = output_dir / f"{net_layer.index:02d}_{net_layer.name}{suffix}"
+        target = targets[net_layer.index]
         result = FilterResult(maps, None, policy)
         if grid:
             out, _, _ = to_picture(result, Picture(np.zeros((1, 1, 1), np.uint8)), "PNG", policy,
@@ -339,7 +352,7 @@ def _display_rgb(picture):
     return np.repeat(color, 3, axis=2) if color.shape[2] == 1 else color[:, :, :3]
 
 
-def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
+def _apply_batch(inputs, output_dir, job, options, quiet, report_path, read_files):
     import time
 
     from .batch import Record, find_inputs, plan_tasks, run_tasks
@@ -349,6 +362,9 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
                                  "must be a folder", param_hint="'-o'")
     found, notes = find_inputs(list(inputs), output_dir, options)
     tasks, existing = plan_tasks(found, output_dir, job, options)
+    check_distinct([("input", source) for source, _ in found] + read_files,
+                   [("output", task.target) for task in tasks + existing]
+                   + [("--report", report_path)])
     if not quiet:
         for note in notes:
             click.echo(f"Warning: {note}", err=True)
@@ -428,12 +444,15 @@ def _apply_summary(report: dict) -> str:
 # stats and matrix
 
 
-def _convolution_from_options(shape, spec, catalogues, cout, options):
-    """The convolution (and its kernel and plan) a stats or matrix command describes."""
+def _convolution_from_options(shape, spec, catalogues, cout, options, outputs=()):
+    """The convolution (and its kernel and plan) a stats or matrix command describes,
+    after checking that none of `outputs` (role, path) is a file it reads."""
     from .kernels import Catalogue, resolve_kernel
     from .pipeline import kernel_convolution
 
-    kernel = resolve_kernel(spec, Catalogue.load(catalogues))
+    catalogue = Catalogue.load(catalogues)
+    check_distinct(_read_files(catalogue, [spec]), outputs)
+    kernel = resolve_kernel(spec, catalogue)
     conv = kernel_convolution(kernel, shape[0], options, cout)
     return kernel, conv, conv.plan(shape)
 
@@ -556,7 +575,9 @@ def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, g
     from .matrix import explain_matrix
 
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
-    kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)
+    kernel, conv, plan = _convolution_from_options(
+        shape, spec, catalogues, cout, options,
+        [("--png", png), ("--npy", npy), ("--sparse", sparse)])
     if kernel.combine:
         click.echo(f"Note: {kernel.name} combines its filters by {kernel.combine}, which is not "
                    f"linear; this is the matrix of its {kernel.n_filters} filters.", err=True)
@@ -675,6 +696,9 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
     if plot_path is not None and method != "gd":
         raise click.UsageError("--plot draws the loss curve of --method gd")
     files = [(source, target), *pairs]
+    images = [(role, path) for pair in files for role, path in zip(("INPUT", "TARGET"), pair)]
+    check_distinct(images, [("--save", save_path), ("--plot", plot_path)])
+    check_distinct([("--kernels catalogue", path) for path in catalogues], [("--plot", plot_path)])
     arrays = [(read_image(x).color, read_image(y).color) for x, y in files]
     geometry = Geometry(size=int_pair(size, "size"), stride=int_pair(stride, "stride"),
                         dilation=int_pair(dilation, "dilation"), pad_mode=pad_mode)
@@ -869,6 +893,7 @@ def kernels_show(catalogue, spec, png, cell):
     """Print a kernel's weights (SPEC is anything -k accepts)."""
     from .kernels import resolve_kernel, weights_text
 
+    check_distinct(_read_files(catalogue, [spec]), [("--png", png)])
     kernel = resolve_kernel(spec, catalogue)
     console = _console()
     console.print(f"[bold]{kernel.name}[/bold]  {kernel.description}")

@@ -162,11 +162,15 @@ def check_distinct(inputs, outputs) -> None:
         clash = next((seen[k] for k in keys if k in seen), None)
         if clash is not None:
             other_role, other, kind = clash
-            what = "an input" if kind == "input" else "also an output"
-            raise ParameterError(
-                f"{role} {path} is {what} ({other_role} {other}); convcli never writes over "
-                "its inputs or writes two outputs to one file (names that differ only in "
-                "case are one file on some systems): choose another name")
+            if kind == "input":
+                rule = "convcli never overwrites its inputs"
+            else:
+                rule = "two outputs of one run cannot share a file"
+            real, other_real = os.path.realpath(path), os.path.realpath(other)
+            if real != other_real and real.casefold() == other_real.casefold():
+                rule += " (names that differ only in case are one file on some systems)"
+            raise ParameterError(f"{role} {path} is the same file as {other_role} {other}; "
+                                 f"{rule}: choose another name")
         for key in keys:
             seen[key] = (role, path, "output")
 

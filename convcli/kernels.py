@@ -388,6 +388,7 @@ class Catalogue:
 
     def __init__(self) -> None:
         self._entries: dict[str, dict] = {}
+        self.files: list[Path] = []           # the catalogue files read, in order
         self._origin: dict[str, Path] = {}
         self._cache: dict[str, Kernel] = {}
 
@@ -404,6 +405,7 @@ class Catalogue:
 
     def add_file(self, path: Path) -> None:
         data = read_yaml(path, "kernel catalogue", cache=True, error=KernelError)
+        self.files.append(Path(path))
         if data is None:
             data = {"kernels": {}}
         if not isinstance(data, dict) or not isinstance(data.get("kernels"), dict):
@@ -534,13 +536,22 @@ def _weights_from_yaml(value, what: str) -> np.ndarray:
 # Specs
 
 
-def _kernel_from_file(spec: str, catalogue: Catalogue) -> Kernel:
-    body = spec[1:]
-    path_text, entry = body, None
+def _file_spec(spec: str) -> tuple[Path, str | None]:
+    """``@FILE`` or ``@BANK.yaml:NAME`` → (path, entry name or None)."""
+    body = spec.strip()[1:]
     head, sep, tail = body.rpartition(":")
     if sep and head.lower().endswith((".yaml", ".yml")):
-        path_text, entry = head, tail
-    path = Path(path_text)
+        return Path(head), tail
+    return Path(body), None
+
+
+def spec_file(spec: str) -> Path | None:
+    """The file a ``-k`` spec reads (``@k.npy``, ``@bank.yaml:NAME``), else None."""
+    return _file_spec(spec)[0] if spec.strip().startswith("@") else None
+
+
+def _kernel_from_file(spec: str, catalogue: Catalogue) -> Kernel:
+    path, entry = _file_spec(spec)
     what = f"kernel file {path}"
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):

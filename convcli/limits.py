@@ -45,7 +45,8 @@ def check_size(what: str, count: int, limit: int, unit: str = "values", hint: st
     hint : str
         What to do instead, appended after a semicolon.
     parameter : str, optional
-        The keyword argument at fault (see `convcli.errors.ParameterError`).
+        The keyword argument at fault (see `convcli.errors.ParameterError`); `what`
+        then continues its name ("cout" + "1000 filters of 3×3×3").
 
     Raises
     ------
@@ -73,13 +74,13 @@ def check_convolution(plan) -> None:
     Raises
     ------
     ParameterError
-        Naming the padding and the output shape it gives (``parameter="padding"``).
+        Giving the padding and the output shape it gives (``parameter="padding"``).
     """
     n, cin, h, w = plan.input_shape
     top, bottom, left, right = plan.padding
     output = plan.output_shape
     padded = (n, cin, h + top + bottom, w + left + right)
     count = max(product(output), product(padded))
-    check_size(f"padding {top},{bottom},{left},{right} on a {cin}×{h}×{w} input gives a "
+    check_size(f"{top},{bottom},{left},{right} on a {cin}×{h}×{w} input gives a "
                f"{'×'.join(map(str, output[1:]))} output", count, MAX_VALUES,
                hint="use less padding", parameter="padding")

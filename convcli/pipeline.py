@@ -97,7 +97,7 @@ def kernel_convolution(kernel: Kernel, channels: int, options: ConvOptions,
             raise ParameterError(f"{groups} must divide the {channels} input channels "
                                  f"and cout={cout}", parameter="groups")
         shape = (cout, channels // groups, *kernel.size)
-        check_size(f"a layer of {cout} filters of {shape_text(shape[1:])}", product(shape),
+        check_size(f"{cout} filters of {shape_text(shape[1:])}", product(shape),
                    MAX_WEIGHTS, "weights", parameter="cout")
         weights = np.broadcast_to(weights, shape).copy()
         bias = np.zeros(cout)
