@@ -59,7 +59,7 @@ class BatchReport:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return 143 if self.interrupted == "SIGTERM" else 130
+            return 128 + signal.Signals[self.interrupted].value      # 130, 143, 129
         return 1 if self.failures else 0
 
     def as_dict(self) -> dict:
@@ -197,13 +197,21 @@ def _process(job: ApplyJob, task: Task) -> Record:
                   None, report["input_shape"], report["output_shape"])
 
 
+#: A worker's exit status when the parent stops it (128 + SIGTERM).
+STOPPED = 143
+
+
 def _stop_worker(signum, frame):
-    raise SystemExit(1)          # unwinds through atomic_write, which removes its temporary
+    """Leave at once, running no Python cleanup: an exception raised here could surface
+    inside a compiled kernel as a SystemError traceback.  The parent removes the
+    temporary file of the task it was on (`run_tasks`)."""
+    os._exit(STOPPED)
 
 
 def _worker_main(connection, job: ApplyJob, threads: int) -> None:
     """A worker: take a task, send back its record, until told to stop (None)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # the parent decides what Ctrl-C does
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)       # and what a closed terminal does
     signal.signal(signal.SIGTERM, _stop_worker)
     from .threads import set_threads
 
@@ -267,7 +275,8 @@ class WorkerPool:
                     connection.send(busy[index])
 
     def close(self) -> None:
-        """Stop every worker: SIGTERM (they remove their temporaries), then SIGKILL."""
+        """Stop every worker: SIGTERM (they exit at once), then SIGKILL; `run_tasks` then
+        removes the temporaries of unfinished tasks."""
         for process, connection in self._workers:
             if process.is_alive():
                 process.terminate()
@@ -294,7 +303,7 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
     """Run `tasks` on ``options.jobs`` worker processes (in this process if 1), dividing the
     threads (`convcli.threads.thread_count`) between them.
 
-    `on_record(record)` is called as each file finishes.  SIGINT and SIGTERM stop the run:
+    `on_record(record)` is called as each file finishes.  SIGINT, SIGTERM and SIGHUP stop the run:
     workers are stopped, their temporary files removed, and the report says so.
     """
     from .conv import warm_up
@@ -305,7 +314,7 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
     warm_up()                        # load the compiled core once, before forking
     jobs = max(1, min(options.jobs or os.cpu_count() or 1, len(tasks) or 1))
     threads = max(1, thread_count() // jobs)
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     pool = None
     try:
         if jobs == 1:
