@@ -18,7 +18,8 @@ from . import __version__
 from .choices import ALPHA_POLICIES, FORMATS, RANGE_POLICIES
 from .errors import ConvcliError, ParameterError
 from .files import check_distinct, child_path
-from .options import CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, conv_options
+from .options import (CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, FiniteFloatRange,
+                      conv_options)
 from .plan import shape_text
 
 
@@ -658,13 +659,13 @@ def _cells_table(cells, values):
                    "whose window lies inside the image).")
 @click.option("--method", type=click.Choice(["lstsq", "gd"]), default="lstsq", show_default=True,
               help="lstsq: exact least squares; gd: gradient descent, watching the loss.")
-@click.option("--ridge", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--ridge", type=FiniteFloatRange(min=0), default=0.0, show_default=True,
               help="Ridge penalty λ·|w|² (per pixel); helps when images barely vary.")
 @click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True,
               help="Gradient descent steps.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="Gradient descent step (default: 1/curvature, found by power iteration).")
-@click.option("--holdout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--holdout", type=FiniteFloatRange(0, 1, max_open=True), default=0.0,
               show_default=True, help="Share of pixels kept out of the fit to test it.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the holdout split.")
 @click.option("--name", default="learned", show_default=True,

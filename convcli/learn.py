@@ -8,6 +8,8 @@ same `conv2d` core — the way a CNN learns its filters.
 
 from __future__ import annotations
 
+import math
+
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -322,8 +324,10 @@ def learn(pairs, settings: LearnSettings, on_epoch=None) -> LearnResult:
     bias, depthwise = settings.bias, settings.depthwise
     if method not in ("lstsq", "gd"):
         raise ParameterError(f"must be lstsq or gd, got {method!r}", parameter="method")
-    if ridge < 0:
-        raise ParameterError(f"must be ≥ 0, got {ridge}", parameter="ridge")
+    if not 0 <= ridge < math.inf:
+        raise ParameterError(f"must be finite and ≥ 0, got {ridge}", parameter="ridge")
+    if settings.lr is not None and not 0 < settings.lr < math.inf:
+        raise ParameterError(f"must be finite and > 0, got {settings.lr}", parameter="lr")
     samples, cout, cin = make_samples(pairs, geometry, depthwise, settings.cout, holdout,
                                       settings.seed)
     if not any(s.fit.any() for s in samples):
