@@ -8,9 +8,9 @@ same `conv2d` core — the way a CNN learns its filters.
 
 from __future__ import annotations
 
-import math
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
