@@ -127,6 +127,14 @@ def main(args=None, prog_name: str = "convcli"):
     cli.main(args=args, prog_name=prog_name)
 
 
+def _text(value) -> str:
+    """A value read from a file or typed by the user, shown as itself, never as rich
+    markup (``[red]`` stays ``[red]``)."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def _console(stderr: bool = False):
     """A rich console; tables are not squeezed to 80 columns when output is piped."""
     from rich.console import Console
@@ -493,7 +501,7 @@ def _options(stride, padding, pad_mode, dilation, groups, mode):
 def _comparison_table(stats: dict, title: str):
     from rich.table import Table
 
-    table = Table(title=f"{title}: convolution vs dense layer", title_justify="left")
+    table = Table(title=f"{_text(title)}: convolution vs dense layer", title_justify="left")
     table.add_column("")
     table.add_column("convolution", justify="right")
     table.add_column("dense", justify="right")
@@ -606,7 +614,7 @@ def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, g
         click.echo(json_text(view.summary()))
         return
     console = _console()
-    console.print(f"[bold]{view.title}[/bold] of {kernel.name} on {shape_text(shape)} → "
+    console.print(f"[bold]{view.title}[/bold] of {_text(kernel.name)} on {shape_text(shape)} → "
                   f"{shape_text(plan.output_shape[1:])}")
     if view.cells is not None:
         console.print(_cells_table(view.cells, view.values))
@@ -744,7 +752,7 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
         click.echo(json_text(summary))
         return
     console = _console()
-    console.print(f"[bold]{name}[/bold]: {'one 2-D kernel' if result.kernel_2d else 'a layer'} "
+    console.print(f"[bold]{_text(name)}[/bold]: {'one 2-D kernel' if result.kernel_2d else 'a layer'} "
                   f"{'×'.join(map(str, weights.shape))} by {method}")
     click.echo(weights_text(kernel))
     for label, report in (("fit", result.fit), ("held out", result.held_out)):
@@ -753,10 +761,10 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
                           f"over {report['pixels']:,} values")
     for index, (k, v) in enumerate(closest):
         prefix = "" if len(closest) == 1 else f"filter {index + 1} "
-        console.print(f"{prefix}≈ {k} ({v:.4f})")
+        console.print(f"{prefix}≈ {_text(k)} ({v:.4f})")
     if save_path is not None:
-        console.print(f"saved as {name} in {save_path}: convcli apply IMAGE -k {name} "
-                      f"--kernels {save_path}")
+        console.print(_text(f"saved as {name} in {save_path}: convcli apply IMAGE -k {name} "
+                            f"--kernels {save_path}"))
 
 
 def _loss_progress(epochs: int):
@@ -827,13 +835,13 @@ def receptive_field(net_path, at, layer_key, as_json):
         return
     from rich.table import Table
 
-    table = Table(title=f"{network.name}: input {shape_text(network.input_shape)}",
+    table = Table(title=f"{_text(network.name)}: input {shape_text(network.input_shape)}",
                   title_justify="left")
     for column in ("#", "name", "type", "output", "params", "r", "S", "P"):
         table.add_column(column, justify="right" if column in ("#", "params", "r", "S", "P")
                          else "left")
     for index, record in enumerate(records, 1):
-        table.add_row(str(index), record["name"], record["type"],
+        table.add_row(str(index), _text(record["name"]), record["type"],
                       shape_text(record["output_shape"]), f"{record['params']:,}",
                       *(_axes_text(record[k]) for k in ("rf", "stride", "padding")))
     table.caption = f"total parameters: {result['total_params']:,}"
@@ -877,9 +885,9 @@ def kernels(ctx, catalogues):
         kh, kw = kernel.size
         size = f"{kh}×{kw}" + (f" ×{kernel.n_filters}" if kernel.n_filters > 1 else "")
         total = ", ".join(sorted({f"{s + 0.0:.4g}" for s in kernel.filter_sums()}))
-        table.add_row(name, size, total, "yes" if kernel.separable() else "no",
+        table.add_row(_text(name), size, total, "yes" if kernel.separable() else "no",
                       kernel.range_hint() + (f" ({kernel.combine})" if kernel.combine else ""),
-                      ("(learned) " if kernel.learned else "") + kernel.description)
+                      ("(learned) " if kernel.learned else "") + _text(kernel.description))
     _console().print(table)
 
 
@@ -897,11 +905,11 @@ def kernels_show(catalogue, spec, png, cell):
     check_distinct(_read_files(catalogue, [spec]), [("--png", png)])
     kernel = resolve_kernel(spec, catalogue)
     console = _console()
-    console.print(f"[bold]{kernel.name}[/bold]  {kernel.description}")
+    console.print(f"[bold]{_text(kernel.name)}[/bold]  {_text(kernel.description)}")
     if kernel.source:
-        console.print(f"source: {kernel.source}")
+        console.print(f"source: {_text(kernel.source)}")
     if kernel.learned:
-        console.print(f"learned: {kernel.learned}")
+        console.print(f"learned: {_text(kernel.learned)}")
     click.echo(weights_text(kernel))
     if png is not None:
         from .images import save_pillow

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ParameterError
+from .files import check_name
 from .layers import BatchNorm, Conv, Dense, Flatten, Layer, Params, Pool, ReLU, Window
 
 LAYER_TYPES = ("conv", "relu", "maxpool", "avgpool", "batchnorm", "flatten", "dense")
@@ -218,7 +219,7 @@ def _layer(entry, index: int, where: str) -> NetLayer:
     if unknown:
         raise ParameterError(f"{label}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
                              f"allowed: {', '.join(sorted(_FIELDS[kind] - {'type'}))}")
-    name = str(entry.get("name", f"{kind}{index}"))
+    name = check_name(entry.get("name", f"{kind}{index}"), label)
     get = _Getter(entry, label)
     if kind == "conv":
         kernel = entry.get("kernel")
@@ -324,8 +325,12 @@ def layer_weights(net_layer: NetLayer, in_channels: int, catalogue=None):
 
     from .kernels import resolve_kernel
 
+    from .limits import MAX_WEIGHTS, check_size, product
+
     conv = net_layer.layer
     shape = (conv.out, in_channels // conv.groups, *conv.kernel)
+    check_size(f"layer {net_layer.index} conv: {conv.out} filters of "
+               f"{'×'.join(map(str, shape[1:]))}", product(shape), MAX_WEIGHTS, "weights")
     if net_layer.kernel is None:
         rng = np.random.default_rng(net_layer.seed)
         bound = 1 / math.sqrt(shape[1] * shape[2] * shape[3])
