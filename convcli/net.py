@@ -223,7 +223,7 @@ def _layer(entry, index: int, where: str) -> NetLayer:
     get = _Getter(entry, label)
     if kind == "conv":
         kernel = entry.get("kernel")
-        size = get.pair("k", 3)
+        size = get.pair("k", (3, 3))
         if kernel is not None:
             found = _kernel_size(str(kernel), label)
             if "k" in entry and size != found:
