@@ -20,6 +20,7 @@ from .errors import ConvcliError, ParameterError
 from .files import check_distinct, child_path
 from .options import (CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, FiniteFloatRange,
                       conv_options)
+from .limits import MAX_EPOCHS, MAX_WORKERS
 from .plan import shape_text
 
 
@@ -200,7 +201,7 @@ def _output_path(source: Path, output: str, job) -> Path:
 @click.option("--exclude", "excludes", multiple=True, metavar="PATTERN",
               help="Skip files and folders whose name or relative path matches; repeatable.")
 @click.option("--follow-links", is_flag=True, help="Follow symbolic links to folders.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+@click.option("-j", "--jobs", type=click.IntRange(1, MAX_WORKERS), default=None,
               help="Worker processes for folders (default: the number of CPUs).")
 @click.option("--skip-existing", is_flag=True,
               help="Keep outputs that exist (resume an interrupted batch).")
@@ -572,7 +573,7 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
 @click.option("--im2col", "show_im2col", is_flag=True,
               help="Show the patch matrix (Cin·kh·kw × Ho·Wo) instead, as fast "
                    "implementations multiply it.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random inputs used to verify the matrix.")
 def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
            with_bias, as_json, png, npy, sparse, show_im2col, seed):
@@ -669,13 +670,13 @@ def _cells_table(cells, values):
               help="lstsq: exact least squares; gd: gradient descent, watching the loss.")
 @click.option("--ridge", type=FiniteFloatRange(min=0), default=0.0, show_default=True,
               help="Ridge penalty λ·|w|² (per pixel); helps when images barely vary.")
-@click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True,
+@click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), default=200, show_default=True,
               help="Gradient descent steps.")
 @click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="Gradient descent step (default: 1/curvature, found by power iteration).")
 @click.option("--holdout", type=FiniteFloatRange(0, 1, max_open=True), default=0.0,
               show_default=True, help="Share of pixels kept out of the fit to test it.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the holdout split.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the holdout split.")
 @click.option("--name", default="learned", show_default=True,
               help="Name of the learned kernel (its catalogue entry with --save).")
 @click.option("--save", "save_path", type=click.Path(dir_okay=False, path_type=Path),

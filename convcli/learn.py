@@ -18,6 +18,7 @@ import numpy as np
 
 from .conv import conv2d
 from .errors import ParameterError
+from .limits import MAX_DENSE_ENTRIES, check_size, product
 from .plan import make_plan, padding_amounts
 from .conv import im2col
 
@@ -330,6 +331,10 @@ def learn(pairs, settings: LearnSettings, on_epoch=None) -> LearnResult:
         raise ParameterError(f"must be finite and > 0, got {settings.lr}", parameter="lr")
     samples, cout, cin = make_samples(pairs, geometry, depthwise, settings.cout, holdout,
                                       settings.seed)
+    unknowns = cin * product(geometry.size) + 1
+    check_size(f"{'×'.join(map(str, geometry.size))} on {cin} channel(s) gives {unknowns:,} "
+               "unknowns, whose normal equations have", unknowns * unknowns, MAX_DENSE_ENTRIES,
+               "entries", hint="learn a smaller kernel", parameter="size")
     if not any(s.fit.any() for s in samples):
         raise ParameterError("no output pixel is left to fit; lower holdout=")
     losses = []

@@ -21,6 +21,10 @@ MAX_DENSE_ENTRIES = 2**26
 #: Weight placements of the sparse equivalent matrix (three int64/float64 arrays of this
 #: length, about 800 MiB).
 MAX_SPARSE_ENTRIES = 2**25
+#: Worker processes or threads (-j, --threads).
+MAX_WORKERS = 1024
+#: Gradient descent steps.
+MAX_EPOCHS = 10**6
 #: Bytes of a YAML file (catalogue, bank, network).
 MAX_YAML_BYTES = 16 * 2**20
 #: Nodes that YAML aliases may add beyond those written out ("billion laughs").

@@ -13,6 +13,7 @@ import click
 
 from .choices import ALGORITHMS
 from .errors import ParameterError
+from .limits import MAX_WORKERS
 from .plan import PAD_MODES, canonical_pad_mode, pad_mode_choices
 
 
@@ -212,7 +213,7 @@ def conv_options(default_padding: str = "auto", default_pad_mode: str = "reflect
                                   "(overlap-save tiles), gemm (im2col + BLAS) or numpy (no "
                                   "compiled code to load); auto picks the cheapest by a cost "
                                   "model."),
-                click.option("--threads", type=click.IntRange(min=1), default=None,
+                click.option("--threads", type=click.IntRange(1, MAX_WORKERS), default=None,
                              envvar="CONVCLI_THREADS", show_envvar=True,
                              help="Threads for the convolution (default: every CPU; a batch "
                                   "divides them between its workers)."),

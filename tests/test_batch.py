@@ -182,6 +182,7 @@ def test_a_signal_mid_batch_leaves_only_complete_outputs_and_resumes(tmp_path, s
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
     assert "Interrupted" in stderr and "--skip-existing" in stderr
+    assert "Traceback" not in stderr and "Error" not in stderr
     finished = sorted(out.iterdir())
     assert 0 < len(finished) < 80, "the batch should have been stopped midway"
     assert all(p.name.endswith("_gaussian_5+sobel.png") for p in finished)   # no temporaries

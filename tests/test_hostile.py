@@ -414,3 +414,22 @@ def test_temporaries_are_found_by_the_one_pattern(tmp_path):
     with pytest.raises(Exception, match="No space left"):
         atomic_write(target, fail)
     assert temporaries(target) == [] and not target.exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (("matrix", "--input", "4x4", "-k", "box:3", "--seed", "-1"), "-1 is not in the range x>=0"),
+    (("apply", "x.png", "-k", "box:3", "-o", "y.png", "--threads", "100000"),
+     "100000 is not in the range 1<=x<=1024"),
+    (("apply", "x.png", "-k", "box:3", "-o", "y/", "-j", "100000"),
+     "100000 is not in the range 1<=x<=1024"),
+    (("learn", "x.png", "y.png", "-s", "3", "--method", "gd", "--epochs", "1000000000"),
+     "1000000000 is not in the range 1<=x<=1000000"),
+])
+def test_counts_that_mean_time_or_processes_are_bounded(run, args, words):
+    assert words in one_line(run(*args))
+
+
+def test_learning_a_huge_kernel_is_refused_before_building_equations(run, samples):
+    stderr = one_line(run("learn", samples / "camera.png", samples / "camera.png", "-s", "200"))
+    assert stderr.startswith("Error: --size 200×200 on 1 channel(s) gives 40,001 unknowns")
+    assert "1,600,080,001 entries, over the limit of 67,108,864" in stderr
