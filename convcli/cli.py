@@ -905,6 +905,10 @@ def kernels_show(catalogue, spec, png, cell):
 
     check_distinct(_read_files(catalogue, [spec]), [("--png", png)])
     kernel = resolve_kernel(spec, catalogue)
+    if png is not None:                         # first, so a refused size prints nothing
+        from .render import kernel_picture
+
+        picture = kernel_picture(kernel.weights, cell)
     console = _console()
     console.print(f"[bold]{_text(kernel.name)}[/bold]  {_text(kernel.description)}")
     if kernel.source:
@@ -914,7 +918,6 @@ def kernels_show(catalogue, spec, png, cell):
     click.echo(weights_text(kernel))
     if png is not None:
         from .images import save_pillow
-        from .render import kernel_picture
 
-        save_pillow(kernel_picture(kernel.weights, cell), png)
+        save_pillow(picture, png)
         click.echo(f"wrote {png}")

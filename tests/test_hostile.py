@@ -433,3 +433,9 @@ def test_learning_a_huge_kernel_is_refused_before_building_equations(run, sample
     stderr = one_line(run("learn", samples / "camera.png", samples / "camera.png", "-s", "200"))
     assert stderr.startswith("Error: --size 200×200 on 1 channel(s) gives 40,001 unknowns")
     assert "1,600,080,001 entries, over the limit of 67,108,864" in stderr
+
+
+def test_a_heatmap_too_large_to_draw_is_refused_before_printing(run, tmp_path):
+    result = run("kernels", "show", "box:2000", "--png", tmp_path / "k.png", "--cell", "200")
+    assert one_line(result).startswith("Error: --cell 200 pixels per weight of 1 2000×2000")
+    assert result.stdout == "" and not (tmp_path / "k.png").exists()
