@@ -892,6 +892,9 @@ def kernels(ctx, catalogues):
     _console().print(table)
 
 
+kernels.command_class = ConvcliCommand
+
+
 @kernels.command("show")
 @click.argument("spec")
 @click.option("--png", "png", type=click.Path(dir_okay=False, path_type=Path), default=None,
