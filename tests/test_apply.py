@@ -373,3 +373,32 @@ def test_banded_pipeline_equals_whole_image_conv2d(samples, alpha, specs, option
     assert alpha_rows.shape == expected.shape[1:]
     if alpha == "filter":
         np.testing.assert_allclose(alpha_rows, planes[-1], rtol=1e-4, atol=1e-2)
+
+
+def test_output_names_differ_when_kernels_differ(run, gray, tmp_path):
+    """-o DIR/ names unnamed kernels by a digest of their weights: two inline or file kernels
+    never share an output, the same weights always give the same name."""
+    path = gray[0]
+    out = tmp_path / "out"
+    np.save(tmp_path / "k.npy", np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32))
+    (tmp_path / "other").mkdir()
+    np.save(tmp_path / "other" / "k.npy", np.ones((3, 3), np.float32) / 9)
+    specs = ["[[1,2,1],[2,4,2],[1,2,1]]/16", "1 2 1; 2 4 2; 1 2 1", "[[0,1,0],[1,1,1],[0,1,0]]",
+             f"@{tmp_path / 'k.npy'}", f"@{tmp_path / 'other' / 'k.npy'}"]
+    for spec in specs:
+        assert run("apply", path, "-k", spec, "-o", f"{out}/").exit_code == 0
+    from convcli.kernels import resolve_kernel
+
+    names = {p.name for p in out.iterdir()}
+    assert names == {f"{path.stem}_{resolve_kernel(s).name}{path.suffix}" for s in specs}
+    assert len(names) == 5 and {n.split("_")[1].split("-")[0] for n in names} == {"custom", "k"}
+    assert resolve_kernel(specs[2]).name == resolve_kernel("0 1 0; 1 1 1; 0 1 0").name
+    assert resolve_kernel("[[-0.0, 1]]").name == resolve_kernel("[[0, 1]]").name
+
+
+def test_parametric_names_stay_readable():
+    from convcli.kernels import resolve_kernel
+
+    assert resolve_kernel("dog:sigma1=1,sigma2=2").name == "dog-sigma1=1-sigma2=2"
+    assert resolve_kernel("gaussian:sigma=2").name == "gaussian-sigma2"
+    assert resolve_kernel("box:3x5").name == "box-size3-width5"
