@@ -303,8 +303,8 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
     """Run `tasks` on ``options.jobs`` worker processes (in this process if 1), dividing the
     threads (`convcli.threads.thread_count`) between them.
 
-    `on_record(record)` is called as each file finishes.  SIGINT, SIGTERM and SIGHUP stop the run:
-    workers are stopped, their temporary files removed, and the report says so.
+    `on_record(record)` is called as each file finishes.  SIGINT, SIGTERM and SIGHUP stop
+    the run: workers are stopped, their temporary files removed, and the report says so.
     """
     from .conv import warm_up
     from .threads import set_threads, thread_count
@@ -314,7 +314,8 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
     warm_up()                        # load the compiled core once, before forking
     jobs = max(1, min(options.jobs or os.cpu_count() or 1, len(tasks) or 1))
     threads = max(1, thread_count() // jobs)
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    previous = {s: signal.signal(s, _raise_interrupted)
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     pool = None
     try:
         if jobs == 1:

@@ -320,7 +320,8 @@ def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, over
     targets = {layer.index: child_path(output_dir, f"{layer.index:02d}_{layer.name}{suffix}")
                for layer in network.layers}
     check_distinct([("input", source), ("--net", net_path), *_read_files(catalogue)],
-                   [*(("feature map", t) for t in targets.values()), ("--rf-overlay", overlay_path)])
+                   [*(("feature map", t) for t in targets.values()),
+                    ("--rf-overlay", overlay_path)])
     written = 0
     for net_layer, maps in forward(network, planes, catalogue):
         target = targets[net_layer.index]
@@ -677,7 +678,8 @@ def _cells_table(cells, values):
               help="Gradient descent step (default: 1/curvature, found by power iteration).")
 @click.option("--holdout", type=FiniteFloatRange(0, 1, max_open=True), default=0.0,
               show_default=True, help="Share of pixels kept out of the fit to test it.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the holdout split.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the holdout split.")
 @click.option("--name", default="learned", show_default=True,
               help="Name of the learned kernel (its catalogue entry with --save).")
 @click.option("--save", "save_path", type=click.Path(dir_okay=False, path_type=Path),

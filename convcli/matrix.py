@@ -99,7 +99,8 @@ def check_sparse_size(plan: ConvPlan) -> None:
     kh, kw = plan.weight_shape[2:]
     check_size(f"{cin}×{h}×{w} with a {kh}×{kw} kernel gives",
                product(plan.weight_shape[:2]) * product(plan.output_shape[2:]) * kh * kw,
-               MAX_SPARSE_ENTRIES, "weight placements in the matrix", hint="choose a smaller input_shape=",
+               MAX_SPARSE_ENTRIES, "weight placements in the matrix",
+               hint="choose a smaller input_shape=",
                parameter="input_shape")
 
 
