@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .choices import FORMATS, RANGE_POLICIES
-from .errors import ImageError, ParameterError
+from .errors import FileFormatError, ImageError, ParameterError
 from .files import atomic_write
 
 #: Formats that hold only 8 bits per sample.
@@ -86,9 +86,14 @@ def read_image(path) -> Picture:
         raise ImageError(f"{path}: is a directory, not an image")
     if size == 0:
         raise ImageError(f"{path}: the file is empty (0 bytes)")
-    if path.suffix.lower() == ".npy":
-        return _read_npy(path)
-    return _read_pillow(path)
+    picture = _read_npy(path) if path.suffix.lower() == ".npy" else _read_pillow(path)
+    if picture.color.dtype.kind == "f":
+        bad = picture.color.size - int(np.count_nonzero(np.isfinite(picture.color)))
+        if bad:
+            raise FileFormatError(f"{path}: {bad:,} of its values "
+                                  f"{'is' if bad == 1 else 'are'} NaN or infinity; every "
+                                  "pixel must be a finite number")
+    return picture
 
 
 def _read_npy(path: Path) -> Picture:

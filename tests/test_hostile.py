@@ -439,3 +439,12 @@ def test_a_heatmap_too_large_to_draw_is_refused_before_printing(run, tmp_path):
     result = run("kernels", "show", "box:2000", "--png", tmp_path / "k.png", "--cell", "200")
     assert one_line(result).startswith("Error: --cell 200 pixels per weight of 1 2000×2000")
     assert result.stdout == "" and not (tmp_path / "k.png").exists()
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_pixels_are_refused(run, tmp_path, value):
+    pixels = np.ones((8, 8), np.float32)
+    pixels[2, 3] = value
+    np.save(tmp_path / "x.npy", pixels)
+    stderr = one_line(run("apply", tmp_path / "x.npy", "-k", "box:3", "-o", tmp_path / "y.npy"))
+    assert "1 of its values is NaN or infinity" in stderr and not (tmp_path / "y.npy").exists()
