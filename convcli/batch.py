@@ -333,13 +333,15 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
     except _Interrupted as exc:
         report.interrupted = exc.name
     finally:
+        for s in previous:                       # a second Ctrl-C must not cut the cleanup
+            signal.signal(s, signal.SIG_IGN)
         if pool is not None:
             pool.close()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         finished = {r.target for r in report.records}
         for task in tasks:
             if str(task.target) not in finished:
                 remove_temporaries(task.target)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     report.elapsed = time.perf_counter() - start
     return report
