@@ -6,6 +6,7 @@ import numpy as np
 
 from .algorithms import ALGORITHMS
 from .errors import ParameterError
+from .limits import check_convolution
 from .plan import int_pair, make_plan
 
 
@@ -115,6 +116,7 @@ def prepare(x, weight, bias, stride, padding, dilation, groups, pad_mode, mode):
     if x.ndim not in (3, 4):
         raise ParameterError(f"x must have shape (Cin, H, W) or (N, Cin, H, W), got {x.shape}")
     plan = make_plan(x.shape, weight.shape, stride, padding, dilation, groups, pad_mode, mode)
+    check_convolution(plan)
     weight = correlation_weight(weight, mode)
     cout = weight.shape[0]
     if bias is None:

@@ -8,7 +8,9 @@ same `conv2d` core — the way a CNN learns its filters.
 
 from __future__ import annotations
 
+
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import numpy as np
 
 from .conv import conv2d
 from .errors import ParameterError
+from .limits import MAX_DENSE_ENTRIES, check_size, product
 from .plan import int_pair, make_plan, padding_amounts
 from .conv import im2col
 
@@ -322,10 +325,16 @@ def learn(pairs, settings: LearnSettings, on_epoch=None) -> LearnResult:
     bias, depthwise = settings.bias, settings.depthwise
     if method not in ("lstsq", "gd"):
         raise ParameterError(f"must be lstsq or gd, got {method!r}", parameter="method")
-    if ridge < 0:
-        raise ParameterError(f"must be ≥ 0, got {ridge}", parameter="ridge")
+    if not 0 <= ridge < math.inf:
+        raise ParameterError(f"must be finite and ≥ 0, got {ridge}", parameter="ridge")
+    if settings.lr is not None and not 0 < settings.lr < math.inf:
+        raise ParameterError(f"must be finite and > 0, got {settings.lr}", parameter="lr")
     samples, cout, cin = make_samples(pairs, geometry, depthwise, settings.cout, holdout,
                                       settings.seed)
+    unknowns = cin * product(geometry.size) + 1
+    check_size(f"{'×'.join(map(str, geometry.size))} on {cin} channel(s) gives {unknowns:,} "
+               "unknowns, whose normal equations have", unknowns * unknowns, MAX_DENSE_ENTRIES,
+               "entries", hint="learn a smaller kernel", parameter="size")
     if not any(s.fit.any() for s in samples):
         raise ParameterError("no output pixel is left to fit; lower holdout=")
     losses = []

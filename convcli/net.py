@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ParameterError
+from .files import check_name
 from .layers import BatchNorm, Conv, Dense, Flatten, Layer, Params, Pool, ReLU, Window
 
 LAYER_TYPES = ("conv", "relu", "maxpool", "avgpool", "batchnorm", "flatten", "dense")
@@ -204,7 +205,7 @@ def load_network(path) -> Network:
     pool1 (8, 16, 16) 0 Field(size=4, stride=2, padding=1)
     conv2 (16, 12, 12) 1168 Field(size=12, stride=2, padding=1)
     """
-    from .kernels import read_yaml
+    from .files import read_yaml
 
     path = Path(path)
     data = read_yaml(path, "network")
@@ -248,11 +249,11 @@ def _layer(entry, index: int, where: str) -> NetLayer:
     if unknown:
         raise ParameterError(f"{label}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
                              f"allowed: {', '.join(sorted(_FIELDS[kind] - {'type'}))}")
-    name = str(entry.get("name", f"{kind}{index}"))
+    name = check_name(entry.get("name", f"{kind}{index}"), label)
     get = _Getter(entry, label)
     if kind == "conv":
         kernel = entry.get("kernel")
-        size = get.pair("k", 3)
+        size = get.pair("k", (3, 3))
         if kernel is not None:
             found = _kernel_size(str(kernel), label)
             if "k" in entry and size != found:
@@ -354,8 +355,12 @@ def layer_weights(net_layer: NetLayer, in_channels: int, catalogue=None):
 
     from .kernels import resolve_kernel
 
+    from .limits import MAX_WEIGHTS, check_size, product
+
     conv = net_layer.layer
     shape = (conv.out, in_channels // conv.groups, *conv.kernel)
+    check_size(f"layer {net_layer.index} conv: {conv.out} filters of "
+               f"{'×'.join(map(str, shape[1:]))}", product(shape), MAX_WEIGHTS, "weights")
     if net_layer.kernel is None:
         rng = np.random.default_rng(net_layer.seed)
         bound = 1 / math.sqrt(shape[1] * shape[2] * shape[3])

@@ -21,9 +21,10 @@ from .backend import jit_pays, png_saving
 from .formats import format_of
 from .images import read_image, write_image
 from .kernels import Kernel
+from .limits import MAX_WEIGHTS, check_convolution, check_size, product
 from .pixels import (Picture, RangeReport, map_range, mapped_alpha, output_dtype, output_type,
                      to_gray, to_picture, value_scale)
-from .plan import ConvPlan, int_pair, jit_saving, make_plan, padding_amounts
+from .plan import ConvPlan, int_pair, jit_saving, make_plan, padding_amounts, shape_text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,13 +97,18 @@ def kernel_convolution(kernel: Kernel, channels: int, options: ConvOptions,
         if channels % groups or cout % groups:
             raise ParameterError(f"{groups} must divide the {channels} input channels "
                                  f"and cout={cout}", parameter="groups")
-        weights = np.broadcast_to(weights, (cout, channels // groups, *kernel.size)).copy()
+        shape = (cout, channels // groups, *kernel.size)
+        check_size(f"{cout} filters of {shape_text(shape[1:])}", product(shape),
+                   MAX_WEIGHTS, "weights", parameter="cout")
+        weights = np.broadcast_to(weights, shape).copy()
         bias = np.zeros(cout)
     else:
         if groups != 1:
             raise ParameterError("applies to 4-D kernels (Cout, Cin/groups, kh, kw) and "
                                  "cout= layers; a 2-D kernel is already applied to each "
                                  "channel on its own", parameter="groups")
+        check_size(f"kernel {kernel.name} on each of {channels} channels",
+                   channels * weights.size, MAX_WEIGHTS, "weights")
         weights = np.tile(weights, (channels, 1, 1))[:, None]
         bias = np.tile(bias, channels)
         groups = channels
@@ -169,6 +175,7 @@ class Stage:
         (`jit`) or those that need no compiled code; `rounding`, (step, magnitude), as in
         `convcli.plan.choose_algorithm`, when its result will be rounded to integers."""
         plan = conv.plan(input_shape)
+        check_convolution(plan)
         weight = np.ascontiguousarray(correlation_weight(conv.weight, plan.mode), np.float32)
         algorithm = resolve_algorithm(conv.options.algo, plan, weight, jit,
                                       None if rounding is None else lambda: rounding)
@@ -355,7 +362,7 @@ def stream_png(pipeline: Pipeline, source: Picture, path: Path, policy: str, tim
     atomically): neither the float result nor the whole output image is ever held.
     Returns (RangeReport, notes, output shape, whether alpha was written)."""
     from .codecs import PngWriter
-    from .images import atomic_write
+    from .files import atomic_write
 
     _, dtype, notes = output_type(source.color.dtype, "PNG", policy, policy, False)
     channels, ho, wo = pipeline.output_shape

@@ -109,7 +109,14 @@ def source_index(length: int, before: int, after: int, pad_mode: str):
     """
     import numpy as np
 
-    p = np.arange(-before, length + after, dtype=np.int64)
+    return sources_at(np.arange(-before, length + after, dtype=np.int64), length, pad_mode)
+
+
+def sources_at(p, length: int, pad_mode: str):
+    """`source_index` at some positions `p` of the real axis (int64 array; negative or
+    ``>= length`` in the padding), without an array the size of the axis."""
+    import numpy as np
+
     if pad_mode == "zeros":
         return np.where((p >= 0) & (p < length), p, -1)
     if pad_mode == "replicate":
