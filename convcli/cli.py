@@ -739,13 +739,13 @@ def _net_input_option(help_text: str):
     return click.option("--input", "shape", type=SHAPE, default=None, help=help_text)
 
 
-def _window(network, rows, at, layer_key, input_shape) -> dict:
+def _window(network, rows, at, layer_key) -> dict:
     """--at (and --layer) checked against the layer: the window record."""
     from .net import last_spatial, window_at
 
     position = network.find(layer_key) if layer_key else last_spatial(rows)
     y, x = _point(at)
-    top, bottom, left, right = window_at(rows[position], y, x, input_shape)
+    top, bottom, left, right = window_at(rows, position, y, x)
     return {"layer": rows[position].node.name, "position": position, "y": y, "x": x,
             "rows": [top, bottom], "cols": [left, right]}
 
@@ -808,7 +808,7 @@ def receptive_field(net_path, shape, at, layer_key, as_json):
     rows = network.summary()
     result = network_report(network, rows, network.input_shape)
     if at is not None:
-        window = _window(network, rows, at, layer_key, network.input_shape)
+        window = _window(network, rows, at, layer_key)
         del window["position"]
         result["at"] = window
     elif layer_key is not None:
@@ -886,7 +886,7 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
     picture = read_image(image)
     planes = input_planes(picture, gray, rgb)
     rows = check_input(network, planes.shape, catalogue)
-    window = _window(network, rows, at, layer_key, planes.shape) if at is not None else None
+    window = _window(network, rows, at, layer_key) if at is not None else None
     maps = write_feature_maps(network, planes, output_dir, grid=grid,
                               range_policy=range_policy or "minmax", catalogue=catalogue)
     click.echo(f"wrote the feature maps of {len(maps)} layers to {output_dir}/ "
@@ -894,7 +894,7 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
     report = {"image": str(image), "network": str(net_path), "name": network.name,
               "input_shape": list(planes.shape), "maps": maps}
     if window is not None:
-        _draw_overlay(picture, rows, window, planes.shape, overlay_path)
+        _draw_overlay(picture, rows, window, overlay_path)
         click.echo(f"wrote {overlay_path}: {_window_text(window)}")
         del window["position"]
         report.update(at=window, rf_overlay=str(overlay_path))
@@ -902,12 +902,12 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
         _write_json(report_path, report)
 
 
-def _draw_overlay(picture, rows, window, input_shape, path) -> None:
+def _draw_overlay(picture, rows, window, path) -> None:
     from .images import save_pillow
     from .net import axes, fields_at_depth
     from .render import draw_windows
 
-    drawn = fields_at_depth(rows, window["position"], window["y"], window["x"], input_shape)
+    drawn = fields_at_depth(rows, window["position"], window["y"], window["x"])
     labels = [f"{row.node.name}: r={_axes_text(axes(row.fields, 'size'))}" for row, _ in drawn]
     save_pillow(draw_windows(_display_rgb(picture), [w for _, w in drawn], labels), path)
 

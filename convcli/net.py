@@ -127,11 +127,6 @@ class Field:
         last = max(f.size - 1 - f.padding for f in fields)
         return Field(padding + last + 1, fields[0].stride, padding)
 
-    def span(self, index: int, length: int) -> tuple[int, int]:
-        """The input pixels [first, last] output pixel `index` sees, clipped to the axis."""
-        first = index * self.stride - self.padding
-        return max(0, first), min(length - 1, first + self.size - 1)
-
 
 @dataclass(frozen=True)
 class NodeSummary:
@@ -217,46 +212,82 @@ def last_spatial(rows: list[NodeSummary]) -> int:
     return max(i for i, row in enumerate(rows) if row.fields is not None)
 
 
-def window_at(summary: NodeSummary, y: int, x: int, input_shape) -> tuple[int, int, int, int]:
-    """The input window (top, bottom, left, right, inclusive, clipped) of output pixel (y, x).
+def window_at(rows: list[NodeSummary], position: int, y: int, x: int) -> tuple[int, int, int, int]:
+    """The input window (top, bottom, left, right, inclusive) of output pixel (y, x) of
+    layer `position`: the first and last input rows and columns it depends on.
+
+    Computed tap by tap, backwards through every path (per axis, the positions each
+    layer reads, dilation's gaps and padding included), so taps that fall on padding
+    count for nothing: the window of `Field.span` clipped at every layer, not only at
+    the image's border.
 
     Raises
     ------
     ParameterError
-        (``at``) outside the layer's output, or the layer has no window per pixel.
+        (``at``) outside the layer's output, or the layer is not spatial.
     """
-    label = summary.node.label
-    if summary.fields is None:
+    import numpy as np
+
+    target = rows[position]
+    label = target.node.label
+    if target.fields is None:
         raise ParameterError(f"layer {label} is not spatial: each output sees the whole input")
-    if not summary.grid:
-        raise ParameterError(f"layer {label} is not a grid: paths with different effective "
-                             "strides meet there, so its pixels have no one window")
-    _, ho, wo = summary.output_shape
+    _, ho, wo = target.output_shape
     if not (0 <= y < ho and 0 <= x < wo):
         raise ParameterError(f"{y},{x} is outside layer {label}'s {ho}×{wo} output",
                              parameter="at")
-    rows, cols = summary.fields
-    top, bottom = rows.span(y, input_shape[1])
-    left, right = cols.span(x, input_shape[2])
+    needed = {target.node.name: (np.arange(ho) == y, np.arange(wo) == x)}
+    lengths = {}
+    for row in reversed(rows[:position + 1]):
+        if row.node.name not in needed:
+            continue
+        masks = needed.pop(row.node.name)
+        for source, shape in zip(row.node.inputs, row.input_shapes):
+            reads = masks
+            if row.node.op.arity == 1:
+                reads = tuple(_taps(mask, window, length) for mask, window, length in
+                              zip(masks, row.node.op.windows(shape), shape[1:]))
+            if not all(mask.any() for mask in reads):
+                continue                                      # only padding on this path
+            if source in needed:
+                reads = tuple(a | b for a, b in zip(needed[source], reads))
+            needed[source] = reads
+            lengths[source] = shape
+    if INPUT not in needed:
+        raise ParameterError(f"{y},{x} of layer {label} sees only padding", parameter="at")
+    (top, bottom), (left, right) = ((int(i[0]), int(i[-1])) for i in map(np.flatnonzero,
+                                                                          needed[INPUT]))
     return top, bottom, left, right
+
+
+def _taps(mask, window: Window, length: int):
+    """The input positions (a mask over `length`) that outputs `mask` read through `window`."""
+    import numpy as np
+
+    outputs = np.flatnonzero(mask)
+    positions = (outputs[:, None] * window.stride - window.padding
+                 + np.arange(window.kernel) * window.dilation).ravel()
+    reads = np.zeros(length, bool)
+    reads[positions[(positions >= 0) & (positions < length)]] = True
+    return reads
 
 
 #: How many windows an overlay draws at most.
 MAX_WINDOWS = 12
 
 
-def fields_at_depth(rows: list[NodeSummary], position: int, y: int, x: int, input_shape):
+def fields_at_depth(rows: list[NodeSummary], position: int, y: int, x: int):
     """The receptive field, at conv and pooling layers on the way to output pixel (y, x) of
     layer `position`, of the pixel at the centre of that pixel's footprint on each layer's
     grid.  Returns [(NodeSummary, window)], the windows as in `window_at`, growing with
     depth; of more than `MAX_WINDOWS` layers, the last before each change of effective
     stride."""
     target = rows[position]
-    window_at(target, y, x, input_shape)                      # checks (y, x)
+    last = window_at(rows, position, y, x)                    # checks (y, x)
     nodes = [row.node for row in rows]
     shapes = {row.node.name: row.input_shapes for row in rows}
     chosen = []
-    for row in rows[:position]:
+    for index, row in enumerate(rows[:position]):
         if row.node.kind not in ("conv", "maxpool", "avgpool") or not row.grid:
             continue
         fields = relative_fields(nodes, shapes, row.node.name).get(target.node.name)
@@ -264,8 +295,8 @@ def fields_at_depth(rows: list[NodeSummary], position: int, y: int, x: int, inpu
             continue                                          # not on the way to the target
         _, height, width = row.output_shape
         centre = _centre(fields[0], y, height), _centre(fields[1], x, width)
-        chosen.append((row, window_at(row, *centre, input_shape)))
-    chosen.append((target, window_at(target, y, x, input_shape)))
+        chosen.append((row, window_at(rows, index, *centre)))
+    chosen.append((target, last))
     if len(chosen) > MAX_WINDOWS:
         chosen = [pair for pair, after in zip(chosen, chosen[1:])
                   if pair[0].fields[0].stride != after[0].fields[0].stride] + chosen[-1:]

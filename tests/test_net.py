@@ -146,8 +146,7 @@ def test_measured_receptive_field_equals_the_computed_one(tmp_path, layers, at):
     path = write_net(tmp_path, layers, input_shape=(1, 21, 19))
     network = load_network(path)
     rows = network.summary()
-    last = [r for r in rows if r.fields is not None][-1]
-    computed = window_at(last, *at, network.input_shape)
+    computed = window_at(rows, last_spatial(rows), *at)
     top, bottom, left, right, seen = perturbation_window(network, network.input_shape, *at, rng)
     assert (top, bottom, left, right) == computed
     assert seen[top:bottom + 1, left:right + 1].mean() > 0.3
@@ -156,7 +155,7 @@ def test_measured_receptive_field_equals_the_computed_one(tmp_path, layers, at):
 def test_fields_at_depth_grow_and_nest(tmp_path):
     network = load_network(NETS / "alexnet_v2.yaml")
     rows = network.summary()
-    windows = [w for _, w in fields_at_depth(rows, last_spatial(rows), 2, 3, network.input_shape)]
+    windows = [w for _, w in fields_at_depth(rows, last_spatial(rows), 2, 3)]
     sizes = [(b - t + 1) * (r - l + 1) for t, b, l, r in windows]
     assert sizes == sorted(sizes)
     for (t1, b1, l1, r1), (t2, b2, l2, r2) in zip(windows, windows[1:]):
