@@ -389,6 +389,10 @@ def _convolution_from_options(shape, spec, catalogues, cout, options):
     from .kernels import Catalogue, resolve_kernel
     from .pipeline import kernel_convolution
 
+    if shape is None:
+        raise click.UsageError("Missing option '--input'")
+    if spec is None:
+        raise click.UsageError("Missing option '-k' / '--kernel'")
     kernel = resolve_kernel(spec, Catalogue.load(catalogues))
     conv = kernel_convolution(kernel, shape[0], options, cout)
     return kernel, conv, conv.plan(shape)
@@ -399,9 +403,9 @@ def _stats_options(command):
     from .options import SHAPE
 
     decorators = [
-        click.option("--input", "shape", type=SHAPE, required=True,
+        click.option("--input", "shape", type=SHAPE, default=None,
                      help="Input shape CxHxW (or HxW for one channel)."),
-        click.option("-k", "--kernel", "spec", required=True, metavar="SPEC",
+        click.option("-k", "--kernel", "spec", default=None, metavar="SPEC",
                      help="The kernel: anything -k of apply accepts."),
         CATALOGUES,
         click.option("--cout", type=click.IntRange(min=1), default=None,
@@ -467,13 +471,36 @@ def _bytes(count: int) -> str:
 @click.option("--dense-out", type=click.IntRange(min=1), default=None,
               help="Compare with a dense layer of N outputs instead of one output per "
                    "convolution output.")
+@click.option("--net", "net_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="NET.yaml|MODEL.onnx",
+              help="Instead of -k: the parameters and mult-adds of every layer of a network "
+                   "(at its own input, or --input).")
 def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
-          with_bias, as_json, dense_out):
-    """Parameter counts and costs of a convolution against a dense layer (no image needed).
+          with_bias, as_json, dense_out, net_path):
+    """Parameter counts and costs of a convolution against a dense layer (no image needed),
+    or of every layer of a network (--net).
 
     Example: convcli stats --input 5x5 -k box:3 (9 weights against 225).
     """
     from .matrix import conv_vs_dense
+
+    if net_path is not None:
+        if spec is not None:
+            raise click.UsageError("--net counts a network's layers; drop -k")
+        from .net import load_network, network_report
+
+        network = load_network(net_path, shape)
+        report = network_report(network, network.summary(), network.input_shape)
+        for record in report["layers"]:
+            for key in ("rf", "stride", "padding", "grid", "spatial"):
+                del record[key]
+        if as_json:
+            import json
+
+            click.echo(json.dumps(report))
+        else:
+            _console().print(_network_table(report, fields=False))
+        return
 
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
     kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)

@@ -358,10 +358,17 @@ class ConcatOp(Op):
 
 @dataclass(frozen=True)
 class FlattenOp(Op):
+    """All values in one vector; `features`, where given, is the length it must have."""
+
+    features: int | None = None
+
     kind = "flatten"
     spatial = False
 
     def output_shape(self, shape: Shape) -> Shape:
+        if self.features is not None and self.features != _product(shape):
+            raise ParameterError(f"reshapes {shape_text(shape)} to {self.features} values; "
+                                 "only a flatten is supported")
         return (_product(shape),)
 
 

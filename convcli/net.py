@@ -28,6 +28,7 @@ from pathlib import Path
 from .errors import ParameterError
 from .layers import (ACTIVATIONS, AddOp, ActivationOp, BatchNormOp, ConcatOp, ConvOp, DenseOp,
                      FlattenOp, GlobalAvgPoolOp, Op, PadOp, Params, PoolOp, Window)
+from .plan import shape_text
 
 #: The name by which nodes refer to the network's input.
 INPUT = "input"
@@ -67,6 +68,9 @@ class Node:
         shape = (conv.out, input_shape[0] // conv.groups, *conv.kernel)
         if self.arrays is not None:
             weight, bias = self.arrays["weight"], self.arrays.get("bias")
+            if weight.shape != shape:
+                raise ParameterError(f"layer {self.label}: weights {weight.shape} do not fit "
+                                     f"its input; it needs {shape}")
         elif self.kernel is None:
             rng = np.random.default_rng(self.seed)
             bound = 1 / math.sqrt(shape[1] * shape[2] * shape[3])
@@ -159,6 +163,10 @@ class Network:
             "layer NAME: …" when the shapes stop fitting.
         """
         shapes = {INPUT: tuple(input_shape or self.input_shape)}
+        if None in shapes[INPUT]:
+            raise ParameterError(f"of {self.name} has no fixed size "
+                                 f"({shape_text(v or '?' for v in shapes[INPUT])}); give one",
+                                 parameter="input_shape")
         found = []
         for node in self.nodes:
             op = node.op
@@ -345,7 +353,8 @@ def load_network(path, input_shape=None) -> Network:
     else:
         network = _load_yaml(path, input_shape)
     try:
-        network.summary()
+        if None not in network.input_shape:
+            check_input(network, network.input_shape)
     except ParameterError as exc:
         raise ParameterError(f"network {path}: {exc}") from None
     return network
@@ -545,15 +554,15 @@ def _kernel_size(spec: str, label: str) -> tuple[int, int]:
 
 def check_input(network: Network, shape, catalogue=None) -> list[NodeSummary]:
     """The summary of `network` on planes of `shape` (C, H, W), after checking that the
-    channels match (parameter ``image``) and, with a `catalogue`, that the kernel specs of
-    conv layers fit them."""
+    channels match (parameter ``image``), that weights read from a model file fit, and,
+    with a `catalogue`, that the kernel specs of conv layers do."""
     if shape[0] != network.input_shape[0]:
         raise ParameterError(f"has {shape[0]} channel(s) but the network {network.name} takes "
                              f"{network.input_shape[0]}; convert with gray=True or rgb=True",
                              parameter="image")
     rows = network.summary(shape)
     for row in rows:
-        if row.node.kernel is not None and catalogue is not None:
+        if row.node.arrays is not None or (row.node.kernel is not None and catalogue is not None):
             row.node.weights(row.input_shapes[0], catalogue)
     return rows
 

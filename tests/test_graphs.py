@@ -276,3 +276,17 @@ def test_forward_on_a_graph_keeps_only_what_later_layers_read(run, samples, tmp_
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "maps").iterdir())) == 5
     assert "pool pixel (0, 0) sees input rows 0…511, columns 0…511" in result.stdout
+
+
+def test_stats_net_counts_every_layer_at_any_input(run):
+    at_160 = json.loads(run("stats", "--net", NETS / "mobilenet_v1.yaml", "--input", "3x160x160",
+                            "--json").stdout)
+    assert at_160["input_shape"] == [3, 160, 160] and at_160["total_params"] == 4_233_001
+    assert round(at_160["total_macs"] / 1e6) == 291          # TF-slim's table: 1.0, 160
+    assert "rf" not in at_160["layers"][0] and at_160["layers"][0]["macs"] == 32 * 80 * 80 * 27
+    table = run("stats", "--net", NETS / "resnet50_v1.yaml").stdout
+    assert "total parameters: 25,557,032" in table and " block4 " in table
+    both = run("stats", "--net", NETS / "vgg16.yaml", "-k", "box:3")
+    assert both.exit_code == 2 and "drop -k" in both.stderr
+    neither = run("stats", "--input", "3x8x8")
+    assert neither.exit_code == 2 and "'-k'" in neither.stderr
