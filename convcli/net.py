@@ -288,8 +288,7 @@ def fields_at_depth(rows: list[NodeSummary], position: int, y: int, x: int):
     """The receptive field, at conv and pooling layers on the way to output pixel (y, x) of
     layer `position`, of the pixel at the centre of that pixel's footprint on each layer's
     grid.  Returns [(NodeSummary, window)], the windows as in `window_at`, growing with
-    depth; of more than `MAX_WINDOWS` layers, the last before each change of effective
-    stride."""
+    depth; of more than `MAX_WINDOWS` layers, the widest at each effective stride."""
     target = rows[position]
     last = window_at(rows, position, y, x)                    # checks (y, x)
     nodes = [row.node for row in rows]
@@ -304,11 +303,15 @@ def fields_at_depth(rows: list[NodeSummary], position: int, y: int, x: int):
         _, height, width = row.output_shape
         centre = _centre(fields[0], y, height), _centre(fields[1], x, width)
         chosen.append((row, window_at(rows, index, *centre)))
-    chosen.append((target, last))
-    if len(chosen) > MAX_WINDOWS:
-        chosen = [pair for pair, after in zip(chosen, chosen[1:])
-                  if pair[0].fields[0].stride != after[0].fields[0].stride] + chosen[-1:]
-    return chosen[-MAX_WINDOWS:]
+    if len(chosen) >= MAX_WINDOWS:
+        widest = {}
+        for row, window in chosen:
+            stride = row.fields[0].stride
+            if stride not in widest or row.fields[0].size >= widest[stride][0].fields[0].size:
+                widest[stride] = (row, window)
+        widest.pop(target.fields[0].stride, None)
+        chosen = sorted(widest.values(), key=lambda pair: pair[0].fields[0].size)
+    return chosen[-(MAX_WINDOWS - 1):] + [(target, last)]
 
 
 def _centre(field: Field, index: int, length: int) -> int:

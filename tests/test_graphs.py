@@ -290,3 +290,16 @@ def test_stats_net_counts_every_layer_at_any_input(run):
     assert both.exit_code == 2 and "drop -k" in both.stderr
     neither = run("stats", "--input", "3x8x8")
     assert neither.exit_code == 2 and "'-k'" in neither.stderr
+
+
+def test_overlay_of_a_deep_graph_keeps_the_widest_window_at_each_stride():
+    from convcli.net import MAX_WINDOWS, fields_at_depth
+    network = load_network(NETS / "resnet50_v1.yaml")
+    rows = network.summary()
+    position = network.find("block4")
+    drawn = fields_at_depth(rows, position, 3, 3)
+    strides = [row.fields[0].stride for row, _ in drawn]
+    sizes = [row.fields[0].size for row, _ in drawn]
+    assert len(drawn) <= MAX_WINDOWS and drawn[-1][0].node.name == "block4"
+    assert strides == [2, 4, 8, 16, 32] and sizes == sorted(sizes) and sizes[-1] == 483
+    assert drawn[-1][1] == window_at(rows, position, 3, 3)
