@@ -608,8 +608,8 @@ def write_feature_maps(network: Network, planes, output_dir, *, grid: bool = Fal
     each mapped by `range_policy` on its own.  Returns one record per file written."""
     import numpy as np
 
-    from .images import Picture, map_range, write_image
-    from .render import tile_maps
+    from .images import write_image
+    from .pixels import Picture, to_picture
 
     output_dir = Path(output_dir)
     records = []
@@ -617,9 +617,8 @@ def write_feature_maps(network: Network, planes, output_dir, *, grid: bool = Fal
         target = output_dir / map_file_name(row.node, len(network.nodes),
                                             ".png" if grid else ".npy")
         if grid:
-            tiles = [map_range(plane[None], range_policy, 1.0, np.uint8)[0][:, :, 0]
-                     for plane in maps]
-            picture = Picture(tile_maps(np.stack(tiles), fill=127)[:, :, None])
+            picture, _, _ = to_picture(maps, None, range_policy, np.uint8, "PNG", range_policy,
+                                       grid=True)
         else:
             picture = Picture(np.ascontiguousarray(maps.transpose(1, 2, 0)))
         write_image(target, picture)
