@@ -500,10 +500,7 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
         from .net import load_network, network_report
 
         network = load_network(net_path, shape)
-        report = network_report(network, network.summary(), network.input_shape)
-        for record in report["layers"]:
-            for key in ("rf", "stride", "padding", "grid", "spatial"):
-                del record[key]
+        report = network_report(network, network.summary(), network.input_shape, fields=False)
         if as_json:
             import json
 

@@ -634,18 +634,21 @@ def axes(fields, attribute: str):
     return h if h == w else [h, w]
 
 
-def network_report(network: Network, rows: list[NodeSummary], input_shape) -> dict:
-    """Per layer (name, type, inputs, output shape, parameters, multiply-accumulates,
-    receptive field r, S, P — one number where H and W agree, else [h, w]; null where the
-    layer is not spatial or, with ``grid`` false, not on one grid) and the totals."""
+def network_report(network: Network, rows: list[NodeSummary], input_shape,
+                   fields: bool = True) -> dict:
+    """Per layer (name, type, inputs, output shape, parameters, multiply-accumulates and,
+    with `fields`, receptive field r, S, P — one number where H and W agree, else [h, w];
+    null where the layer is not spatial or, with ``grid`` false, not on one grid) and the
+    totals."""
     layers = []
     for row in rows:
         record = {"name": row.node.name, "type": row.node.kind,
                   "inputs": list(row.node.inputs), "output_shape": list(row.output_shape),
-                  "params": row.params.total, "macs": row.macs,
-                  "spatial": row.fields is not None, "grid": row.grid}
-        for key, attribute in (("rf", "size"), ("stride", "stride"), ("padding", "padding")):
-            record[key] = axes(row.fields, attribute) if row.grid else None
+                  "params": row.params.total, "macs": row.macs}
+        if fields:
+            record.update(spatial=row.fields is not None, grid=row.grid)
+            for key, attribute in (("rf", "size"), ("stride", "stride"), ("padding", "padding")):
+                record[key] = axes(row.fields, attribute) if row.grid else None
         layers.append(record)
     return {"name": network.name, "input_shape": list(input_shape),
             "layers": layers, "total_params": sum(row.params.total for row in rows),
