@@ -780,9 +780,9 @@ def _net_input_option(help_text: str):
 
 def _window(network, rows, at, layer_key) -> dict:
     """--at (and --layer) checked against the layer: the window record."""
-    from .net import last_spatial, window_at
+    from .net import find_layer, last_spatial, window_at
 
-    position = network.find(layer_key) if layer_key else last_spatial(rows)
+    position = find_layer(rows, layer_key) if layer_key else last_spatial(rows)
     y, x = _point(at)
     top, bottom, left, right = window_at(rows, position, y, x)
     return {"layer": rows[position].node.name, "position": position, "y": y, "x": x,

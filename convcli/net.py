@@ -154,8 +154,10 @@ class Network:
     input_shape: tuple[int, int, int]
     nodes: tuple[Node, ...]
 
-    def summary(self, input_shape=None) -> list[NodeSummary]:
-        """Shapes, parameters, multiply-accumulates and receptive fields node by node.
+    def summary(self, input_shape=None, spatial_only: bool = False) -> list[NodeSummary]:
+        """Shapes, parameters, multiply-accumulates and receptive fields node by node;
+        `spatial_only` leaves out flatten, dense and every layer that reads them (what
+        `forward` runs, at any image size).
 
         Raises
         ------
@@ -170,6 +172,8 @@ class Network:
         found = []
         for node in self.nodes:
             op = node.op
+            if spatial_only and (not op.spatial or not all(n in shapes for n in node.inputs)):
+                continue
             inputs = tuple(shapes[name] for name in node.inputs)
             arg = inputs if op.arity is None else inputs[0]
             try:
@@ -178,20 +182,14 @@ class Network:
             except ParameterError as exc:
                 raise ParameterError(f"layer {node.label}: {exc}") from None
             shapes[node.name] = out
-        fields = relative_fields(self.nodes, {n.name: ins for n, ins, *_ in found}, INPUT)
+        fields = relative_fields([n for n, *_ in found], {n.name: ins for n, ins, *_ in found},
+                                 INPUT)
         return [NodeSummary(node, inputs, out, params, macs, fields.get(node.name))
                 for node, inputs, out, params, macs in found]
 
     def total_params(self) -> int:
         return sum(row.params.total for row in self.summary())
 
-    def find(self, key: str) -> int:
-        """The position of a layer given by name or by its 1-based index."""
-        for position, node in enumerate(self.nodes):
-            if key in (node.name, str(node.index)):
-                return position
-        raise ParameterError(f"{key!r} does not exist; the layers are "
-                             f"{', '.join(node.name for node in self.nodes)}", parameter="layer")
 
 
 def relative_fields(nodes, input_shapes: dict, source: str) -> dict:
@@ -213,6 +211,15 @@ def relative_fields(nodes, input_shapes: dict, source: str) -> dict:
         known[node.name] = fields
     del known[source]
     return known
+
+
+def find_layer(rows: list[NodeSummary], key: str) -> int:
+    """The position in `rows` of a layer given by name or by its 1-based index."""
+    for position, row in enumerate(rows):
+        if key in (row.node.name, str(row.node.index)):
+            return position
+    raise ParameterError(f"{key!r} does not exist; the layers are "
+                         f"{', '.join(row.node.name for row in rows)}", parameter="layer")
 
 
 def last_spatial(rows: list[NodeSummary]) -> int:
@@ -358,6 +365,7 @@ def load_network(path, input_shape=None) -> Network:
     try:
         if None not in network.input_shape:
             check_input(network, network.input_shape)
+            network.summary()
     except ParameterError as exc:
         raise ParameterError(f"network {path}: {exc}") from None
     return network
@@ -563,7 +571,7 @@ def check_input(network: Network, shape, catalogue=None) -> list[NodeSummary]:
         raise ParameterError(f"has {shape[0]} channel(s) but the network {network.name} takes "
                              f"{network.input_shape[0]}; convert with gray=True or rgb=True",
                              parameter="image")
-    rows = network.summary(shape)
+    rows = network.summary(shape, spatial_only=True)
     for row in rows:
         if row.node.arrays is not None or (row.node.kernel is not None and catalogue is not None):
             row.node.weights(row.input_shapes[0], catalogue)
@@ -578,12 +586,10 @@ def forward(network: Network, planes, catalogue=None):
 
     x = np.asarray(planes, np.float32)
     rows = check_input(network, x.shape[-3:])
-    readers = Counter(name for node in network.nodes for name in node.inputs)
+    readers = Counter(name for row in rows for name in row.node.inputs)
     values = {INPUT: x}
     for row in rows:
         node = row.node
-        if not node.op.spatial or not all(name in values for name in node.inputs):
-            continue
         out = node.op.run([values[name] for name in node.inputs],
                           node.weights(row.input_shapes[0], catalogue))
         for name in node.inputs:

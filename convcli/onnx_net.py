@@ -247,7 +247,8 @@ class _Reader:
         if last is None or last.name != source or last.kind != "dense" or last.op.bias:
             self._fail(node, "adding a constant is supported only as the bias of a MatMul")
         bias = self.constants[constant[0]].reshape(-1)
-        self.nodes[-1] = Node(last.index, last.name, DenseOp(last.op.out, True), last.inputs,
+        self.nodes[-1] = Node(last.index, last.name, DenseOp(last.op.out, True, last.op.features),
+                              last.inputs,
                               last.label, arrays={**last.arrays, "bias": bias})
         self.producer[node.output[0]] = last.name
 
@@ -279,14 +280,15 @@ class _Reader:
         arrays = {"weight": weight}
         if bias is not None:
             arrays["bias"] = np.broadcast_to(bias * attrs.get("beta", 1.0), (weight.shape[0],))
-        self._add(index, node, DenseOp(int(weight.shape[0]), bias is not None),
+        self._add(index, node, DenseOp(int(weight.shape[0]), bias is not None,
+                                       int(weight.shape[1])),
                   [self._source(node, node.input[0])], arrays)
 
     def _MatMul(self, index, node, attrs):
         weight = self._constant(node, 1)
         if weight.ndim != 2:
             self._fail(node, f"only a 2-D weight matrix is supported, got {list(weight.shape)}")
-        self._add(index, node, DenseOp(int(weight.shape[1]), False),
+        self._add(index, node, DenseOp(int(weight.shape[1]), False, int(weight.shape[0])),
                   [self._source(node, node.input[0])], {"weight": weight.T})
 
     def _Pad(self, index, node, attrs):

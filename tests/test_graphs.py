@@ -294,10 +294,10 @@ def test_stats_net_counts_every_layer_at_any_input(run):
 
 
 def test_overlay_of_a_deep_graph_keeps_the_widest_window_at_each_stride():
-    from convcli.net import MAX_WINDOWS, fields_at_depth
+    from convcli.net import MAX_WINDOWS, fields_at_depth, find_layer
     network = load_network(NETS / "resnet50_v1.yaml")
     rows = network.summary()
-    position = network.find("block4")
+    position = find_layer(rows, "block4")
     drawn = fields_at_depth(rows, position, 3, 3)
     strides = [row.fields[0].stride for row, _ in drawn]
     sizes = [row.fields[0].size for row, _ in drawn]

@@ -194,7 +194,7 @@ def test_forward_grid_writes_one_tiled_png_per_layer(run, samples, tmp_path):
     (["--at", "1,2"], "--rf-overlay and --at go together"),
     (["--rf-overlay", "rf.npy", "--at", "1,2"], "--rf-overlay"),
     (["--at", "1,2", "--rf-overlay", "rf.png", "--layer", "nope"], "--layer 'nope' does not exist"),
-    (["--at", "1,2", "--rf-overlay", "rf.png", "--layer", "fc"], "layer fc is not spatial"),
+    (["--at", "1,2", "--rf-overlay", "rf.png", "--layer", "fc"], "the layers are edges, r1, pool, mix"),
     (["--range", "abs"], "--range maps the tiles of --grid"),
     (["--gray", "--rgb"], "exclude each other"),
     (["--rgb"], "--rgb"),

@@ -150,6 +150,8 @@ def test_forward_command_runs_the_models_weights_on_an_image(run, samples, tmp_p
                  "--rf-overlay", tmp_path / "rf.png", "--at", "3,4", "--layer", "conv2")
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "maps").iterdir())) == 13
+    fixed = save(build_model(weights()), tmp_path, "fixed.onnx")        # declared 10×11
+    assert run("forward", samples / "astronaut.png", fixed, "-o", tmp_path / "f").exit_code == 0
     no_size = run("receptive-field", path)
     assert no_size.exit_code == 2 and "--input" in no_size.stderr
     sized = run("receptive-field", path, "--input", "3x32x32", "--json")
