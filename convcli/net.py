@@ -252,7 +252,6 @@ def window_at(rows: list[NodeSummary], position: int, y: int, x: int) -> tuple[i
         raise ParameterError(f"{y},{x} is outside layer {label}'s {ho}×{wo} output",
                              parameter="at")
     needed = {target.node.name: (np.arange(ho) == y, np.arange(wo) == x)}
-    lengths = {}
     for row in reversed(rows[:position + 1]):
         if row.node.name not in needed:
             continue
@@ -267,7 +266,6 @@ def window_at(rows: list[NodeSummary], position: int, y: int, x: int) -> tuple[i
             if source in needed:
                 reads = tuple(a | b for a, b in zip(needed[source], reads))
             needed[source] = reads
-            lengths[source] = shape
     if INPUT not in needed:
         raise ParameterError(f"{y},{x} of layer {label} sees only padding", parameter="at")
     (top, bottom), (left, right) = ((int(i[0]), int(i[-1])) for i in map(np.flatnonzero,
