@@ -9,7 +9,6 @@ none compiles or starts an interpreter; each handles one image at a time.
 from __future__ import annotations
 
 import fnmatch
-import glob
 import os
 import signal
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from .formats import BY_EXTENSION, input_globs
 from .errors import ConvcliError, ParameterError
+from .files import remove_temporaries
 from .pipeline import ApplyJob
 
 
@@ -59,7 +59,7 @@ class BatchReport:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return 143 if self.interrupted == "SIGTERM" else 130
+            return 128 + signal.Signals[self.interrupted].value      # 130, 143, 129
         return 1 if self.failures else 0
 
     def as_dict(self) -> dict:
@@ -232,13 +232,21 @@ def _process(job: ApplyJob, task: Task) -> Record:
                   None, report["input_shape"], report["output_shape"])
 
 
+#: A worker's exit status when the parent stops it (128 + SIGTERM).
+STOPPED = 143
+
+
 def _stop_worker(signum, frame):
-    raise SystemExit(1)          # unwinds through atomic_write, which removes its temporary
+    """Leave at once, running no Python cleanup: an exception raised here could surface
+    inside a compiled kernel as a SystemError traceback.  The parent removes the
+    temporary file of the task it was on (`run_tasks`)."""
+    os._exit(STOPPED)
 
 
 def _worker_main(connection, job: ApplyJob, threads: int) -> None:
     """A worker: take a task, send back its record, until told to stop (None)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # the parent decides what Ctrl-C does
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)       # and what a closed terminal does
     signal.signal(signal.SIGTERM, _stop_worker)
     from .threads import set_threads
 
@@ -302,7 +310,8 @@ class WorkerPool:
                     connection.send(busy[index])
 
     def close(self) -> None:
-        """Stop every worker: SIGTERM (they remove their temporaries), then SIGKILL."""
+        """Stop every worker: SIGTERM (they exit at once), then SIGKILL; `run_tasks` then
+        removes the temporaries of unfinished tasks."""
         for process, connection in self._workers:
             if process.is_alive():
                 process.terminate()
@@ -329,8 +338,8 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
     """Run `tasks` on ``options.jobs`` worker processes (in this process if 1), dividing the
     threads (`convcli.threads.thread_count`) between them.
 
-    `on_record(record)` is called as each file finishes.  SIGINT and SIGTERM stop the run:
-    workers are stopped, their temporary files removed, and the report says so.
+    `on_record(record)` is called as each file finishes.  SIGINT, SIGTERM and SIGHUP stop
+    the run: workers are stopped, their temporary files removed, and the report says so.
     """
     from .conv import warm_up
     from .threads import set_threads, thread_count
@@ -340,7 +349,8 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
     warm_up()                        # load the compiled core once, before forking
     jobs = max(1, min(options.jobs or os.cpu_count() or 1, len(tasks) or 1))
     threads = max(1, thread_count() // jobs)
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, _raise_interrupted)
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     pool = None
     try:
         if jobs == 1:
@@ -358,20 +368,15 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
     except _Interrupted as exc:
         report.interrupted = exc.name
     finally:
+        for s in previous:                       # a second Ctrl-C must not cut the cleanup
+            signal.signal(s, signal.SIG_IGN)
         if pool is not None:
             pool.close()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         finished = {r.target for r in report.records}
         for task in tasks:
             if str(task.target) not in finished:
                 remove_temporaries(task.target)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     report.elapsed = time.perf_counter() - start
     return report
-
-
-def remove_temporaries(target: Path) -> None:
-    """Delete what an interrupted atomic write of `target` may have left behind."""
-    if target.parent.is_dir():
-        for temp in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
-            temp.unlink(missing_ok=True)

@@ -19,7 +19,10 @@ from . import __version__
 from .choices import ALPHA_POLICIES, RANGE_POLICIES
 from .formats import BY_EXTENSION, extensions
 from .errors import ConvcliError, ParameterError
-from .options import CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, conv_options
+from .files import check_distinct, child_path
+from .options import (CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, FiniteFloatRange,
+                      conv_options)
+from .limits import MAX_EPOCHS, MAX_WORKERS
 from .plan import shape_text
 
 
@@ -28,9 +31,13 @@ class ConvcliGroup(click.Group):
     """A group whose errors are one line on stderr, never a traceback."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from .backend import one_shot
+
         warnings.showwarning = _warning_line
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with one_shot():            # a command is one job: see convcli.backend
+                code = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                    **extra)
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
             code = 130
@@ -134,6 +141,14 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
 def main(args=None, prog_name: str = "convcli"):
     """Entry point of the ``convcli`` script and ``python -m convcli``."""
     cli.main(args=args, prog_name=prog_name)
+
+
+def _text(value) -> str:
+    """A value read from a file or typed by the user, shown as itself, never as rich
+    markup (``[red]`` stays ``[red]``)."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 def _console(stderr: bool = False):
@@ -254,7 +269,7 @@ def _copy_to_stdout(path: Path) -> None:
 @click.option("--exclude", "excludes", multiple=True, metavar="PATTERN",
               help="Skip files and folders whose name or relative path matches; repeatable.")
 @click.option("--follow-links", is_flag=True, help="Follow symbolic links to folders.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+@click.option("-j", "--jobs", type=click.IntRange(1, MAX_WORKERS), default=None,
               help="Worker processes for folders (default: the number of CPUs).")
 @click.option("--skip-existing", is_flag=True,
               help="Keep outputs that exist (resume an interrupted batch).")
@@ -264,20 +279,12 @@ def _copy_to_stdout(path: Path) -> None:
 @click.option("-q", "--quiet", is_flag=True,
               help="Print nothing on success: no progress bar, no 'wrote …' line or batch "
                    "table, no batch warnings (errors and failed files are still shown).")
-@click.option("--net", "net_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              metavar="NET.yaml",
-              help="Run a layer stack instead of -k and write every layer's feature maps to "
-                   "-o DIR/ (.npy, or one tiled PNG per layer with --grid).")
-@click.option("--rf-overlay", "overlay_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="OUT.png",
-              help="With --net and --at: draw on the image the receptive field of that output "
-                   "pixel at each depth.")
-@click.option("--at", "at", default=None, metavar="Y,X",
-              help="An output pixel of the network's last spatial layer, for --rf-overlay.")
+@click.option("--net", "--rf-overlay", "--at", "moved", hidden=True, expose_value=False,
+              callback=lambda ctx, param, value: _moved_to_forward(value))
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
           groups, mode, algo, threads, bias, normalize, range_policy, alpha, gray, rgb, fmt,
           page, quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
-          jobs, skip_existing, overwrite, fail_fast, quiet, net_path, overlay_path, at):
+          jobs, skip_existing, overwrite, fail_fast, quiet):
     """Apply kernels to an image, or to folders of images.
 
     A 2-D kernel is applied to each colour channel on its own; a 4-D kernel
@@ -293,18 +300,8 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     if not output.strip():
         raise click.BadParameter("is empty; give an output file, or a folder as DIR/",
                                  param_hint="'-o'")
-    if net_path is not None:
-        if kernel_specs:
-            raise click.UsageError("--net runs its own layers; drop -k")
-        if len(inputs) != 1 or inputs[0].is_dir():
-            raise click.UsageError("--net runs on one image")
-        _apply_net(inputs[0], net_path, Path(output), gray, rgb, grid, range_policy,
-                   overlay_path, at, catalogues)
-        return
-    if overlay_path is not None or at is not None:
-        raise click.UsageError("--rf-overlay and --at go with --net")
     if not kernel_specs:
-        raise click.UsageError("Missing option '-k' / '--kernel' (or --net)")
+        raise click.UsageError("Missing option '-k' / '--kernel'")
     if skip_existing and overwrite:
         raise click.UsageError("--skip-existing and --overwrite exclude each other")
     catalogue = Catalogue.load(catalogues)
@@ -333,12 +330,12 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         batch = BatchOptions(recursive=recursive, globs=globs, excludes=excludes,
                              follow_links=follow_links, jobs=jobs, skip_existing=skip_existing,
                              overwrite=overwrite, fail_fast=fail_fast)
-        _apply_batch(inputs, Path(output), job, batch, quiet, report_path)
+        _apply_batch(inputs, Path(output), job, batch, quiet, report_path,
+                     _read_files(catalogue, kernel_specs))
         return
     with _pipe_ends(inputs[0], output, job) as (source, target, to_stdout):
-        if target.exists() and source.exists() and target.resolve() == source.resolve():
-            raise click.BadParameter(f"{target} is the input; convcli never overwrites its "
-                                     "input", param_hint="'-o'")
+        check_distinct([("input", source), *_read_files(catalogue, kernel_specs)],
+                       [("-o", target), ("--report", report_path)])
         report = job.run(source, target, details=show_stats or report_path is not None)
         if to_stdout:
             _copy_to_stdout(target)
@@ -352,58 +349,28 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         for stage in report["stages"]:
             _console().print(_comparison_table(stage["conv_vs_dense"], stage["kernel"]))
     if report_path is not None:
-        _write_json(report_path, report)
+        from .files import write_json
+
+        write_json(report_path, report)
 
 
-def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, overlay_path, at,
-               catalogues):
-    """apply --net: every layer's feature maps, and the receptive-field picture."""
-    import numpy as np
+def _read_files(catalogue, specs=()) -> list[tuple[str, Path]]:
+    """The files a run reads besides its images: catalogues and kernel files."""
+    from .kernels import spec_file
 
-    from .images import Picture, read_image, write_image
-    from .kernels import Catalogue
-    from .net import fields_at_depth, forward, load_network
-    from .pipeline import input_planes
-    from .pixels import display_rgb, to_picture
-
-    if (overlay_path is None) != (at is None):
-        raise click.UsageError("--rf-overlay and --at go together")
-    network = load_network(net_path)
-    picture = read_image(source)
-    planes = input_planes(picture, gray, rgb)
-    if planes.shape[0] != network.input_shape[0]:
-        raise click.UsageError(
-            f"{net_path} takes {network.input_shape[0]} channel(s) but {source} has "
-            f"{planes.shape[0]}; convert with --gray or --rgb")
-    suffix = ".png" if grid else ".npy"
-    policy = "minmax" if range_policy == "auto" else range_policy
-    catalogue = Catalogue.load(catalogues)
-    written = 0
-    for net_layer, maps in forward(network, planes, catalogue):
-        target = output_dir / f"{net_layer.index:02d}_{net_layer.name}{suffix}"
-        if grid:
-            out, _, _ = to_picture(maps, None, policy, np.uint8, "PNG", policy, grid=True)
-        else:
-            out = Picture(np.ascontiguousarray(maps.transpose(1, 2, 0)))
-        write_image(target, out)
-        written += 1
-    click.echo(f"wrote the feature maps of {written} layers to {output_dir}/ ({suffix[1:]})")
-    if overlay_path is not None:
-        from .images import save_pillow
-        from .render import draw_windows
-
-        y, x = _point(at)
-        rows = network.summary(planes.shape)
-        drawn = fields_at_depth(rows, y, x, planes.shape)
-        rgb_pixels = display_rgb(picture.color)
-        labels = [f"{row.layer.name}: r={_axes_text(_axes(row.fields, 'size'))}" for row, _ in drawn]
-        save_pillow(draw_windows(rgb_pixels, [w for _, w in drawn], labels), overlay_path)
-        top, bottom, left, right = drawn[-1][1]
-        click.echo(f"wrote {overlay_path}: output pixel ({y}, {x}) of {drawn[-1][0].layer.name} "
-                   f"sees input rows {top}…{bottom}, columns {left}…{right}")
+    return ([("--kernels catalogue", path) for path in catalogue.files]
+            + [(f"kernel file of -k {spec}", spec_file(spec)) for spec in specs])
 
 
-def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
+def _moved_to_forward(value) -> None:
+    """apply's old network options: a pointer to the command that has them."""
+    if value is not None:
+        raise click.UsageError("--net, --rf-overlay and --at moved to their own command: "
+                               "convcli forward IMAGE NET.yaml -o DIR/ [--rf-overlay OUT.png "
+                               "--at Y,X]")
+
+
+def _apply_batch(inputs, output_dir, job, options, quiet, report_path, read_files):
     import time
 
     from .batch import Record, find_inputs, no_inputs_reason, plan_tasks, run_tasks
@@ -413,6 +380,9 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
                                  "must be a folder", param_hint="'-o'")
     found, notes = find_inputs(list(inputs), output_dir, options)
     tasks, existing = plan_tasks(found, output_dir, job, options)
+    check_distinct([("input", source) for source, _ in found] + read_files,
+                   [("output", task.target) for task in tasks + existing]
+                   + [("--report", report_path)])
     if not quiet:
         for note in notes:
             click.echo(f"Warning: {flag_text(note, click.get_current_context())}", err=True)
@@ -451,7 +421,9 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
                    f"{report.total} files finished; outputs are complete or absent. Run again "
                    "with --skip-existing to resume.", err=True)
     if report_path is not None:
-        _write_json(report_path, report.as_dict())
+        from .files import write_json
+
+        write_json(report_path, report.as_dict())
     sys.exit(report.exit_code)
 
 
@@ -514,35 +486,23 @@ def _image_size(shape) -> str:
     return f"{shape[1]}×{shape[0]} W×H"
 
 
-def _write_json(path: Path, data) -> None:
-    import json
-
-    from .images import atomic_write
-
-    text = json.dumps(data, indent=2, default=_json_default) + "\n"
-    atomic_write(path, lambda out: out.write(text.encode()))
-
-
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (np.ndarray, tuple)):
-        return list(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
 # ----------------------------------------------------------------------------------------
 # stats and matrix
 
 
-def _convolution_from_options(shape, spec, catalogues, cout, options):
-    """The convolution (and its kernel and plan) a stats or matrix command describes."""
+def _convolution_from_options(shape, spec, catalogues, cout, options, outputs=()):
+    """The convolution (and its kernel and plan) a stats or matrix command describes,
+    after checking that none of `outputs` (role, path) is a file it reads."""
     from .kernels import Catalogue, resolve_kernel
     from .pipeline import kernel_convolution
 
-    kernel = resolve_kernel(spec, Catalogue.load(catalogues))
+    if shape is None:
+        raise click.UsageError("Missing option '--input'")
+    if spec is None:
+        raise click.UsageError("Missing option '-k' / '--kernel'")
+    catalogue = Catalogue.load(catalogues)
+    check_distinct(_read_files(catalogue, [spec]), outputs)
+    kernel = resolve_kernel(spec, catalogue)
     conv = kernel_convolution(kernel, shape[0], options, cout)
     return kernel, conv, conv.plan(shape)
 
@@ -552,9 +512,9 @@ def _stats_options(command):
     from .options import SHAPE
 
     decorators = [
-        click.option("--input", "shape", type=SHAPE, required=True,
+        click.option("--input", "shape", type=SHAPE, default=None,
                      help="Input shape CxHxW (or HxW for one channel)."),
-        click.option("-k", "--kernel", "spec", required=True, metavar="SPEC",
+        click.option("-k", "--kernel", "spec", default=None, metavar="SPEC",
                      help="The kernel: anything -k of apply accepts."),
         CATALOGUES,
         click.option("--cout", type=click.IntRange(min=1), default=None,
@@ -582,7 +542,7 @@ def _options(stride, padding, pad_mode, dilation, groups, mode):
 def _comparison_table(stats: dict, title: str):
     from rich.table import Table
 
-    table = Table(title=f"{title}: convolution vs dense layer", title_justify="left")
+    table = Table(title=f"{_text(title)}: convolution vs dense layer", title_justify="left")
     table.add_column("")
     table.add_column("convolution", justify="right")
     table.add_column("dense", justify="right")
@@ -620,22 +580,44 @@ def _bytes(count: int) -> str:
 @click.option("--dense-out", type=click.IntRange(min=1), default=None,
               help="Compare with a dense layer of N outputs instead of one output per "
                    "convolution output.")
+@click.option("--net", "net_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="NET.yaml|MODEL.onnx",
+              help="Instead of -k: the parameters and mult-adds of every layer of a network "
+                   "(at its own input, or --input).")
 def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
-          with_bias, as_json, dense_out):
-    """Parameter counts and costs of a convolution against a dense layer (no image needed).
+          with_bias, as_json, dense_out, net_path):
+    """Parameter counts and costs of a convolution against a dense layer (no image needed),
+    or of every layer of a network (--net).
 
     Example: convcli stats --input 5x5 -k box:3 (9 weights against 225).
     """
     from .matrix import conv_vs_dense
 
+    if net_path is not None:
+        if spec is not None:
+            raise click.UsageError("--net counts a network's layers; drop -k")
+        from .net import load_network, network_report
+
+        network = load_network(net_path, shape)
+        report = network_report(network, network.summary(), network.input_shape, fields=False)
+        if as_json:
+            import json
+
+            click.echo(json.dumps(report))
+        else:
+            _console().print(_network_table(report, fields=False))
+        return
+
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
     kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)
     with_bias = cout is not None if with_bias is None else with_bias
-    result = conv_vs_dense(plan, conv.weight, with_bias, dense_out)
+    result = conv_vs_dense(plan.input_shape[1:], conv.weight, plan.stride, plan.padding,
+                           plan.dilation, plan.groups, plan.pad_mode, plan.mode, with_bias,
+                           dense_out)
     if as_json:
-        import json
+        from .files import json_text
 
-        click.echo(json.dumps(result, default=_json_default))
+        click.echo(json_text(result))
     else:
         _console().print(_comparison_table(result, kernel.name))
 
@@ -653,7 +635,7 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
 @click.option("--im2col", "show_im2col", is_flag=True,
               help="Show the patch matrix (Cin·kh·kw × Ho·Wo) instead, as fast "
                    "implementations multiply it.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random inputs used to verify the matrix.")
 def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
            with_bias, as_json, png, npy, sparse, show_im2col, seed):
@@ -665,19 +647,23 @@ def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, g
     from .matrix import explain_matrix
 
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
-    kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)
+    kernel, conv, plan = _convolution_from_options(
+        shape, spec, catalogues, cout, options,
+        [("--png", png), ("--npy", npy), ("--sparse", sparse)])
     if kernel.combine:
         click.echo(f"Note: {kernel.name} combines its filters by {kernel.combine}, which is not "
                    f"linear; this is the matrix of its {kernel.n_filters} filters.", err=True)
     bias = conv.bias if with_bias is not False else None
     view = explain_matrix(plan, conv.weight, bias, patch_matrix=show_im2col, seed=seed,
                           dense=bool(png or npy))
+    from .files import save_npy, save_npz
+
     if sparse is not None:
         if view.sparse is None:
             raise click.UsageError("--sparse saves the equivalent matrix; drop --im2col")
-        _save_npz(sparse, **view.sparse.arrays())
+        save_npz(sparse, **view.sparse.arrays())
     if npy is not None:
-        _save_npy(npy, view.values)
+        save_npy(npy, view.values)
     if png is not None:
         from .images import save_pillow
         from .render import heatmap
@@ -686,12 +672,12 @@ def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, g
         labels = [c for row in view.cells for c in row] if view.cells and cell >= 24 else None
         save_pillow(heatmap(view.values, cell, labels), png)
     if as_json:
-        import json
+        from .files import json_text
 
-        click.echo(json.dumps(view.summary(), default=_json_default))
+        click.echo(json_text(view.summary()))
         return
     console = _console()
-    console.print(f"[bold]{view.title}[/bold] of {kernel.name} on {shape_text(shape)} → "
+    console.print(f"[bold]{view.title}[/bold] of {_text(kernel.name)} on {shape_text(shape)} → "
                   f"{shape_text(plan.output_shape[1:])}")
     if view.cells is not None:
         console.print(_cells_table(view.cells, view.values))
@@ -716,22 +702,6 @@ def _cells_table(cells, values):
                              "red" if v > 0 else "blue" if v < 0 else "")
                         for text, v in zip(row_cells, row_values)))
     return table
-
-
-def _save_npy(path: Path, array) -> None:
-    import numpy as np
-
-    from .images import atomic_write
-
-    atomic_write(path, lambda out: np.save(out, array, allow_pickle=False))
-
-
-def _save_npz(path: Path, **arrays) -> None:
-    import numpy as np
-
-    from .images import atomic_write
-
-    atomic_write(path, lambda out: np.savez(out, **arrays))
 
 
 # ----------------------------------------------------------------------------------------
@@ -761,15 +731,16 @@ def _save_npz(path: Path, **arrays) -> None:
                    "whose window lies inside the image).")
 @click.option("--method", type=click.Choice(["lstsq", "gd"]), default="lstsq", show_default=True,
               help="lstsq: exact least squares; gd: gradient descent, watching the loss.")
-@click.option("--ridge", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--ridge", type=FiniteFloatRange(min=0), default=0.0, show_default=True,
               help="Ridge penalty λ·|w|² (per pixel); helps when images barely vary.")
-@click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True,
+@click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), default=200, show_default=True,
               help="Gradient descent steps.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="Gradient descent step (default: 1/curvature, found by power iteration).")
-@click.option("--holdout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--holdout", type=FiniteFloatRange(0, 1, max_open=True), default=0.0,
               show_default=True, help="Share of pixels kept out of the fit to test it.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the holdout split.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the holdout split.")
 @click.option("--name", default="learned", show_default=True,
               help="Name of the learned kernel (its catalogue entry with --save).")
 @click.option("--save", "save_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -799,6 +770,9 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
     if plot_path is not None and method != "gd":
         raise click.UsageError("--plot draws the loss curve of --method gd")
     files = [(source, target), *pairs]
+    images = [(role, path) for pair in files for role, path in zip(("INPUT", "TARGET"), pair)]
+    check_distinct(images, [("--save", save_path), ("--plot", plot_path)])
+    check_distinct([("--kernels catalogue", path) for path in catalogues], [("--plot", plot_path)])
     arrays = [(read_image(x).color, read_image(y).color) for x, y in files]
     geometry = Geometry(size=int_pair(size, "size"), stride=int_pair(stride, "stride"),
                         dilation=int_pair(dilation, "dilation"), pad_mode=pad_mode)
@@ -838,15 +812,13 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
 
         save_pillow(line_chart(result.losses, "epoch", "loss (mean squared error)"), plot_path)
     if as_json:
-        import json
+        from .files import json_text
 
-        click.echo(json.dumps(summary, default=_json_default))
+        click.echo(json_text(summary))
         return
     console = _console()
-    from rich.markup import escape
-
     shape = weights.shape[1:] if result.kernel_2d else weights.shape
-    console.print(f"[bold]{escape(name)}[/bold]: "
+    console.print(f"[bold]{_text(name)}[/bold]: "
                   f"{'one 2-D kernel' if result.kernel_2d else 'a layer'} "
                   f"{'×'.join(map(str, shape))} by {method}")
     click.echo(weights_text(kernel))
@@ -856,12 +828,12 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
                           f"over {report['pixels']:,} values")
     for index, (k, v) in enumerate(closest):
         prefix = "" if len(closest) == 1 else f"filter {index + 1} "
-        console.print(f"{prefix}≈ {k} ({v:.4f})")
+        console.print(f"{prefix}≈ {_text(k)} ({v:.4f})")
     if result.fit["r2"] < LINEAR_R2:
         click.echo(_nonlinear_hint(result.fit["r2"], source, target), err=True)
     if save_path is not None:
-        console.print(f"saved as {name} in {save_path}: convcli apply IMAGE -k {name} "
-                      f"--kernels {save_path}")
+        console.print(_text(f"saved as {name} in {save_path}: convcli apply IMAGE -k {name} "
+                            f"--kernels {save_path}"))
 
 
 #: Below this R², `learn` says the target is not a linear map of the input.
@@ -890,86 +862,210 @@ def _loss_progress(epochs: int):
 
 
 # ----------------------------------------------------------------------------------------
-# receptive-field
+# networks: receptive-field, forward, stats --net
 
 
 def _point(text: str) -> tuple[int, int]:
     try:
         y, x = (int(v) for v in text.replace(" ", "").split(","))
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not Y,X (two whole numbers)") from None
+        raise click.BadParameter(f"{text!r} is not Y,X (two whole numbers)",
+                                 param_hint="'--at'") from None
     return y, x
 
 
-def _axes(fields, attribute: str):
-    """One number when H and W agree, else [h, w]."""
-    h, w = (getattr(f, attribute) for f in fields)
-    return h if h == w else [h, w]
+NET_ARGUMENT = click.argument("net_path", metavar="NET.yaml|MODEL.onnx",
+                              type=click.Path(dir_okay=False, path_type=Path))
+LAYER = click.option("--layer", "layer_key", default=None, metavar="NAME|INDEX",
+                     help="The layer --at refers to (default: the last spatial layer).")
+
+
+def _net_input_option(help_text: str):
+    from .options import SHAPE
+
+    return click.option("--input", "shape", type=SHAPE, default=None, help=help_text)
+
+
+def _window(network, rows, at, layer_key) -> dict:
+    """--at (and --layer) checked against the layer: the window record."""
+    from .net import find_layer, last_spatial, window_at
+
+    position = find_layer(rows, layer_key) if layer_key else last_spatial(rows)
+    y, x = _point(at)
+    top, bottom, left, right = window_at(rows, position, y, x)
+    return {"layer": rows[position].node.name, "position": position, "y": y, "x": x,
+            "rows": [top, bottom], "cols": [left, right]}
+
+
+def _window_text(window: dict) -> str:
+    return (f"{window['layer']} pixel ({window['y']}, {window['x']}) sees input rows "
+            f"{window['rows'][0]}…{window['rows'][1]}, columns "
+            f"{window['cols'][0]}…{window['cols'][1]}")
+
+
+def _network_table(report: dict, fields: bool):
+    """The per-layer table of `net.network_report`; with `fields`, r, S and P too."""
+    from rich.table import Table
+
+    layers = report["layers"]
+    branching = any(record["inputs"] != [previous["name"]]
+                    for previous, record in zip(layers, layers[1:]))
+    columns = ["#", "name", "type", *(["inputs"] if branching else []), "output", "params",
+               "mult-adds", *(["r", "S", "P"] if fields else [])]
+    table = Table(title=f"{_text(report['name'])}: input {shape_text(report['input_shape'])}",
+                  title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("name", "type", "inputs",
+                                                              "output") else "right")
+    for index, record in enumerate(layers, 1):
+        cells = [str(index), _text(record["name"]), record["type"],
+                 *([_text(", ".join(record["inputs"]))] if branching else []),
+                 shape_text(record["output_shape"]), f"{record['params']:,}",
+                 f"{record['macs']:,}"]
+        if fields and record["spatial"] and not record["grid"]:
+            cells += ["not a grid", "", ""]
+        elif fields:
+            cells += [_axes_text(record[k]) for k in ("rf", "stride", "padding")]
+        table.add_row(*cells)
+    table.caption = (f"total parameters: {report['total_params']:,}; mult-adds: "
+                     f"{report['total_macs']:,}")
+    table.caption_justify = "left"
+    return table
 
 
 @cli.command("receptive-field")
-@click.argument("net_path", metavar="NET.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@NET_ARGUMENT
+@_net_input_option("Input shape CxHxW (or HxW) instead of the network's own.")
 @click.option("--at", "at", default=None, metavar="Y,X",
               help="Print the input window this output pixel of the last (or --layer) layer "
                    "sees, clipped to the image.")
-@click.option("--layer", "layer_key", default=None, metavar="NAME|INDEX",
-              help="The layer --at refers to (default: the last spatial layer).")
+@LAYER
 @JSON
-def receptive_field(net_path, at, layer_key, as_json):
-    """Shapes, parameters and receptive fields of a layer stack, layer by layer.
+def receptive_field(net_path, shape, at, layer_key, as_json):
+    """Shapes, parameters, mult-adds and receptive fields of a network, layer by layer.
 
-    r is the receptive field, S the effective stride and P the effective padding (before
-    the first pixel), all with respect to the input; output pixel y sees input pixels
-    y·S − P … y·S − P + r − 1.
+    NET is a network file (YAML) or an ONNX model.  r is the receptive field, S the
+    effective stride and P the effective padding (before the first pixel), all with
+    respect to the input; output pixel y sees input pixels y·S − P … y·S − P + r − 1.
+    Where paths with different effective strides meet, a layer is "not a grid".
     """
-    from .net import load_network, window_at
+    from .net import load_network, network_report
 
-    network = load_network(net_path)
+    network = load_network(net_path, shape)
     rows = network.summary()
-    records = [{"name": row.layer.name, "type": row.layer.kind,
-                "output_shape": list(row.output_shape), "params": row.params.total,
-                **({"rf": _axes(row.fields, "size"), "stride": _axes(row.fields, "stride"),
-                    "padding": _axes(row.fields, "padding")} if row.fields else
-                   {"rf": None, "stride": None, "padding": None})} for row in rows]
-    result = {"name": network.name, "input_shape": list(network.input_shape),
-              "layers": records, "total_params": sum(row.params.total for row in rows)}
+    result = network_report(network, rows, network.input_shape)
     if at is not None:
-        spatial = [i for i, row in enumerate(rows) if row.fields is not None]
-        position = network.find(layer_key) if layer_key else spatial[-1]
-        y, x = _point(at)
-        top, bottom, left, right = window_at(rows[position], y, x, network.input_shape)
-        result["at"] = {"layer": rows[position].layer.name, "y": y, "x": x,
-                        "rows": [top, bottom], "cols": [left, right]}
+        window = _window(network, rows, at, layer_key)
+        del window["position"]
+        result["at"] = window
+    elif layer_key is not None:
+        raise click.UsageError("--layer says which layer --at refers to; give --at Y,X")
     if as_json:
         import json
 
         click.echo(json.dumps(result))
         return
-    from rich.table import Table
-
-    table = Table(title=f"{network.name}: input {shape_text(network.input_shape)}",
-                  title_justify="left")
-    for column in ("#", "name", "type", "output", "params", "r", "S", "P"):
-        table.add_column(column, justify="right" if column in ("#", "params", "r", "S", "P")
-                         else "left")
-    for index, record in enumerate(records, 1):
-        table.add_row(str(index), record["name"], record["type"],
-                      shape_text(record["output_shape"]), f"{record['params']:,}",
-                      *(_axes_text(record[k]) for k in ("rf", "stride", "padding")))
-    table.caption = f"total parameters: {result['total_params']:,}"
-    table.caption_justify = "left"
-    _console().print(table)
+    _console().print(_network_table(result, fields=True))
     if at is not None:
-        window = result["at"]
-        click.echo(f"{window['layer']} pixel ({window['y']}, {window['x']}) sees input rows "
-                   f"{window['rows'][0]}…{window['rows'][1]}, columns "
-                   f"{window['cols'][0]}…{window['cols'][1]}")
+        click.echo(_window_text(result["at"]))
 
 
 def _axes_text(value) -> str:
     if value is None:
         return "all"
     return f"{value[0]}×{value[1]}" if isinstance(value, list) else str(value)
+
+
+@cli.command()
+@click.argument("image", metavar="IMAGE", type=click.Path(dir_okay=False, path_type=Path))
+@NET_ARGUMENT
+@click.option("-o", "--output", "output_dir", required=True, metavar="DIR/",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="The folder for the feature maps: NN_LAYER.npy (H×W×C float32), or "
+                   "NN_LAYER.png with --grid.")
+@click.option("--grid", is_flag=True,
+              help="Write each layer as one gray PNG tiling its channels, each stretched "
+                   "on its own (see --range).")
+@click.option("--range", "range_policy", type=click.Choice(["minmax", "clip", "abs", "offset"]),
+              default=None, help="How --grid tiles map values to gray (default minmax).")
+@click.option("--gray", is_flag=True, help="Convert the image to luminance (BT.601) first.")
+@click.option("--rgb", is_flag=True, help="Repeat a gray image into 3 channels first.")
+@click.option("--rf-overlay", "overlay_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="OUT.png",
+              help="With --at: draw on the image the receptive field of that output pixel "
+                   "at each depth.")
+@click.option("--at", "at", default=None, metavar="Y,X",
+              help="An output pixel of the last spatial layer (or --layer), for --rf-overlay.")
+@LAYER
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="FILE.json",
+              help="Write what was done: the network, image, every map written with its "
+                   "shape and value range, the window of --at.")
+@CATALOGUES
+def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_path, at,
+            layer_key, report_path, catalogues):
+    """Run a network on an image and write every spatial layer's feature maps.
+
+    NET is a network file (YAML: weights from kernel specs or seeded random
+    initialisation) or an ONNX model (its weights).  Layers from flatten on are not run.
+    Every option is checked before any map is written.
+    """
+    from .formats import format_of
+    from .images import read_image
+    from .kernels import Catalogue
+    from .files import check_distinct
+    from .net import check_input, feature_map_paths, load_network, write_feature_maps
+    from .pipeline import input_planes
+
+    if gray and rgb:
+        raise click.UsageError("--gray and --rgb exclude each other")
+    if (overlay_path is None) != (at is None):
+        raise click.UsageError("--rf-overlay and --at go together")
+    if layer_key is not None and at is None:
+        raise click.UsageError("--layer says which layer --at refers to; give --at Y,X")
+    if range_policy is not None and not grid:
+        raise click.UsageError("--range maps the tiles of --grid; .npy maps keep their values")
+    if overlay_path is not None and format_of(overlay_path).name == "NPY":
+        raise click.BadParameter(f"{overlay_path}: a picture needs an image format such as "
+                                 ".png", param_hint="'--rf-overlay'")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise click.BadParameter(f"{output_dir} is a file; -o is a folder", param_hint="'-o'")
+    network = load_network(net_path)
+    catalogue = Catalogue.load(catalogues)
+    check_distinct([("input", image), ("network", net_path), *_read_files(catalogue)],
+                   [*(("feature map", p) for p in
+                      feature_map_paths(network, output_dir, grid).values()),
+                    ("--rf-overlay", overlay_path), ("--report", report_path)])
+    picture = read_image(image)
+    planes = input_planes(picture, gray, rgb)
+    rows = check_input(network, planes.shape, catalogue)
+    window = _window(network, rows, at, layer_key) if at is not None else None
+    maps = write_feature_maps(network, planes, output_dir, grid=grid,
+                              range_policy=range_policy or "minmax", catalogue=catalogue)
+    click.echo(f"wrote the feature maps of {len(maps)} layers to {output_dir}/ "
+               f"({'png' if grid else 'npy'})")
+    report = {"image": str(image), "network": str(net_path), "name": network.name,
+              "input_shape": list(planes.shape), "maps": maps}
+    if window is not None:
+        _draw_overlay(picture, rows, window, overlay_path)
+        click.echo(f"wrote {overlay_path}: {_window_text(window)}")
+        del window["position"]
+        report.update(at=window, rf_overlay=str(overlay_path))
+    if report_path is not None:
+        from .files import write_json
+
+        write_json(report_path, report)
+
+
+def _draw_overlay(picture, rows, window, path) -> None:
+    from .images import save_pillow
+    from .net import axes, fields_at_depth
+    from .pixels import display_rgb
+    from .render import draw_windows
+
+    drawn = fields_at_depth(rows, window["position"], window["y"], window["x"])
+    labels = [f"{row.node.name}: r={_axes_text(axes(row.fields, 'size'))}" for row, _ in drawn]
+    save_pillow(draw_windows(display_rgb(picture.color), [w for _, w in drawn], labels), path)
 
 
 # ----------------------------------------------------------------------------------------
@@ -1048,6 +1144,9 @@ def _narrow_listing(columns, rows, width: int) -> list[str]:
     return lines
 
 
+kernels.command_class = ConvcliCommand
+
+
 @kernels.command("show")
 @click.argument("spec")
 @click.option("--png", "png", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -1062,7 +1161,12 @@ def kernels_show(catalogue, spec, png, cell, catalogues):
 
     for path in catalogues:
         catalogue.add_file(path)
+    check_distinct(_read_files(catalogue, [spec]), [("--png", png)])
     kernel = resolve_kernel(spec, catalogue)
+    if png is not None:                         # first, so a refused size prints nothing
+        from .render import kernel_picture
+
+        picture = kernel_picture(kernel.weights, cell)
     click.echo(f"{kernel.name}  {kernel.description}")
     if kernel.source:
         click.echo(f"source: {kernel.source}")
@@ -1071,7 +1175,6 @@ def kernels_show(catalogue, spec, png, cell, catalogues):
     click.echo(weights_text(kernel))
     if png is not None:
         from .images import save_pillow
-        from .render import kernel_picture
 
-        save_pillow(kernel_picture(kernel.weights, cell), png)
+        save_pillow(picture, png)
         click.echo(f"wrote {png}")
