@@ -255,7 +255,8 @@ def _copy_to_stdout(path: Path) -> None:
               help="JPEG/WebP quality (default 92).")
 @click.option("--grid", is_flag=True,
               help="Tile every output channel (feature map) into one gray image, with a thin "
-                   "border between them; --range auto stretches each map (minmax).")
+                   "border between them; --range auto stretches each map (minmax) unless the "
+                   "kernel's catalogue entry names a range.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="FILE.json",
               help="Write what was done: shapes, kernels, options, parameter counts against a "

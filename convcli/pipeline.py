@@ -442,8 +442,11 @@ class ApplyJob:
         step = picture.max_value / value_scale(integer_out) if integer_out.kind in "ui" else None
         pipeline = Pipeline(picture, self.kernels, self.options, self.alpha, self.gray, self.rgb,
                             encoder_saving, step)
-        # a grid shows feature maps: auto stretches each one (as `forward` does)
-        requested = "minmax" if self.grid and self.range_policy == "auto" else self.range_policy
+        # a grid shows feature maps: auto stretches each one (as `forward` does), unless the
+        # kernel's catalogue entry names its range
+        requested = self.range_policy
+        if self.grid and requested == "auto" and not self.kernels[-1].range:
+            requested = "minmax"
         policy = pipeline.range_policy(requested)
         if streaming and not self.grid and policy not in ("minmax", "float"):
             report, notes, shape, has_alpha = stream_png(pipeline, picture, output_path, policy,
