@@ -197,6 +197,9 @@ def _output_path(source: Path, output: str, job) -> Path:
 @click.option("--overwrite", is_flag=True,
               help="Replace outputs that exist (a batch refuses by default).")
 @click.option("--fail-fast", is_flag=True, help="Stop a batch at its first failure.")
+@click.option("--dask", metavar="tcp://HOST:8786", envvar="CONVCLI_DASK", default=None,
+              help="Run a batch on this Dask scheduler's workers, which must see the inputs "
+                   "and -o at the same paths (needs convcli[dask]; $CONVCLI_DASK).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-file warnings.")
 @click.option("--net", "net_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="NET.yaml",
@@ -211,7 +214,7 @@ def _output_path(source: Path, output: str, job) -> Path:
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
           groups, mode, algo, threads, bias, normalize, range_policy, alpha, gray, rgb, fmt,
           quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
-          jobs, skip_existing, overwrite, fail_fast, quiet, net_path, overlay_path, at):
+          jobs, skip_existing, overwrite, fail_fast, dask, quiet, net_path, overlay_path, at):
     """Apply kernels to an image, or to folders of images.
 
     A 2-D kernel is applied to each colour channel on its own; a 4-D kernel
@@ -253,11 +256,17 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
             raise click.UsageError("--stats describes one file; for a batch use --report")
         from .batch import BatchOptions
 
+        if dask and (jobs is not None or threads is not None):
+            raise click.UsageError("-j and --threads are local: with --dask, the cluster's "
+                                   "workers set them (their share of their cores)")
         batch = BatchOptions(recursive=recursive, globs=globs, excludes=excludes,
                              follow_links=follow_links, jobs=jobs, skip_existing=skip_existing,
-                             overwrite=overwrite, fail_fast=fail_fast)
+                             overwrite=overwrite, fail_fast=fail_fast, dask=dask or None)
         _apply_batch(inputs, Path(output), job, batch, quiet, report_path)
         return
+    if dask and click.get_current_context().get_parameter_source("dask").name == "COMMANDLINE":
+        raise click.UsageError("--dask runs batches (folders or several files); drop it for "
+                               "one file")
     source = inputs[0]
     target = _output_path(source, output, job)
     if target.exists() and source.exists() and target.resolve() == source.resolve():
@@ -362,7 +371,7 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
         if progress is not None:
             rate = finished / (time.perf_counter() - started)
             progress.update(progress.task_ids[0], advance=1, failed=failed,
-                            rate=f"{rate:.1f} img/s")
+                            rate=f"{rate:.1f} img/s", refresh=True)
 
     if progress is not None:
         progress.start()
@@ -386,6 +395,8 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
 
 
 def _batch_progress(total: int):
+    """The batch's progress bar, redrawn as each record arrives: no refresh thread, so none
+    is alive when local workers are forked (and inherit its locks)."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
@@ -393,7 +404,7 @@ def _batch_progress(total: int):
                         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                         TextColumn("ETA"), TimeRemainingColumn(),
                         TextColumn("[red]{task.fields[failed]} failed"),
-                        console=_console(stderr=True), transient=True)
+                        console=_console(stderr=True), transient=True, auto_refresh=False)
     progress.add_task("batch", total=total, failed=0, rate="")
     return progress
 
