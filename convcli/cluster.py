@@ -163,6 +163,8 @@ class DaskPool:
         self._address = address
         self._futures: dict = {}            # future → the tasks of its chunk
         self._job = None
+        self._tasks = tasks
+        self._workers: set = set()          # the workers at the start
         try:
             self._client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
         except TimeoutError:
@@ -171,6 +173,7 @@ class DaskPool:
         try:
             self._check_scheduler()
             self._check(tasks)
+            self._workers = set(self._client.nthreads())
             self._client.register_plugin(WorkerSetup())
             self._token = hashlib.sha1(pickle.dumps(job)).hexdigest()[:16]
             # the job, sent once: a task of its own, not scattered data, so that workers
@@ -307,12 +310,16 @@ class DaskPool:
                                  f"worker: {error}")]
 
     def close(self) -> None:
-        """Cancel what has not finished (running chunks stop before their next file) and
-        disconnect."""
+        """Cancel what has not finished (running chunks stop before their next file),
+        remove the temporaries a worker that died may have left (the scheduler may have run
+        its chunk again elsewhere, unknown to us), and disconnect."""
         unfinished = list(self._futures) + ([self._job] if self._job is not None else [])
         if unfinished:
             self._client.cancel(unfinished)
             self._futures.clear()
+        if self._workers - set(self._client.nthreads()):
+            for task in self._tasks:
+                remove_temporaries(task.target)
         self._client.close()
 
 
