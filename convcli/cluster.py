@@ -69,13 +69,14 @@ class WorkerSetup(distributed.WorkerPlugin):
 
     async def setup(self, worker) -> None:
         from .conv import warm_up
-        from .threads import set_threads, thread_count
+        from .threads import set_threads
 
         workers = (await worker.scheduler.identity())["workers"]
         mine = workers.get(worker.address, {"host": worker.ip})
         host_threads = sum(w["nthreads"] for w in workers.values()
                            if w["host"] == mine["host"]) or worker.state.nthreads
-        set_threads(max(1, thread_count() * worker.state.nthreads // host_threads))
+        cores = os.cpu_count() or 1            # as the local pool divides them
+        set_threads(max(1, cores * worker.state.nthreads // host_threads))
         await asyncio.get_running_loop().run_in_executor(None, warm_up)
 
 
@@ -98,6 +99,7 @@ def _cancelled() -> bool:
 
 
 def _the(job: ApplyJob) -> ApplyJob:
+    """The job, as a task's result (see `DaskPool`)."""
     return job
 
 

@@ -190,3 +190,17 @@ def test_a_signal_mid_batch_leaves_only_complete_outputs_and_resumes(tmp_path, s
     resumed = subprocess.run(command + ["--skip-existing"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert len(list(out.iterdir())) == 80
+
+
+def test_the_progress_bar_runs_no_thread_for_forked_workers_to_inherit():
+    import threading
+
+    from convcli.cli import _batch_progress
+
+    before = set(threading.enumerate())
+    progress = _batch_progress(3)
+    progress.start()
+    try:
+        assert set(threading.enumerate()) == before
+    finally:
+        progress.stop()

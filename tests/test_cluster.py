@@ -251,3 +251,28 @@ def test_a_local_batch_does_not_import_dask(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert result.stdout.split()[-2:] == ["False", "False"], result.stderr
+
+
+def test_dask_goes_with_batches_and_without_local_pool_options(run, tmp_path, monkeypatch):
+    rows(tmp_path / "in", 2, 16)
+    for extra in (["-j", "2"], ["--threads", "2"]):
+        result = run("apply", tmp_path / "in", "-k", "sobel", "-o", tmp_path / "out",
+                     "--dask", "tcp://127.0.0.1:1", *extra)
+        assert result.exit_code == 2 and "with --dask" in result.stderr
+    one = tmp_path / "in" / "img000.png"
+    result = run("apply", one, "-k", "sobel", "-o", tmp_path / "one.png", "--dask",
+                 "tcp://127.0.0.1:1")
+    assert result.exit_code == 2 and "--dask runs batches" in result.stderr
+    monkeypatch.setenv("CONVCLI_DASK", "tcp://127.0.0.1:1")    # set for batches: one file runs here
+    assert run("apply", one, "-k", "sobel", "-o", tmp_path / "one.png").exit_code == 0
+    assert (tmp_path / "one.png").is_file()
+
+
+@pytest.mark.slow
+def test_an_unreachable_scheduler_is_one_line(run, tmp_path):
+    rows(tmp_path / "in", 2, 16)
+    result = run("apply", tmp_path / "in", "-k", "sobel", "-o", tmp_path / "out",
+                 "--dask", f"tcp://127.0.0.1:{_free_port()}")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot reach the Dask scheduler at tcp://127.0.0.1:")
+    assert result.stderr.count("\n") == 1
