@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .choices import ALPHA_POLICIES, FORMATS, RANGE_POLICIES
+from .choices import ALPHA_POLICIES, RANGE_POLICIES
+from .formats import BY_EXTENSION, extensions
 from .errors import ConvcliError, ParameterError
 from .options import CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, conv_options
 from .plan import shape_text
@@ -32,6 +33,9 @@ class ConvcliGroup(click.Group):
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
             code = 130
+        except click.exceptions.NoArgsIsHelpError as exc:      # `convcli` alone: its help
+            click.echo(exc.ctx.get_help())
+            code = 0
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             code = exc.exit_code
@@ -78,15 +82,17 @@ class ConvcliCommand(click.Command):
 CLI_NAMES = {"input_shape": "shape", "layer": "layer_key", "catalogue": "catalogues"}
 
 
-def flag_error(exc: ParameterError, ctx: click.Context) -> click.ClickException:
-    """The click error that says `exc` with this command's flags for the library's names."""
-    options = {p.name: p for p in ctx.command.params if isinstance(p, click.Option)}
+def _option(ctx: click.Context, name: str) -> click.Option | None:
+    """The option of the running command that stands for library parameter `name`."""
+    name = CLI_NAMES.get(name, name)
+    return next((p for p in ctx.command.params if isinstance(p, click.Option) and p.name == name),
+                None)
 
-    def option(name: str):
-        return options.get(CLI_NAMES.get(name, name))
 
+def flag_text(message: str, ctx: click.Context) -> str:
+    """`message` with each ``name=value`` of a library parameter as this command's flag."""
     def flag_of(match: re.Match) -> str:
-        found = option(match[1])
+        found = _option(ctx, match[1])
         if found is None:
             return match[0]
         flag = max(found.opts, key=len)
@@ -94,11 +100,15 @@ def flag_error(exc: ParameterError, ctx: click.Context) -> click.ClickException:
             return found.secondary_opts[0] if match[2] == "False" and found.secondary_opts else flag
         return f"{flag} {match[2]}" if match[2] else flag
 
-    message = re.sub(r"\b([a-z_]+)=([^\s,;:)]*)", flag_of, exc.message)
+    return re.sub(r"\b([a-z_]+)=([^\s,;:)]*)", flag_of, message)
+
+
+def flag_error(exc: ParameterError, ctx: click.Context) -> click.ClickException:
+    """The click error that says `exc` with this command's flags for the library's names."""
+    message = flag_text(exc.message, ctx)
     if exc.parameter:
-        found = option(exc.parameter)
-        name = max(found.opts, key=len) if found is not None else exc.parameter
-        message = f"{name} {message}"
+        found = _option(ctx, exc.parameter)
+        message = f"{max(found.opts, key=len) if found else exc.parameter} {message}"
     return click.UsageError(message, ctx)
 
 
@@ -170,8 +180,11 @@ def _output_path(source: Path, output: str, job) -> Path:
 @click.option("--gray", is_flag=True, help="Convert to luminance (BT.601) first.")
 @click.option("--rgb", is_flag=True, help="Repeat a gray image into 3 channels first.")
 @click.option("--format", "fmt", default=None,
-              type=click.Choice(sorted({ext[1:] for ext in FORMATS}), case_sensitive=False),
+              type=click.Choice(extensions(), case_sensitive=False),
               help="Output format, instead of the output's (or input's) extension.")
+@click.option("--page", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Page of a multi-page input (TIFF), from 1 (default: the first, with a "
+                   "note when there are more).")
 @click.option("--quality", type=click.IntRange(1, 100), default=None,
               help="JPEG/WebP quality (default 92).")
 @click.option("--grid", is_flag=True,
@@ -213,7 +226,7 @@ def _output_path(source: Path, output: str, job) -> Path:
               help="An output pixel of the network's last spatial layer, for --rf-overlay.")
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
           groups, mode, algo, threads, bias, normalize, range_policy, alpha, gray, rgb, fmt,
-          quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
+          page, quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
           jobs, skip_existing, overwrite, fail_fast, dask, quiet, net_path, overlay_path, at):
     """Apply kernels to an image, or to folders of images.
 
@@ -227,6 +240,9 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
 
     if gray and rgb:
         raise click.UsageError("--gray and --rgb exclude each other")
+    if not output.strip():
+        raise click.BadParameter("is empty; give an output file, or a folder as DIR/",
+                                 param_hint="'-o'")
     if net_path is not None:
         if kernel_specs:
             raise click.UsageError("--net runs its own layers; drop -k")
@@ -246,7 +262,7 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     options = ConvOptions(stride=stride, padding=padding, dilation=dilation, groups=groups,
                           pad_mode=pad_mode, mode=mode, bias=bias, normalize=normalize, algo=algo)
     job = ApplyJob(kernels=kernels, options=options, range_policy=range_policy, alpha=alpha,
-                   gray=gray, rgb=rgb, quality=quality, grid=grid, fmt=fmt)
+                   gray=gray, rgb=rgb, quality=quality, grid=grid, fmt=fmt, page=page)
     if threads is not None:
         from .threads import set_threads
 
@@ -254,6 +270,11 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     if len(inputs) > 1 or inputs[0].is_dir():
         if show_stats:
             raise click.UsageError("--stats describes one file; for a batch use --report")
+        if not output.endswith(("/", "\\")) and not Path(output).is_dir() \
+                and Path(output).suffix.lower() in BY_EXTENSION:
+            raise click.BadParameter(f"{output} names a file, but several inputs or a folder "
+                                     f"write a folder of outputs; give a folder ({output}/ if "
+                                     "that is the name you want)", param_hint="'-o'")
         from .batch import BatchOptions
 
         if dask and (jobs is not None or threads is not None):
@@ -291,7 +312,8 @@ def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, over
     from .images import Picture, read_image, write_image
     from .kernels import Catalogue
     from .net import fields_at_depth, forward, load_network
-    from .pipeline import FilterResult, input_planes, to_picture
+    from .pipeline import input_planes
+    from .pixels import display_rgb, to_picture
 
     if (overlay_path is None) != (at is None):
         raise click.UsageError("--rf-overlay and --at go together")
@@ -308,10 +330,8 @@ def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, over
     written = 0
     for net_layer, maps in forward(network, planes, catalogue):
         target = output_dir / f"{net_layer.index:02d}_{net_layer.name}{suffix}"
-        result = FilterResult(maps, None, policy)
         if grid:
-            out, _, _ = to_picture(result, Picture(np.zeros((1, 1, 1), np.uint8)), "PNG", policy,
-                                   grid=True)
+            out, _, _ = to_picture(maps, None, policy, np.uint8, "PNG", policy, grid=True)
         else:
             out = Picture(np.ascontiguousarray(maps.transpose(1, 2, 0)))
         write_image(target, out)
@@ -324,7 +344,7 @@ def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, over
         y, x = _point(at)
         rows = network.summary(planes.shape)
         drawn = fields_at_depth(rows, y, x, planes.shape)
-        rgb_pixels = _display_rgb(picture)
+        rgb_pixels = display_rgb(picture.color)
         labels = [f"{row.layer.name}: r={_axes_text(_axes(row.fields, 'size'))}" for row, _ in drawn]
         save_pillow(draw_windows(rgb_pixels, [w for _, w in drawn], labels), overlay_path)
         top, bottom, left, right = drawn[-1][1]
@@ -332,24 +352,10 @@ def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, over
                    f"sees input rows {top}…{bottom}, columns {left}…{right}")
 
 
-def _display_rgb(picture):
-    """An 8-bit RGB view of a picture, for drawing on."""
-    import numpy as np
-
-    color = picture.color.astype(np.float64)
-    if picture.color.dtype.kind == "f":
-        low, high = float(color.min()), float(color.max())
-        color = (color - low) / (high - low or 1) * 255
-    else:
-        color = color * (255 / picture.max_value)
-    color = np.rint(color).clip(0, 255).astype(np.uint8)
-    return np.repeat(color, 3, axis=2) if color.shape[2] == 1 else color[:, :, :3]
-
-
 def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
     import time
 
-    from .batch import Record, find_inputs, plan_tasks, run_tasks
+    from .batch import Record, find_inputs, no_inputs_reason, plan_tasks, run_tasks
 
     if output_dir.exists() and not output_dir.is_dir():
         raise click.BadParameter(f"{output_dir} is a file; with folders or several inputs -o "
@@ -358,7 +364,10 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
     tasks, existing = plan_tasks(found, output_dir, job, options)
     if not quiet:
         for note in notes:
-            click.echo(f"Warning: {note}", err=True)
+            click.echo(f"Warning: {flag_text(note, click.get_current_context())}", err=True)
+    if not found:
+        raise click.UsageError(flag_text(f"no input files: {no_inputs_reason(inputs, options)}",
+                                         click.get_current_context()))
     show_progress = not quiet and sys.stderr.isatty()
     progress = _batch_progress(len(tasks)) if show_progress else None
     failed = finished = 0
@@ -664,10 +673,11 @@ def _save_npz(path: Path, **arrays) -> None:
 @click.option("-s", "--size", "size", type=STRIDE, required=True, metavar="K|KHxKW",
               help="Kernel size.")
 @click.option("--depthwise", is_flag=True,
-              help="Learn one 2-D kernel applied to every channel (the default for gray).")
+              help="Learn one 2-D kernel applied to every channel (the default when input "
+                   "and target have as many channels; --cout learns a layer instead).")
 @click.option("--cout", type=click.IntRange(min=1), default=None,
-              help="Learn a layer of N filters over all input channels (N must be the "
-                   "target's channel count).")
+              help="Learn a layer of N filters, each over all input channels (N must be "
+                   "the target's channel count); the default when the channel counts differ.")
 @click.option("--bias/--no-bias", "with_bias", default=True, show_default=True,
               help="Learn a bias per output channel.")
 @click.option("--stride", type=STRIDE, default=1, show_default=True, help="N or SHxSW.")
@@ -759,8 +769,12 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
         click.echo(json.dumps(summary, default=_json_default))
         return
     console = _console()
-    console.print(f"[bold]{name}[/bold]: {'one 2-D kernel' if result.kernel_2d else 'a layer'} "
-                  f"{'×'.join(map(str, weights.shape))} by {method}")
+    from rich.markup import escape
+
+    shape = weights.shape[1:] if result.kernel_2d else weights.shape
+    console.print(f"[bold]{escape(name)}[/bold]: "
+                  f"{'one 2-D kernel' if result.kernel_2d else 'a layer'} "
+                  f"{'×'.join(map(str, shape))} by {method}")
     click.echo(weights_text(kernel))
     for label, report in (("fit", result.fit), ("held out", result.held_out)):
         if report:
