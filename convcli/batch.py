@@ -223,7 +223,7 @@ def plan_tasks(found: list[tuple[Path, Path]], output_dir: Path, job: ApplyJob,
 # Running
 
 
-def process(job: ApplyJob, task: Task) -> Record:
+def process_file(job: ApplyJob, task: Task) -> Record:
     """Apply the job to one file and say what happened: a user-level failure, and any
     unexpected exception (a bug), become a failed record, so one file never stops a batch."""
     start = time.perf_counter()
@@ -231,7 +231,7 @@ def process(job: ApplyJob, task: Task) -> Record:
         report = job.run(task.source, task.target)
     except ConvcliError as exc:
         return failed(task, str(exc), time.perf_counter() - start)
-    except Exception as exc:    # noqa: BLE001 - a bug costs its file, not the batch
+    except Exception as exc:    # a bug costs its file, not the batch
         return failed(task, f"{task.source}: unexpected {type(exc).__name__}: {exc} (a bug "
                             "in convcli; please report it)", time.perf_counter() - start)
     return Record(str(task.source), str(task.target), "done", time.perf_counter() - start,
@@ -262,7 +262,7 @@ def _worker_main(connection, job: ApplyJob, threads: int) -> None:
 
     set_threads(threads)
     while (task := connection.recv()) is not None:
-        connection.send(process(job, task))
+        connection.send(process_file(job, task))
 
 
 class WorkerPool:
@@ -343,7 +343,7 @@ def _receive(connection) -> Record | None:
         return None
 
 
-class Interrupted(BaseException):       # not an Exception: `process` must not catch it
+class Interrupted(BaseException):       # not an Exception: `process_file` must not catch it
     def __init__(self, name: str):
         self.name = name
 
@@ -373,7 +373,7 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
             pool = DaskPool(options.dask, job, tasks)
         else:
             pool = _local_pool(job, options.jobs, len(tasks))
-        results = (process(job, task) for task in tasks) if pool is None else pool.run(tasks)
+        results = (process_file(job, task) for task in tasks) if pool is None else pool.run(tasks)
         for record in results:
             report.records.append(record)
             if on_record is not None:

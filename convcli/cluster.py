@@ -1,12 +1,12 @@
 """Batches on a Dask cluster: the local pool's guarantees, on an existing scheduler.
 
 Inputs and outputs must be on a filesystem every worker sees at the client's paths; that
-is checked on every worker before anything is submitted, as is the workers' convcli
-version.  `WorkerSetup` gives each worker its share of its host's cores as convcli threads
-and loads the compiled core once, as it starts.  The job is sent to the workers once
-(a task its chunks depend on); files go in chunks of about `CHUNK_SECONDS` of work (sized from the first
-files, shrinking towards the end of the batch), each a task with a key derived from the job
-and its files, that returns records, never pixels.  A chunk turns any error of one file
+is checked on every worker before anything is submitted, as is the convcli version of the
+workers and the scheduler.  `WorkerSetup` gives each worker its share of its host's cores
+as convcli threads and loads the compiled core once, as it starts.  The job is sent once
+(a task the chunks depend on); files go in chunks of about `CHUNK_SECONDS` of work (sized
+from the first file done, shrinking towards the end of the batch), each a task with a key
+derived from the job and its files, that returns records, never pixels.  A chunk turns any error of one file
 into that file's failed record; a chunk whose worker died is retried file by file, so only
 the file that kills its worker fails.  Cancelled chunks stop before their next file, and
 every output is written atomically: complete or absent.
@@ -32,7 +32,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .batch import (Interrupted, Record, Task, failed, process, remove_temporaries,
+from .batch import (Interrupted, Record, Task, failed, process_file, remove_temporaries,
                     worker_died)
 from .errors import ConvcliError, ParameterError
 from .pipeline import ApplyJob
@@ -56,7 +56,7 @@ PROBE_PATIENCE = 2.0
 FINISH_SECONDS = 5.0
 #: Input files whose size every worker checks (one per folder, up to this many).
 INPUT_SAMPLES = 8
-#: The scheduler settings the README asks for, and what else is said if they differ.
+#: Scheduler settings the README asks for; another value gets a warning.
 SCHEDULER_SETTINGS = {"worker-saturation": 1.0}
 
 
@@ -86,7 +86,7 @@ def run_chunk(job: ApplyJob, tasks: list[Task]) -> list[Record]:
     for task in tasks:
         if _cancelled():
             break
-        records.append(process(job, task))
+        records.append(process_file(job, task))
     return records
 
 
