@@ -268,8 +268,10 @@ def test_dask_goes_with_batches_and_without_local_pool_options(run, tmp_path, mo
     assert (tmp_path / "one.png").is_file()
 
 
-@pytest.mark.slow
-def test_an_unreachable_scheduler_is_one_line(run, tmp_path):
+def test_an_unreachable_scheduler_is_one_line(run, tmp_path, monkeypatch):
+    from convcli import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1.0)        # not 10 s of retries
     rows(tmp_path / "in", 2, 16)
     result = run("apply", tmp_path / "in", "-k", "sobel", "-o", tmp_path / "out",
                  "--dask", f"tcp://127.0.0.1:{_free_port()}")
