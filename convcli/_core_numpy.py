@@ -1,6 +1,6 @@
 """Pixel helpers in numpy alone: the twins of the compiled core's `finite_range` and
 `png_filter_rows`, for a process that has not loaded the core (small jobs; see
-`convcli.plan.jit_pays`), with the same arguments and results; and the quantizer, which
+`convcli.backend.jit_pays`), with the same arguments and results; and the quantizer, which
 has no compiled twin (numpy's is faster at the pipeline's band sizes)."""
 
 import numpy as np

@@ -11,7 +11,6 @@ batch on a Dask cluster (`convcli.cluster`) keeps every one of these guarantees.
 from __future__ import annotations
 
 import fnmatch
-import glob
 import os
 import signal
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from .formats import BY_EXTENSION, input_globs
 from .errors import ConvcliError, ParameterError
+from .files import remove_temporaries
 from .pipeline import ApplyJob
 
 
@@ -61,7 +61,7 @@ class BatchReport:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return 143 if self.interrupted == "SIGTERM" else 130
+            return 128 + signal.Signals[self.interrupted].value      # 130, 143, 129
         return 1 if self.failures else 0
 
     def as_dict(self) -> dict:
@@ -250,13 +250,21 @@ def worker_died(task: Task, how: str) -> Record:
                         "may be too large for memory")
 
 
+#: A worker's exit status when the parent stops it (128 + SIGTERM).
+STOPPED = 143
+
+
 def _stop_worker(signum, frame):
-    raise SystemExit(1)          # unwinds through atomic_write, which removes its temporary
+    """Leave at once, running no Python cleanup: an exception raised here could surface
+    inside a compiled kernel as a SystemError traceback.  The parent removes the
+    temporary file of the task it was on (`run_tasks`)."""
+    os._exit(STOPPED)
 
 
 def _worker_main(connection, job: ApplyJob, threads: int) -> None:
     """A worker: take a task, send back its record, until told to stop (None)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # the parent decides what Ctrl-C does
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)       # and what a closed terminal does
     signal.signal(signal.SIGTERM, _stop_worker)
     from .threads import set_threads
 
@@ -319,7 +327,8 @@ class WorkerPool:
                     connection.send(busy[index])
 
     def close(self) -> None:
-        """Stop every worker: SIGTERM (they remove their temporaries), then SIGKILL."""
+        """Stop every worker: SIGTERM (they exit at once), then SIGKILL; `run_tasks` then
+        removes the temporaries of unfinished tasks."""
         for process, connection in self._workers:
             if process.is_alive():
                 process.terminate()
@@ -358,13 +367,14 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
     ``options.jobs`` local worker processes (in this process if 1) dividing the threads
     (`convcli.threads.thread_count`) between them.
 
-    `on_record(record)` is called as each file finishes.  SIGINT and SIGTERM stop the run:
-    workers are stopped (on a cluster: what has not started is cancelled), temporary files
-    of unfinished outputs removed, and the report says so.
+    `on_record(record)` is called as each file finishes.  SIGINT, SIGTERM and SIGHUP stop
+    the run: workers are stopped (on a cluster: chunks not started are cancelled, running
+    ones may finish), temporary files of unfinished outputs removed, and the report says so.
     """
     report = BatchReport(total=len(tasks))
     start = time.perf_counter()
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, _raise_interrupted)
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     pool = None
     try:
         if options.dask:
@@ -383,14 +393,16 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
     except Interrupted as exc:
         report.interrupted = exc.name
     finally:
+        for s in previous:                       # a second Ctrl-C must not cut the cleanup
+            signal.signal(s, signal.SIG_IGN)
         if pool is not None:
             pool.close()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         finished = {r.target for r in report.records}
         for task in tasks:
             if str(task.target) not in finished:
                 remove_temporaries(task.target)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     report.elapsed = time.perf_counter() - start
     return report
 
@@ -408,10 +420,3 @@ def _local_pool(job: ApplyJob, jobs: int | None, files: int) -> WorkerPool | Non
         set_threads(threads)
         return None
     return WorkerPool(jobs, job, threads)
-
-
-def remove_temporaries(target: Path) -> None:
-    """Delete what an interrupted atomic write of `target` may have left behind."""
-    if target.parent.is_dir():
-        for temp in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
-            temp.unlink(missing_ok=True)

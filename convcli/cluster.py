@@ -32,9 +32,9 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .batch import (Interrupted, Record, Task, failed, process_file, remove_temporaries,
-                    worker_died)
+from .batch import Interrupted, Record, Task, failed, process_file, worker_died
 from .errors import ConvcliError, ParameterError
+from .files import remove_temporaries
 from .pipeline import ApplyJob
 
 try:

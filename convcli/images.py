@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageError, ParameterError
+from .errors import FileFormatError, ImageError, ParameterError
+from .files import atomic_write
 from .formats import Format, format_of
 from .pixels import Picture
 
@@ -46,6 +47,12 @@ def read_image(path, page: int | None = None) -> Picture:
         Which page of a multi-page file (TIFF) to read, counting from 1; by default the
         first.  The picture's ``pages`` says how many the file holds.
 
+    Returns
+    -------
+    Picture
+        ``color`` (H, W, C) uint8, uint16 or float32, ``alpha`` (H, W) or None, and
+        ``icc_profile``.
+
     Raises
     ------
     ImageError
@@ -53,6 +60,20 @@ def read_image(path, page: int | None = None) -> Picture:
         than Pillow's decompression-bomb limit, or has no such page.
     ParameterError
         `page` is not a positive int.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from convcli import read_image, write_image
+    >>> from convcli.pixels import Picture
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ramp.png"
+    >>> ramp = np.arange(0, 65536, 4096, dtype=np.uint16).reshape(4, 4, 1)
+    >>> write_image(path, Picture(ramp))
+    []
+    >>> picture = read_image(path)
+    >>> picture.color.dtype, picture.shape, bool((picture.color == ramp).all())
+    (dtype('uint16'), (4, 4, 1), True)
     """
     path = Path(path)
     if page is not None and (not isinstance(page, (int, np.integer)) or isinstance(page, bool)
@@ -73,8 +94,16 @@ def read_image(path, page: int | None = None) -> Picture:
         raise ImageError(f"{path}: the file is empty (0 bytes)")
     if path.suffix.lower() == ".npy":
         _one_page(path, page)
-        return _read_npy(path)
-    return _read_file(path, page)
+        picture = _read_npy(path)
+    else:
+        picture = _read_file(path, page)
+    if picture.color.dtype.kind == "f":
+        bad = picture.color.size - int(np.count_nonzero(np.isfinite(picture.color)))
+        if bad:
+            raise FileFormatError(f"{path}: {bad:,} of its values "
+                                  f"{'is' if bad == 1 else 'are'} NaN or infinity; every "
+                                  "pixel must be a finite number")
+    return picture
 
 
 def _one_page(path: Path, page: int | None) -> None:
@@ -83,6 +112,13 @@ def _one_page(path: Path, page: int | None) -> None:
 
 
 def _read_npy(path: Path) -> Picture:
+    from .limits import MAX_VALUES, check_size, product
+
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError, EOFError) as exc:
+        raise ImageError(f"{path}: not a readable .npy array ({exc})") from None
+    check_size(f"{path}: an array of shape {shape}", product(shape), MAX_VALUES)
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -180,33 +216,35 @@ def _picture_from_pillow(im) -> Picture:
 # Writing
 
 
-def atomic_write(path, write) -> None:
-    """Call ``write(binary_file)`` on a temporary file beside `path`, then rename it over
-    `path`; on any failure the temporary file is removed and `path` is left as it was.  A
-    read-only `path` is not replaced."""
-    path = Path(path)
-    if path.exists() and not path.stat().st_mode & 0o222:
-        raise ImageError(f"{path}: the output exists and is read-only; not replaced")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = _create_temporary(path)
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot write there ({exc.strerror})") from None
-    try:
-        with os.fdopen(handle, "wb") as out:
-            write(out)
-        os.replace(temp, path)
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot write it ({exc.strerror or exc})") from None
-    finally:
-        if temp.exists():
-            temp.unlink()
-
-
 def write_image(path, picture: Picture, quality: int | None = None) -> list[str]:
     """Write a picture atomically in the format its extension names.
 
-    Returns warnings (for example an alpha channel the format cannot hold).
+    Parameters
+    ----------
+    path : str or Path
+        .png, .jpg/.jpeg, .tif/.tiff, .bmp, .webp or .npy.
+    picture : Picture
+        What to write (see `read_image`).
+    quality : int, optional
+        JPEG/WebP quality.
+
+    Returns
+    -------
+    list of str
+        Warnings (for example an alpha channel the format cannot hold).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from convcli import write_image
+    >>> from convcli.images import Picture
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> rgba = Picture(np.zeros((2, 2, 3), np.uint8), np.full((2, 2), 255, np.uint8))
+    >>> write_image(folder / "out.png", rgba)
+    []
+    >>> sorted(p.name for p in folder.iterdir())
+    ['out.png']
     """
     fmt = format_of(path)
     notes: list[str] = []
@@ -221,16 +259,6 @@ def save_pillow(image, path) -> None:
         raise ParameterError(f"{path}: a picture needs an image format such as .png, not "
                              f"{fmt.extensions[0]}")
     atomic_write(path, lambda out: image.save(out, format=fmt.name))
-
-
-def _create_temporary(path: Path) -> tuple[int, Path]:
-    """Create ``.NAME.RANDOM.part`` beside `path` (mode from the umask, like any new file)."""
-    while True:
-        temp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.part")
-        try:
-            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temp
-        except FileExistsError:
-            continue
 
 
 def _encode(out, fmt: Format, picture: Picture, quality: int | None, notes: list[str]) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ParameterError
+from .files import check_name
 from .layers import BatchNorm, Conv, Dense, Flatten, Layer, Params, Pool, ReLU, Window
 
 LAYER_TYPES = ("conv", "relu", "maxpool", "avgpool", "batchnorm", "flatten", "dense")
@@ -167,14 +168,44 @@ def _centre(field: Field, index: int, length: int) -> int:
 
 
 def load_network(path) -> Network:
-    """Read and check a network file (YAML, safe loader).
+    r"""Read and check a network file (YAML, safe loader).
+
+    Its `Network.summary` is the layer-stack summary ``convcli receptive-field`` prints:
+    each layer's shapes, parameters and receptive field (r, S, P per axis).
+
+    Parameters
+    ----------
+    path : str or Path
+        A network file: ``name``, ``input: [C, H, W]`` and ``layers`` (conv, relu,
+        maxpool, avgpool, batchnorm, flatten, dense; see README).
+
+    Returns
+    -------
+    Network
+        Its ``summary(input_shape=None)`` gives one `LayerSummary` per layer: the layer,
+        input and output shapes, parameters, and per-axis `Field` (None once not spatial).
 
     Raises
     ------
     ParameterError
         Naming the file, the layer index and field, and the reason.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from convcli import load_network
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny.yaml"
+    >>> _ = path.write_text("name: tiny\ninput: [3, 32, 32]\nlayers:\n"
+    ...                     "  - {name: conv1, type: conv, out: 8, k: 3, p: 1}\n"
+    ...                     "  - {name: pool1, type: maxpool, k: 2}\n"
+    ...                     "  - {name: conv2, type: conv, out: 16, k: 3, d: 2}\n")
+    >>> for row in load_network(path).summary():
+    ...     print(row.layer.name, row.output_shape, row.params.total, row.fields[0])
+    conv1 (8, 32, 32) 224 Field(size=3, stride=1, padding=1)
+    pool1 (8, 16, 16) 0 Field(size=4, stride=2, padding=1)
+    conv2 (16, 12, 12) 1168 Field(size=12, stride=2, padding=1)
     """
-    from .kernels import read_yaml
+    from .files import read_yaml
 
     path = Path(path)
     data = read_yaml(path, "network")
@@ -218,11 +249,11 @@ def _layer(entry, index: int, where: str) -> NetLayer:
     if unknown:
         raise ParameterError(f"{label}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
                              f"allowed: {', '.join(sorted(_FIELDS[kind] - {'type'}))}")
-    name = str(entry.get("name", f"{kind}{index}"))
+    name = check_name(entry.get("name", f"{kind}{index}"), label)
     get = _Getter(entry, label)
     if kind == "conv":
         kernel = entry.get("kernel")
-        size = get.pair("k", 3)
+        size = get.pair("k", (3, 3))
         if kernel is not None:
             found = _kernel_size(str(kernel), label)
             if "k" in entry and size != found:
@@ -324,8 +355,12 @@ def layer_weights(net_layer: NetLayer, in_channels: int, catalogue=None):
 
     from .kernels import resolve_kernel
 
+    from .limits import MAX_WEIGHTS, check_size, product
+
     conv = net_layer.layer
     shape = (conv.out, in_channels // conv.groups, *conv.kernel)
+    check_size(f"layer {net_layer.index} conv: {conv.out} filters of "
+               f"{'×'.join(map(str, shape[1:]))}", product(shape), MAX_WEIGHTS, "weights")
     if net_layer.kernel is None:
         rng = np.random.default_rng(net_layer.seed)
         bound = 1 / math.sqrt(shape[1] * shape[2] * shape[3])

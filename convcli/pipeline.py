@@ -14,16 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .conv import conv2d, correlation_weight, resolve_algorithm
+from .conv import conv2d, correlation_weight, resolve_algorithm, run
 from .errors import ParameterError
 from .choices import ALPHA_POLICIES, RANGE_POLICIES
-from .backend import png_saving
+from .backend import jit_pays, png_saving
 from .formats import format_of
 from .images import read_image, write_image
 from .kernels import Kernel
+from .limits import MAX_WEIGHTS, check_convolution, check_size, product
 from .pixels import (Picture, RangeReport, map_range, mapped_alpha, output_dtype, output_type,
-                     to_gray, to_picture)
-from .plan import ConvPlan, int_pair, jit_pays, jit_saving, make_plan, padding_amounts
+                     to_gray, to_picture, value_scale)
+from .plan import ConvPlan, int_pair, jit_saving, make_plan, padding_amounts, shape_text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,13 +97,18 @@ def kernel_convolution(kernel: Kernel, channels: int, options: ConvOptions,
         if channels % groups or cout % groups:
             raise ParameterError(f"{groups} must divide the {channels} input channels "
                                  f"and cout={cout}", parameter="groups")
-        weights = np.broadcast_to(weights, (cout, channels // groups, *kernel.size)).copy()
+        shape = (cout, channels // groups, *kernel.size)
+        check_size(f"{cout} filters of {shape_text(shape[1:])}", product(shape),
+                   MAX_WEIGHTS, "weights", parameter="cout")
+        weights = np.broadcast_to(weights, shape).copy()
         bias = np.zeros(cout)
     else:
         if groups != 1:
             raise ParameterError("applies to 4-D kernels (Cout, Cin/groups, kh, kw) and "
                                  "cout= layers; a 2-D kernel is already applied to each "
                                  "channel on its own", parameter="groups")
+        check_size(f"kernel {kernel.name} on each of {channels} channels",
+                   channels * weights.size, MAX_WEIGHTS, "weights")
         weights = np.tile(weights, (channels, 1, 1))[:, None]
         bias = np.tile(bias, channels)
         groups = channels
@@ -163,12 +169,16 @@ class Stage:
     bias: np.ndarray                          # float32
 
     @classmethod
-    def make(cls, kernel: Kernel, conv: Convolution, input_shape, jit: bool = True) -> "Stage":
+    def make(cls, kernel: Kernel, conv: Convolution, input_shape, jit: bool = True,
+             rounding: tuple[float, float] | None = None) -> "Stage":
         """The stage, computed by the planner's choice among the compiled algorithms
-        (`jit`) or those that need no compiled code."""
+        (`jit`) or those that need no compiled code; `rounding`, (step, magnitude), as in
+        `convcli.plan.choose_algorithm`, when its result will be rounded to integers."""
         plan = conv.plan(input_shape)
+        check_convolution(plan)
         weight = np.ascontiguousarray(correlation_weight(conv.weight, plan.mode), np.float32)
-        algorithm = resolve_algorithm(conv.options.algo, plan, weight, jit)
+        algorithm = resolve_algorithm(conv.options.algo, plan, weight, jit,
+                                      None if rounding is None else lambda: rounding)
         _, cout, ho, wo = plan.output_shape
         combined = input_shape[0] if (not kernel.is_layer and kernel.n_filters > 1
                                       and kernel.combine) else cout
@@ -182,13 +192,11 @@ class Stage:
     def rows(self, first: int, stop: int, source) -> np.ndarray:
         """Output rows [first, stop), computing from `source(start, stop)`, which gives the
         input rows the band needs as (C, rows, W) float32."""
-        from .conv import ALGORITHM_RUNNERS
-
         band = self.plan.band(first, stop)
         x = source(*band.input_rows())
         out = np.empty(band.output_shape[1:], np.float32)
-        ALGORITHM_RUNNERS[self.algorithm](np.ascontiguousarray(x)[None], self.weight,
-                                          self.bias, band, out[None])
+        run(self.algorithm, np.ascontiguousarray(x)[None], self.weight, self.bias, band,
+            out[None])
         return combine_bank(out, self.kernel, self.input_shape[0])
 
 
@@ -216,7 +224,8 @@ class Pipeline:
     """
 
     def __init__(self, picture: Picture, kernels, options: ConvOptions, alpha: str = "keep",
-                 gray: bool = False, rgb: bool = False, other_saving: float = 0.0):
+                 gray: bool = False, rgb: bool = False, other_saving: float = 0.0,
+                 output_step: float | None = None):
         if alpha not in ALPHA_POLICIES:
             raise ParameterError(f"alpha policy {alpha!r} is not one of "
                                  f"{', '.join(ALPHA_POLICIES)}")
@@ -230,8 +239,13 @@ class Pipeline:
         self.stages: list[Stage] = []
         self.carry: list[Stage] = []
         carry_shape = (1, *picture.color.shape[:2])
+        magnitude = picture.max_value         # a bound on |input| of the next stage
         for kernel in kernels:
-            stage = Stage.make(kernel, kernel_convolution(kernel, shape[0], options), shape)
+            conv = kernel_convolution(kernel, shape[0], options)
+            rounding = None if output_step is None or kernel is not kernels[-1] else \
+                (output_step, magnitude)
+            stage = Stage.make(kernel, conv, shape, rounding=rounding)
+            magnitude *= float(np.abs(conv.weight).sum(axis=(1, 2, 3)).max())
             if self.alpha_mode == "filter" and stage.output_shape[0] != shape[0]:
                 raise ParameterError(f"filter needs one output per channel; kernel "
                                      f"{kernel.name} makes {stage.output_shape[0]} from "
@@ -240,9 +254,13 @@ class Pipeline:
             shape = stage.output_shape
         self.jit = jit_pays(other_saving + sum(jit_saving(s.plan, s.weight) for s in self.stages))
         if not self.jit:
-            self.stages = [replace(s, algorithm=resolve_algorithm(s.conv.options.algo, s.plan,
-                                                                  s.weight, False))
-                           for s in self.stages]
+            last = self.stages[-1]
+            self.stages = [replace(s, algorithm=resolve_algorithm(
+                s.conv.options.algo, s.plan, s.weight, False,
+                None if rounding is None or s is not last else lambda: rounding))
+                for s in self.stages]
+        if rounding is not None:
+            self._warn_inexact(*rounding)
         if self.alpha_mode == "keep":
             for kernel in kernels:
                 carried = carry_stage(kernel, options, carry_shape, self.jit)
@@ -253,6 +271,21 @@ class Pipeline:
             self.notes.append(f"alpha dropped: the result has {color} channels, not gray or RGB")
             self.alpha_mode = None
         self.output_shape = (color, *shape[1:])
+
+    def _warn_inexact(self, step: float, magnitude: float) -> None:
+        """One warning when a forced inexact algorithm (fft, separable) may round the last
+        stage's integer output to the wrong level (see `convcli.plan.rounding_error`)."""
+        import warnings
+
+        from .plan import ROUNDING_MARGIN, rounding_error
+
+        last = self.stages[-1]
+        error = rounding_error(last.algorithm, last.plan, last.weight, magnitude)
+        if last.conv.options.algo == last.algorithm and error >= ROUNDING_MARGIN * step:
+            warnings.warn(f"algo {last.algorithm!r} may be off by up to {error / step:.2g} "
+                          f"output levels with kernel {last.kernel.name} on this image (float32"
+                          " rounding); algo 'direct' sums every product as defined",
+                          RuntimeWarning, stacklevel=2)
 
     def _source(self, start: int, stop: int) -> np.ndarray:
         planes = input_planes(self.picture, self.gray, self.rgb, slice(start, stop))
@@ -329,7 +362,7 @@ def stream_png(pipeline: Pipeline, source: Picture, path: Path, policy: str, tim
     atomically): neither the float result nor the whole output image is ever held.
     Returns (RangeReport, notes, output shape, whether alpha was written)."""
     from .codecs import PngWriter
-    from .images import atomic_write
+    from .files import atomic_write
 
     _, dtype, notes = output_type(source.color.dtype, "PNG", policy, policy, False)
     channels, ho, wo = pipeline.output_shape
@@ -405,8 +438,10 @@ class ApplyJob:
             pages.append(f"{source_path} has {picture.pages} pages; page 1 was used")
         encoder_saving = png_saving(picture.color.size * output_dtype(
             picture.color.dtype, fmt, "clip").itemsize) if streaming else 0.0
+        integer_out = output_dtype(picture.color.dtype, fmt, "clip")
+        step = picture.max_value / value_scale(integer_out) if integer_out.kind in "ui" else None
         pipeline = Pipeline(picture, self.kernels, self.options, self.alpha, self.gray, self.rgb,
-                            encoder_saving)
+                            encoder_saving, step)
         policy = pipeline.range_policy(self.range_policy)
         if streaming and not self.grid and policy not in ("minmax", "float"):
             report, notes, shape, has_alpha = stream_png(pipeline, picture, output_path, policy,
@@ -446,5 +481,7 @@ def stage_report(stage: Stage) -> dict:
         "padding": list(plan.padding), "pad_mode": plan.pad_mode, "mode": plan.mode,
         "input_shape": list(stage.input_shape), "output_shape": list(stage.output_shape),
         "algorithm": stage.algorithm,
-        "conv_vs_dense": conv_vs_dense(plan, conv.weight, bias=bool(np.any(conv.bias))),
+        "conv_vs_dense": conv_vs_dense(plan.input_shape[1:], conv.weight, plan.stride,
+                                       plan.padding, plan.dilation, plan.groups,
+                                       plan.pad_mode, plan.mode, bool(np.any(conv.bias))),
     }
