@@ -7,13 +7,13 @@ as convcli threads and loads the compiled core once, as it starts.  The job is s
 (a task the chunks depend on); files go in chunks of about `CHUNK_SECONDS` of work (sized
 from the first file done, shrinking towards the end of the batch), each a task with a key
 derived from the job and its files, that returns records, never pixels.  A chunk turns any error of one file
-into that file's failed record; a chunk whose worker died is retried file by file, so only
-the file that kills its worker fails.  Cancelled chunks stop before their next file, and
+into that file's failed record; a chunk whose worker died is retried file by file, one at
+a time, so only the file that kills its worker fails.  Cancelled chunks stop before their next file, and
 every output is written atomically: complete or absent.
 
 The scheduler should run with ``distributed.scheduler.worker-saturation: 1.0`` (so a
-worker holds only the chunks it is running, and a dying worker takes no queued file with
-it) and a small ``allowed-failures`` (1: a worker death is forgiven once per task, and a
+worker holds only the chunks it is running, and a dying worker fails no chunk it had not
+started, which would be run again file by file) and a small ``allowed-failures`` (1: a worker death is forgiven once per task, and a
 file that kills workers costs four of them); see the README, "On a cluster".
 
 This module imports ``distributed``: convcli imports it only to run on a cluster.
@@ -29,6 +29,7 @@ import pickle
 import time
 import uuid
 import warnings
+from collections import deque
 from pathlib import Path
 
 from . import __version__
@@ -167,6 +168,8 @@ class DaskPool:
         self._job = None
         self._tasks = tasks
         self._workers: set = set()          # the workers at the start
+        self._retries: deque[Task] = deque()   # files of chunks whose worker died
+        self._retrying = None                  # the future of the one being retried
         try:
             self._client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
         except TimeoutError:
@@ -232,8 +235,8 @@ class DaskPool:
         for name, wanted in SCHEDULER_SETTINGS.items():
             if settings[name] != wanted:
                 warnings.warn(f"the Dask scheduler's {name} is {settings[name]}, not {wanted}: "
-                              "a worker that dies may take files it had not started with it",
-                              stacklevel=2)
+                              "a worker that dies also fails chunks it had not started, "
+                              "which are then run again file by file", stacklevel=2)
 
     def run(self, tasks: list[Task]):
         """Yield a record per task as chunks finish.
@@ -256,12 +259,13 @@ class DaskPool:
     def _collect(self, completed, pending: list[Task], slots: int):
         for future in completed:
             chunk = self._futures.pop(future)
-            for record in self._records(future, chunk, completed):
+            for record in self._records(future, chunk):
                 if pending and record.status == "done":
                     for part in _chunks(pending, record.seconds, slots):
                         completed.add(self._submit(part))
                     pending = []
                 yield record
+            self._retry_next(completed)
             if pending and not self._futures:          # no file done yet to size them
                 for part in _chunks(pending, MIN_CHUNK_SECONDS, slots):
                     completed.add(self._submit(part))
@@ -290,10 +294,13 @@ class DaskPool:
         self._futures[future] = chunk
         return future
 
-    def _records(self, future, chunk: list[Task], completed) -> list[Record]:
+    def _records(self, future, chunk: list[Task]) -> list[Record]:
         """The records of a finished chunk in the client's spelling of the paths; or, if
-        its worker died (or it failed outside any file), its files resubmitted one by one
-        and, for a single file, its failed record."""
+        its worker died (or it failed outside any file), its files queued for retrying one
+        by one, and a retried file's failed record."""
+        alone = future is self._retrying
+        if alone:
+            self._retrying = None
         if future.status == "finished":
             return [_as_given(record, task) for record, task in zip(future.result(), chunk)]
         if future.status == "cancelled":
@@ -302,14 +309,21 @@ class DaskPool:
         error = future.exception()
         for task in chunk:
             remove_temporaries(task.target)
-        if len(chunk) > 1:
-            for task in chunk:
-                completed.add(self._submit([task]))
+        if not alone and (len(chunk) > 1 or isinstance(error, distributed.KilledWorker)):
+            self._retries.extend(chunk)
             return []
         if isinstance(error, distributed.KilledWorker):
             return [worker_died(chunk[0], "every worker that tried it")]
         return [failed(chunk[0], f"{chunk[0].source}: {type(error).__name__} on a Dask "
                                  f"worker: {error}")]
+
+    def _retry_next(self, completed) -> None:
+        """Resubmit the next file of a chunk whose worker died, if none is being retried:
+        one at a time, so that a file that kills its worker shares it with no other
+        retried file (which the scheduler would count as suspect too)."""
+        if self._retrying is None and self._retries:
+            self._retrying = self._submit([self._retries.popleft()])
+            completed.add(self._retrying)
 
     def close(self) -> None:
         """Cancel what has not finished (running chunks stop before their next file),
