@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "conv2d": "convcli.conv",
+    "conv_transpose2d": "convcli.transpose",
 }
 __all__ = sorted(_PUBLIC)
 
