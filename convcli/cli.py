@@ -18,6 +18,7 @@ from . import __version__
 from .choices import ALPHA_POLICIES, FORMATS, RANGE_POLICIES
 from .errors import ConvcliError, ParameterError
 from .options import CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, conv_options
+from .options import PADDING, PairType
 from .plan import shape_text
 
 
@@ -912,3 +913,55 @@ def kernels_show(catalogue, spec, png, cell):
 
         save_pillow(kernel_picture(kernel.weights, cell), png)
         click.echo(f"wrote {png}")
+
+
+# ----------------------------------------------------------------------------------------
+# animate
+
+
+@cli.command()
+@click.option("--input", "input", required=True, metavar="HxW|MATRIX|FILE.npy",
+              help="The input: a size (values 0–3, the same every run), an inline matrix "
+                   "such as \"1 2; 3 4\", or a 2-D .npy array.")
+@click.option("-k", "--kernel", "kernel", required=True, metavar="K|KHxKW|SPEC",
+              help="A kernel size (weights 1) or any kernel spec -k of apply takes (one 2-D "
+                   "kernel).")
+@CATALOGUES
+@click.option("--stride", type=STRIDE, default=1, show_default=True, help="N or SHxSW.")
+@click.option("--padding", type=PADDING, default="0", show_default=True,
+              help="N, PHxPW or T,B,L,R (valid, same or full without --transposed); zeros.")
+@click.option("--dilation", type=DILATION, default=1, show_default=True, help="N or DHxDW.")
+@click.option("--transposed", is_flag=True,
+              help="A transposed convolution (conv_transpose2d), drawn as the direct one it "
+                   "equals: over the stride-dilated, padded input with the kernel flipped.")
+@click.option("--output-padding", type=PairType("N|OHxOW", minimum=0), default=0,
+              show_default=True, help="Extra output rows/columns of --transposed.")
+@click.option("--values", is_flag=True,
+              help="Show the numbers: input values with the weight under each tap as a "
+                   "subscript, output values once computed.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True, max=100), default=2.0,
+              show_default=True, help="Frames a second.")
+@click.option("--cell", type=click.IntRange(16, 200), default=48, show_default=True,
+              help="Pixels per grid cell.")
+@click.option("-o", "--output", required=True, metavar="FILE.gif|FILE.png|DIR/",
+              help="An animated GIF, an animated PNG, or a folder for one PNG per frame.")
+def animate(input, kernel, catalogues, stride, padding, dilation, transposed,
+            output_padding, values, fps, cell, output):
+    """Animate a convolution as the guide to convolution arithmetic draws it: one frame per
+    output position, the kernel's taps over the cells they read, the output filling in.
+
+    Example: convcli animate --input 5x5 -k 3 --stride 2 --padding 1 -o anim.gif
+    """
+    from .animate import AnimationOptions, build_animation, input_values, kernel_weights, \
+        save_animation
+    from .kernels import Catalogue
+
+    options = AnimationOptions(stride=stride, padding=padding, dilation=dilation,
+                               transposed=transposed, output_padding=output_padding,
+                               values=values, cell=cell)
+    animation = build_animation(input_values(input),
+                                kernel_weights(kernel, Catalogue.load(catalogues)), options)
+    written = save_animation(animation, output, fps)
+    size = sum(path.stat().st_size for path in written)
+    where = output if len(written) == 1 else f"{len(written)} frames into {output}"
+    click.echo(f"wrote {where}: {animation.frame_count} frames, {animation.title} ({size:,} bytes)")
