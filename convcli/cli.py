@@ -179,9 +179,10 @@ def _output_path(source: Path, output: str, job) -> Path:
               help="Tile every output channel (feature map) into one gray image, with a thin "
                    "border between them.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="FILE.json",
+              default=None, metavar="FILE.json|FILE.html",
               help="Write what was done: shapes, kernels, options, parameter counts against a "
-                   "dense layer, value range, algorithm, time of each stage.")
+                   "dense layer, value range, algorithm, time of each stage; .html writes a "
+                   "self-contained page (a contact sheet for a batch).")
 @click.option("--stats", "show_stats", is_flag=True,
               help="Print the conv-vs-dense comparison of each kernel after applying.")
 @click.option("-r", "--recursive", is_flag=True, help="Walk input folders' subfolders too.")
@@ -272,7 +273,7 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         for stage in report["stages"]:
             _console().print(_comparison_table(stage["conv_vs_dense"], stage["kernel"]))
     if report_path is not None:
-        _write_json(report_path, report)
+        _write_report(report_path, report, lambda: _html().apply_page(job, report))
 
 
 def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, overlay_path, at,
@@ -382,7 +383,8 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
                    f"{report.total} files finished; outputs are complete or absent. Run again "
                    "with --skip-existing to resume.", err=True)
     if report_path is not None:
-        _write_json(report_path, report.as_dict())
+        data = report.as_dict()
+        _write_report(report_path, data, lambda: _html().batch_page(data))
     sys.exit(report.exit_code)
 
 
@@ -428,6 +430,27 @@ def _write_json(path: Path, data) -> None:
 
     text = json.dumps(data, indent=2, default=_json_default) + "\n"
     atomic_write(path, lambda out: out.write(text.encode()))
+
+
+def _write_report(path: Path, data, html_page) -> None:
+    """--report: a page (``html_page()``) for .html/.htm, else the JSON of `data`."""
+    if path.suffix.lower() in (".html", ".htm"):
+        _html().write_page(path, html_page())
+    else:
+        _write_json(path, data)
+
+
+def _html():
+    from . import htmlreport
+
+    return htmlreport
+
+
+#: --report for commands whose report is JSON or a page.
+REPORT = click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+                      default=None, metavar="FILE.json|FILE.html",
+                      help="Also write the report to FILE: JSON, or a self-contained page "
+                           "for .html.")
 
 
 def _json_default(value):
@@ -527,8 +550,9 @@ def _bytes(count: int) -> str:
 @click.option("--dense-out", type=click.IntRange(min=1), default=None,
               help="Compare with a dense layer of N outputs instead of one output per "
                    "convolution output.")
+@REPORT
 def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
-          with_bias, as_json, dense_out):
+          with_bias, as_json, dense_out, report_path):
     """Parameter counts and costs of a convolution against a dense layer (no image needed).
 
     Example: convcli stats --input 5x5 -k box:3 (9 weights against 225).
@@ -539,6 +563,9 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
     kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)
     with_bias = cout is not None if with_bias is None else with_bias
     result = conv_vs_dense(plan, conv.weight, with_bias, dense_out)
+    if report_path is not None:
+        _write_report(report_path, result,
+                      lambda: _html().comparison_page("stats", kernel.name, result))
     if as_json:
         import json
 
@@ -562,14 +589,18 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
                    "implementations multiply it.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the random inputs used to verify the matrix.")
+@REPORT
 def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
-           with_bias, as_json, png, npy, sparse, show_im2col, seed):
+           with_bias, as_json, png, npy, sparse, show_im2col, seed, report_path):
     """The convolution as one matrix, built and verified: M·x + b = conv(x).
 
     Example: convcli matrix --input 4x4 -k "[[1,2,3],[4,5,6],[7,8,9]]" prints the
     4×16 matrix of a 3×3 kernel on a 4×4 image, weight by weight.
     """
-    from .matrix import explain_matrix
+    import math
+
+    from .htmlreport import PAGE_MATRIX_LIMIT
+    from .matrix import conv_vs_dense, explain_matrix, matrix_shape
 
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
     kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)
@@ -577,8 +608,14 @@ def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, g
         click.echo(f"Note: {kernel.name} combines its filters by {kernel.combine}, which is not "
                    f"linear; this is the matrix of its {kernel.n_filters} filters.", err=True)
     bias = conv.bias if with_bias is not False else None
+    page = report_path is not None and report_path.suffix.lower() in (".html", ".htm")
+    drawable = page and math.prod(matrix_shape(plan)) <= PAGE_MATRIX_LIMIT
     view = explain_matrix(plan, conv.weight, bias, patch_matrix=show_im2col, seed=seed,
-                          dense=bool(png or npy))
+                          dense=bool(png or npy or drawable))
+    if report_path is not None:
+        _write_report(report_path, view.summary(), lambda: _html().comparison_page(
+            "matrix", kernel.name, conv_vs_dense(plan, conv.weight, bias is not None and bool(
+                bias.any())), view))
     if sparse is not None:
         if view.sparse is None:
             raise click.UsageError("--sparse saves the equivalent matrix; drop --im2col")
