@@ -483,3 +483,89 @@ def comparison_page(command: str, name: str, stats: dict, view=None) -> str:
         else:
             body.append("<p>(too large to draw; see --sparse)</p>")
     return page(f"convcli {command} {name}", "".join(body))
+
+
+# ----------------------------------------------------------------------------------------
+# forward
+
+
+def forward_page(report: dict, summary: dict) -> str:
+    """The page of `convcli forward`: per layer its feature-map grid, output shape,
+    parameters and receptive field r/S/P, and the receptive-field overlay of --at.
+
+    `report` is forward's JSON report (image, network, input_shape, maps: layer, type,
+    file, shape, min, max; at and rf_overlay with --at); `summary` is
+    `convcli.net.network_report` (layers: name, type, output_shape, params, macs, rf,
+    stride, padding; total_params, total_macs).
+    """
+    from .plan import shape_text
+
+    maps = {record["layer"]: record for record in report["maps"]}
+    body = [f"<h1>convcli forward: {esc(summary['name'])}</h1>",
+            f'<p class="sub">{esc(report["image"])} ({esc(shape_text(report["input_shape"]))})'
+            f" through {esc(report['network'])}</p>",
+            f"<p>{datum('total_params', summary['total_params'], tag='b')} parameters, "
+            f"{datum('total_macs', summary['total_macs'], tag='b')} multiply-accumulates.</p>"]
+    if report.get("rf_overlay"):
+        at = report["at"]
+        body.append("<h2>Receptive field</h2>" + _figure(
+            report["rf_overlay"], f"the receptive field of output pixel ({at.get('y')}, "
+            f"{at.get('x')}) at each depth", PICTURE_SIDE))
+    body.append('<h2>Layers</h2><table><tr><th class="l">layer</th><th class="l">type</th>'
+                "<th>output</th><th>parameters</th><th>multiply-adds</th><th>r</th><th>S</th>"
+                "<th>P</th></tr>")
+    for layer in summary["layers"]:
+        body.append(f'<tr><td class="l">{esc(layer["name"])}</td>'
+                    f'<td class="l">{esc(layer["type"])}</td>'
+                    f"<td>{esc(shape_text(layer['output_shape']))}</td>"
+                    + datum(f"{layer['name']}.params", layer["params"])
+                    + datum(f"{layer['name']}.macs", layer["macs"])
+                    + "".join(datum(f"{layer['name']}.{key}", layer[key], _axes_text(layer[key]))
+                              for key in ("rf", "stride", "padding")) + "</tr>")
+    body.append("</table>")
+    for layer in summary["layers"]:
+        record = maps.get(layer["name"])
+        if record is None:
+            continue
+        body.append(f"<h2>{esc(layer['name'])} ({esc(layer['type'])}): "
+                    f"{esc(shape_text(record['shape']))}</h2>"
+                    f"<p>values {datum(layer['name'] + '.min', record['min'], tag='b')} … "
+                    f"{datum(layer['name'] + '.max', record['max'], tag='b')}; receptive field "
+                    f"r={esc(_axes_text(layer['rf']))}, S={esc(_axes_text(layer['stride']))}, "
+                    f"P={esc(_axes_text(layer['padding']))}</p>" + _map_grid(record["file"]))
+    return page(f"convcli forward {summary['name']}", "".join(body))
+
+
+def _axes_text(value) -> str:
+    if value is None:
+        return "–"
+    return "×".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _map_grid(path) -> str:
+    """A layer's feature maps as one tiled picture: its --grid PNG, or the channels of its
+    (H, W, C) .npy tiled, each stretched from its own min to max (at most 64 shown)."""
+    from PIL import Image
+
+    from .render import tile_maps
+
+    path = Path(path)
+    if path.suffix.lower() != ".npy":
+        return _figure(path, path.name, PICTURE_SIDE)
+    try:
+        maps = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError):
+        return f"<p>(cannot read {esc(path)})</p>"
+    planes = np.asarray(maps[:, :, :64], np.float64).transpose(2, 0, 1)
+    low = planes.min(axis=(1, 2), keepdims=True)
+    span = planes.max(axis=(1, 2), keepdims=True) - low
+    tiles = np.rint(255 * (planes - low) / np.where(span > 0, span, 1)).astype(np.uint8)
+    image = Image.fromarray(tile_maps(tiles, fill=127))
+    scale = max(1, 384 // max(image.size))
+    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    image.thumbnail((PICTURE_SIDE, PICTURE_SIDE), Image.LANCZOS)
+    caption = f"{path.name}" + (f" (first 64 of {maps.shape[2]} channels)"
+                                if maps.shape[2] > 64 else "")
+    return (f'<figure><img class="px" src="{image_uri(image)}" width="{image.width}" '
+            f'height="{image.height}" alt="{esc(path.name)}"><figcaption>{esc(caption)}'
+            f"</figcaption></figure>")
