@@ -66,9 +66,8 @@ def transposed_plan(input_shape, weight_shape, stride=1, padding=0, output_paddi
     ParameterError
         A ValueError naming the parameter, what was given and what is allowed.
     """
-    input_shape = tuple(int(v) for v in input_shape)
-    if len(input_shape) == 3:
-        input_shape = (1,) + input_shape
+    given = tuple(int(v) for v in input_shape)
+    input_shape = (1, *given) if len(given) == 3 else given
     if len(input_shape) != 4 or min(input_shape) < 1:
         raise ParameterError(f"must have shape (Cin, H, W) or (N, Cin, H, W) with no empty "
                              f"axis, got {input_shape}", parameter="input")
