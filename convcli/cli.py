@@ -691,10 +691,11 @@ def _save_npz(path: Path, **arrays) -> None:
 @click.option("-s", "--size", "size", type=STRIDE, required=True, metavar="K|KHxKW",
               help="Kernel size.")
 @click.option("--depthwise", is_flag=True,
-              help="Learn one 2-D kernel applied to every channel (the default for gray).")
+              help="Learn one 2-D kernel applied to every channel (the default when input "
+                   "and target have as many channels; --cout learns a layer instead).")
 @click.option("--cout", type=click.IntRange(min=1), default=None,
-              help="Learn a layer of N filters over all input channels (N must be the "
-                   "target's channel count).")
+              help="Learn a layer of N filters, each over all input channels (N must be "
+                   "the target's channel count); the default when the channel counts differ.")
 @click.option("--bias/--no-bias", "with_bias", default=True, show_default=True,
               help="Learn a bias per output channel.")
 @click.option("--stride", type=STRIDE, default=1, show_default=True, help="N or SHxSW.")
@@ -786,8 +787,12 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
         click.echo(json.dumps(summary, default=_json_default))
         return
     console = _console()
-    console.print(f"[bold]{name}[/bold]: {'one 2-D kernel' if result.kernel_2d else 'a layer'} "
-                  f"{'×'.join(map(str, weights.shape))} by {method}")
+    from rich.markup import escape
+
+    shape = weights.shape[1:] if result.kernel_2d else weights.shape
+    console.print(f"[bold]{escape(name)}[/bold]: "
+                  f"{'one 2-D kernel' if result.kernel_2d else 'a layer'} "
+                  f"{'×'.join(map(str, shape))} by {method}")
     click.echo(weights_text(kernel))
     for label, report in (("fit", result.fit), ("held out", result.held_out)):
         if report:

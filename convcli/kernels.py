@@ -214,7 +214,7 @@ def parametric_kernel(spec: str) -> Kernel:
         required = [n for n in names if n not in values]
         raise KernelError(f"kernel {spec!r}: missing {', '.join(required)} "
                           f"(e.g. {name}:{names[0]}=2)") from None
-    label = name + "".join(f"-{k}{v:g}" for k, v in values.items())
+    label = name + "".join(f"-{k}{'=' * k[-1].isdigit()}{v:g}" for k, v in values.items())
     return Kernel(label, weights[None], np.zeros(1), range=hint,
                   description=f"parametric {spec}", source="convcli")
 
@@ -289,7 +289,17 @@ def parse_matrix(text: str, what: str = "matrix") -> np.ndarray:
 def inline_kernel(spec: str) -> Kernel:
     """A kernel written on the command line."""
     weights = parse_matrix(spec, f"kernel {spec!r}")
-    return Kernel("custom", weights[None], np.zeros(1), description=f"inline {spec}")
+    return Kernel(f"custom-{weights_digest(weights)}", weights[None], np.zeros(1),
+                  description=f"inline {spec}")
+
+
+def weights_digest(weights: np.ndarray) -> str:
+    """Eight hex digits that differ when weights (or their shape) differ, the same on
+    every run: they tell apart the names of kernels that have no name of their own."""
+    import hashlib
+
+    values = np.ascontiguousarray(weights, np.float64) + 0.0        # -0.0 is 0.0
+    return hashlib.sha256(repr(values.shape).encode() + values.tobytes()).hexdigest()[:8]
 
 
 def looks_like_matrix(spec: str) -> bool:
@@ -597,7 +607,8 @@ def _kernel_from_file(spec: str, catalogue: Catalogue) -> Kernel:
     else:
         raise KernelError(f"{what}: unknown kind {suffix!r}; expected .npy, .txt, .csv or "
                           ".yaml[:NAME]")
-    return Kernel(path.stem, weights, np.zeros(weights.shape[0]), description=f"from {path}")
+    return Kernel(f"{path.stem}-{weights_digest(weights)}", weights, np.zeros(weights.shape[0]),
+                  description=f"from {path}")
 
 
 def resolve_kernel(spec: str, catalogue: Catalogue | None = None) -> Kernel:
@@ -661,12 +672,16 @@ def append_to_catalogue(path, name: str, entry: dict) -> None:
 
 
 def weights_text(kernel: Kernel) -> str:
-    """The weights as aligned rows, factored as "1/d ×" integers where that is exact."""
+    """The weights as aligned rows, factored as "1/d ×" integers where that is exact; a
+    bank's 2-D kernels headed "filter F:", a layer's "filter F, channel C:" (1-based)."""
     lines = []
     mats = kernel.weights.reshape(-1, *kernel.size)
+    per_filter = kernel.weights.shape[1] if kernel.is_layer else 1
     for index, mat in enumerate(mats):
         if len(mats) > 1:
-            lines.append(f"filter {index + 1}:")
+            f, c = divmod(index, per_filter)
+            lines.append(f"filter {f + 1}:" if per_filter == 1 else
+                         f"filter {f + 1}, channel {c + 1}:")
         denominator = next((d for d in (1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 16, 25, 32, 49, 64, 81,
                                          100, 128, 256, 512, 1024)
                             if np.allclose(mat * d, np.rint(mat * d), rtol=0, atol=1e-9)), None)

@@ -125,7 +125,7 @@ def make_samples(pairs, geometry: Geometry, depthwise: bool, cout: int | None, h
             if not np.isfinite(array).all():
                 raise ParameterError(f"pair {index}: the {name} holds NaN or infinity")
         cin, ct = x.shape[2], y.shape[2]
-        if depthwise or (cin == 1 and ct == 1):
+        if depthwise or (cout is None and ct == cin):
             if ct != cin:
                 raise ParameterError(f"pair {index}: a 2-D kernel maps each channel to one, but "
                                      f"the input has {cin} channel(s) and the target {ct}")

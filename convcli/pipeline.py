@@ -255,8 +255,9 @@ class Pipeline:
 
     def _source(self, start: int, stop: int) -> np.ndarray:
         planes = input_planes(self.picture, self.gray, self.rgb, slice(start, stop))
-        if self.alpha_mode == "filter":
-            planes = np.concatenate([planes, self._alpha_source(start, stop)])
+        if self.alpha_mode == "filter":             # premultiplied, as compositing needs
+            alpha = self._alpha_source(start, stop)
+            planes = np.concatenate([planes * (alpha / self.picture.max_value), alpha])
         return planes
 
     def _alpha_source(self, start: int, stop: int) -> np.ndarray:
@@ -273,7 +274,11 @@ class Pipeline:
         """(color (C, rows, Wo), alpha (rows, Wo) or None) of output rows [first, stop)."""
         planes = self._chain(self.stages, first, stop, self._source)
         if self.alpha_mode == "filter":
-            return planes[:-1], planes[-1]
+            color, alpha = planes[:-1], planes[-1]
+            coverage = alpha / self.picture.max_value
+            covered = coverage > 1e-6
+            color = np.divide(color, coverage, out=np.zeros_like(color), where=covered)
+            return color, alpha
         if self.alpha_mode == "keep":
             return planes, self._chain(self.carry, first, stop, self._alpha_source)[0]
         return planes, None

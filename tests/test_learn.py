@@ -231,3 +231,32 @@ def test_recipe_regenerates_the_shipped_learned_kernels_bit_for_bit():
     for name in ("learned_deblur", "learned_denoise"):
         evaluation = fresh[name]["learned"]["evaluation"]
         assert evaluation["psnr_after_db"] > evaluation["psnr_before_db"] + 3   # on an unseen image
+
+
+def test_readme_colour_example_learns_sobel_x(run, tmp_path, samples):
+    """`learn photo.png edges.npy -s 3` on a colour photo and its Sobel map: one 2-D kernel,
+    printed once, ≈ sobel_x (1.0000)."""
+    edges = tmp_path / "edges.npy"
+    assert run("apply", samples / "astronaut.png", "-k", "sobel_x", "--range", "float",
+               "-o", edges).exit_code == 0
+    result = run("learn", samples / "astronaut.png", edges, "-s", "3")
+    assert result.exit_code == 0, result.output
+    assert "one 2-D kernel 3×3" in result.stdout and "filter" not in result.stdout
+    assert result.stdout.rstrip().endswith("≈ sobel_x (1.0000)")
+
+
+def test_a_layers_filters_and_their_matches_are_numbered_alike(run, tmp_path, samples):
+    """With --cout, the printed blocks are 'filter F, channel C' and the matches 'filter F':
+    the diagonal of a per-channel Sobel, so each filter is sobel_x on one of 3 channels."""
+    edges = tmp_path / "edges.npy"
+    run("apply", samples / "astronaut.png", "-k", "sobel_x", "--range", "float", "-o", edges)
+    result = run("learn", samples / "astronaut.png", edges, "-s", "3", "--cout", "3", "--json")
+    weight = np.array(json.loads(result.stdout)["weights"])
+    for f in range(3):
+        for c in range(3):
+            expected = SOBEL_X if f == c else np.zeros((3, 3))
+            np.testing.assert_allclose(weight[f, c], expected, atol=1e-6)
+    text = run("learn", samples / "astronaut.png", edges, "-s", "3", "--cout", "3").stdout
+    headers = [line for line in text.splitlines() if line.startswith("filter")]
+    assert headers[:9] == [f"filter {f}, channel {c}:" for f in (1, 2, 3) for c in (1, 2, 3)]
+    assert headers[9:] == [f"filter {f} ≈ sobel_x ({1 / np.sqrt(3):.4f})" for f in (1, 2, 3)]
