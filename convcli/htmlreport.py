@@ -481,7 +481,7 @@ def comparison_page(command: str, name: str, stats: dict, view=None) -> str:
             body.append("<p>Rows are output values, columns input values; blue &lt; 0 &lt; "
                         "red.</p>" + matrix_picture(view))
         else:
-            body.append("<p>(too large to draw; see --sparse)</p>")
+            body.append("<p>(too large to draw; the sparse form of the matrix command holds it)</p>")
     return page(f"convcli {command} {name}", "".join(body))
 
 
