@@ -894,9 +894,10 @@ def _axes_text(value) -> str:
               help="An output pixel of the last spatial layer (or --layer), for --rf-overlay.")
 @LAYER
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="FILE.json",
+              default=None, metavar="FILE.json|FILE.html",
               help="Write what was done: the network, image, every map written with its "
-                   "shape and value range, the window of --at.")
+                   "shape and value range, the window of --at; .html writes a "
+                   "self-contained page (maps, shapes, parameters, r/S/P, the overlay).")
 @CATALOGUES
 def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_path, at,
             layer_key, report_path, catalogues):
@@ -908,7 +909,7 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
     """
     from .images import image_format, read_image
     from .kernels import Catalogue
-    from .net import check_input, load_network, write_feature_maps
+    from .net import check_input, load_network, network_report, write_feature_maps
     from .pipeline import input_planes
 
     if gray and rgb:
@@ -942,7 +943,8 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
         del window["position"]
         report.update(at=window, rf_overlay=str(overlay_path))
     if report_path is not None:
-        _write_json(report_path, report)
+        _write_report(report_path, report, lambda: _html().forward_page(
+            report, network_report(network, rows, planes.shape)))
 
 
 def _draw_overlay(picture, rows, window, input_shape, path) -> None:

@@ -228,3 +228,39 @@ def test_contact_sheet_loads_thumbnails_as_they_scroll_into_view(tmp_path, visit
     page.scroll_through()
     page.check_clean()
     assert page.page.evaluate("document.images.length") == 800
+
+
+def test_forward_page(tmp_path, samples, run, visit):
+    import yaml
+
+    net = tmp_path / "net.yaml"
+    net.write_text(yaml.safe_dump({"name": "small", "input": [1, 64, 64], "layers": [
+        {"name": "conv1", "type": "conv", "out": 4, "k": 3, "s": 2, "p": 1},
+        {"name": "relu1", "type": "relu"},
+        {"name": "pool1", "type": "maxpool", "k": 2, "s": 2},
+        {"name": "conv2", "type": "conv", "out": 6, "k": 3, "p": 1},
+        {"name": "flatten", "type": "flatten"}, {"name": "fc", "type": "dense", "out": 3}]}))
+    from PIL import Image
+
+    image = tmp_path / HOSTILE                       # the network's 64×64, as receptive-field
+    Image.open(samples / "camera.png").resize((64, 64)).save(image, format="PNG")
+    args = ["forward", image, net, "-o", tmp_path / "maps", "--rf-overlay", tmp_path / "rf.png",
+            "--at", "3,4"]
+    assert run(*args, "--report", tmp_path / "f.json").exit_code == 0
+    assert run(*args, "--report", tmp_path / "f.html").exit_code == 0
+    report = json.loads((tmp_path / "f.json").read_text())
+    page = visit(tmp_path / "f.html")
+    page.check_clean()
+    assert page.page.evaluate("document.images.length") == 1 + len(report["maps"])
+    data = page.data()
+    for record in report["maps"]:
+        assert data[f"{record['layer']}.min"][0][0] == pytest.approx(record["min"])
+        assert data[f"{record['layer']}.max"][0][0] == pytest.approx(record["max"])
+    table = json.loads(run("receptive-field", net, "--json").output)
+    for layer in table["layers"]:
+        assert data[f"{layer['name']}.params"][0][0] == layer["params"]
+        for key in ("rf", "stride", "padding"):
+            assert data[f"{layer['name']}.{key}"][0][0] == layer[key]
+    # r: 3 (conv1) → 3 + 1·2 = 5 (pool1, S = 4) → 5 + 2·4 = 13 (conv2)
+    assert data["conv1.rf"][0] == (3, "3") and data["conv2.rf"][0] == (13, "13")
+    assert HOSTILE in page.page.inner_text("body")
