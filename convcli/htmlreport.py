@@ -107,6 +107,10 @@ def number_text(value) -> str:
     return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:.4g}"
 
 
+def milliseconds(seconds: float) -> str:
+    return f"{1000 * seconds:,.1f} ms"
+
+
 def datum(key: str, value, text: str | None = None, tag: str = "td", cls: str = "") -> str:
     """An element showing `value` (as `number_text`, or `text`) with the value itself in
     its data attributes."""
@@ -360,19 +364,21 @@ def apply_page(job, report: dict) -> str:
     body.append(histogram_svg(counts, edges, kept_range(r["policy"], white, r["min"], r["max"]),
                               r["clipped_fraction"]))
     body.append('<h2>Stages</h2><table><tr><th class="l">kernel</th><th>input</th>'
-                "<th>output</th><th>padding</th><th class=\"l\">algorithm</th></tr>")
+                "<th>output</th><th>padding</th><th class=\"l\">algorithm</th><th>time</th>"
+                "</tr>")
     for stage in report["stages"]:
         body.append(f'<tr><td class="l">{esc(stage["kernel"])}</td>'
                     f"<td>{esc(shape_text(stage['input_shape']))}</td>"
                     f"<td>{esc(shape_text(stage['output_shape']))}</td>"
                     f"<td>{esc(','.join(map(str, stage['padding'])))} "
                     f"{esc(stage['pad_mode'])}</td>"
-                    f"{datum('algorithm', stage['algorithm'], stage['algorithm'], cls='l')}</tr>")
+                    f"{datum('algorithm', stage['algorithm'], stage['algorithm'], cls='l')}"
+                    f"{datum('seconds', stage['seconds'], milliseconds(stage['seconds']))}</tr>")
     body.append("</table><table><tr>" + "".join(f"<th>{esc(k)}</th>" for k in report["times"])
-                + "</tr><tr>" + "".join(datum(f"times.{k}", v, f"{1000 * v:.1f} ms")
+                + "</tr><tr>" + "".join(datum(f"times.{k}", v, milliseconds(v))
                                         for k, v in report["times"].items()) + "</tr></table>"
-                "<p class=\"sub\">The stages run chained band by band, so the convolution "
-                "time is that of all stages together.</p>")
+                "<p class=\"sub\">Stage times are each stage's own work; the stages run "
+                "chained band by band inside the convolution time.</p>")
     for stage, info in zip(pipeline.stages, report["stages"]):
         body.append(f"<h2>Kernel {esc(info['kernel'])}</h2>")
         weights = np.asarray(info["weights"], np.float64)

@@ -105,7 +105,7 @@ def shown_number(text):
 
 
 def test_apply_page(tmp_path, samples, run, visit):
-    from convcli.htmlreport import number_text
+    from convcli.htmlreport import milliseconds, number_text
 
     source = tmp_path / HOSTILE
     shutil.copy(samples / "camera.png", source)
@@ -122,6 +122,8 @@ def test_apply_page(tmp_path, samples, run, visit):
     assert shown_number(data["clipped_fraction"][0][1]) == \
         pytest.approx(100 * report["range"]["clipped_fraction"], abs=0.005)
     assert [v for v, _ in data["algorithm"]] == [s["algorithm"] for s in report["stages"]]
+    assert len(data["seconds"]) == len(report["stages"])         # each stage's own time
+    assert all(text == milliseconds(value) for value, text in data["seconds"])
     weights = [w for stage in report["stages"] for f in stage["weights"] for row in f for w in row]
     assert [v for v, _ in data["weights"]] == weights
     assert [shown_number(t) for _, t in data["weights"]] == pytest.approx(weights, rel=1e-3)
