@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .choices import FORMATS
+from .formats import BY_EXTENSION, input_globs
 from .errors import ConvcliError, ParameterError
 from .pipeline import ApplyJob
 
@@ -113,7 +113,7 @@ def find_inputs(inputs: list[Path], output_dir: Path, options: BatchOptions = Ba
         (the run would process its own outputs) that no exclude pattern removes.
     """
     recursive, excludes = options.recursive, options.excludes
-    patterns = options.globs or tuple(f"*{ext}" for ext in FORMATS)
+    patterns = options.globs or input_globs()
     output_real = Path(os.path.realpath(output_dir))
     found: list[tuple[Path, Path]] = []
     notes: list[str] = []
@@ -143,6 +143,8 @@ def find_inputs(inputs: list[Path], output_dir: Path, options: BatchOptions = Ba
                 dirs[:] = []
                 continue
             relative_dir = Path(folder).relative_to(item)
+            if not recursive and dirs:
+                notes.append(_unwalked(item, folder, dirs, patterns))
             dirs[:] = sorted(d for d in dirs if recursive and not _matches(
                 excludes, d, (relative_dir / d).as_posix()))
             ancestors.update({os.path.join(folder, d): ancestors[folder] | {key} for d in dirs})
@@ -151,6 +153,39 @@ def find_inputs(inputs: list[Path], output_dir: Path, options: BatchOptions = Ba
                 if _matches(patterns, name) and not _matches(excludes, name, relative):
                     found.append((Path(folder) / name, relative_dir))
     return found, notes
+
+
+#: Entries counted, at the most, to say what a walk without subfolders leaves out.
+UNWALKED_COUNT_LIMIT = 10_000
+
+
+def _unwalked(item: Path, folder: str, dirs: list[str], patterns) -> str:
+    """The note for subfolders a walk without `recursive` skips, counting the matching
+    files in them (up to `UNWALKED_COUNT_LIMIT` entries)."""
+    files = seen = 0
+    for sub in dirs:
+        for _, _, names in os.walk(os.path.join(folder, sub)):
+            seen += len(names) + 1
+            files += sum(_matches(patterns, name) for name in names)
+            if seen > UNWALKED_COUNT_LIMIT:
+                break
+    count = f"{files:,}{'+' * (seen > UNWALKED_COUNT_LIMIT)}"
+    return (f"{item}: {count} image file(s) in {len(dirs)} subfolder(s) not walked; use "
+            "recursive=True to walk subfolders")
+
+
+def no_inputs_reason(inputs: list[Path], options: BatchOptions = BatchOptions()) -> str:
+    """Why `find_inputs` found nothing, in words: which inputs are empty folders, and
+    what the patterns were."""
+    patterns = options.globs or input_globs()
+    folders = [str(item) for item in inputs if item.is_dir()]
+    named = [f for f in folders if Path(f).suffix.lower() in BY_EXTENSION]
+    what = (f"{', '.join(named)} {'is a folder' if len(named) == 1 else 'are folders'}, not "
+            "an image; " if named else "")
+    notes = [" outside excludes=" if options.excludes else "",
+             "" if options.recursive else "; subfolders are not walked: recursive=True walks them"]
+    return (f"{what}no file in {', '.join(folders)} matches {' '.join(patterns)}"
+            f"{notes[0]}{notes[1]}")
 
 
 def plan_tasks(found: list[tuple[Path, Path]], output_dir: Path, job: ApplyJob,

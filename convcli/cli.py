@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .choices import ALPHA_POLICIES, FORMATS, RANGE_POLICIES
+from .choices import ALPHA_POLICIES, RANGE_POLICIES
+from .formats import BY_EXTENSION, extensions
 from .errors import ConvcliError, ParameterError
 from .options import CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, conv_options
 from .options import PADDING, PairType
@@ -33,6 +34,9 @@ class ConvcliGroup(click.Group):
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
             code = 130
+        except click.exceptions.NoArgsIsHelpError as exc:      # `convcli` alone: its help
+            click.echo(exc.ctx.get_help())
+            code = 0
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             code = exc.exit_code
@@ -79,15 +83,17 @@ class ConvcliCommand(click.Command):
 CLI_NAMES = {"input_shape": "shape", "layer": "layer_key", "catalogue": "catalogues"}
 
 
-def flag_error(exc: ParameterError, ctx: click.Context) -> click.ClickException:
-    """The click error that says `exc` with this command's flags for the library's names."""
-    options = {p.name: p for p in ctx.command.params if isinstance(p, click.Option)}
+def _option(ctx: click.Context, name: str) -> click.Option | None:
+    """The option of the running command that stands for library parameter `name`."""
+    name = CLI_NAMES.get(name, name)
+    return next((p for p in ctx.command.params if isinstance(p, click.Option) and p.name == name),
+                None)
 
-    def option(name: str):
-        return options.get(CLI_NAMES.get(name, name))
 
+def flag_text(message: str, ctx: click.Context) -> str:
+    """`message` with each ``name=value`` of a library parameter as this command's flag."""
     def flag_of(match: re.Match) -> str:
-        found = option(match[1])
+        found = _option(ctx, match[1])
         if found is None:
             return match[0]
         flag = max(found.opts, key=len)
@@ -95,11 +101,15 @@ def flag_error(exc: ParameterError, ctx: click.Context) -> click.ClickException:
             return found.secondary_opts[0] if match[2] == "False" and found.secondary_opts else flag
         return f"{flag} {match[2]}" if match[2] else flag
 
-    message = re.sub(r"\b([a-z_]+)=([^\s,;:)]*)", flag_of, exc.message)
+    return re.sub(r"\b([a-z_]+)=([^\s,;:)]*)", flag_of, message)
+
+
+def flag_error(exc: ParameterError, ctx: click.Context) -> click.ClickException:
+    """The click error that says `exc` with this command's flags for the library's names."""
+    message = flag_text(exc.message, ctx)
     if exc.parameter:
-        found = option(exc.parameter)
-        name = max(found.opts, key=len) if found is not None else exc.parameter
-        message = f"{name} {message}"
+        found = _option(ctx, exc.parameter)
+        message = f"{max(found.opts, key=len) if found else exc.parameter} {message}"
     return click.UsageError(message, ctx)
 
 
@@ -171,8 +181,11 @@ def _output_path(source: Path, output: str, job) -> Path:
 @click.option("--gray", is_flag=True, help="Convert to luminance (BT.601) first.")
 @click.option("--rgb", is_flag=True, help="Repeat a gray image into 3 channels first.")
 @click.option("--format", "fmt", default=None,
-              type=click.Choice(sorted({ext[1:] for ext in FORMATS}), case_sensitive=False),
+              type=click.Choice(extensions(), case_sensitive=False),
               help="Output format, instead of the output's (or input's) extension.")
+@click.option("--page", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Page of a multi-page input (TIFF), from 1 (default: the first, with a "
+                   "note when there are more).")
 @click.option("--quality", type=click.IntRange(1, 100), default=None,
               help="JPEG/WebP quality (default 92).")
 @click.option("--grid", is_flag=True,
@@ -204,7 +217,7 @@ def _output_path(source: Path, output: str, job) -> Path:
               callback=lambda ctx, param, value: _moved_to_forward(value))
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
           groups, mode, algo, threads, bias, normalize, range_policy, alpha, gray, rgb, fmt,
-          quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
+          page, quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
           jobs, skip_existing, overwrite, fail_fast, quiet):
     """Apply kernels to an image, or to folders of images.
 
@@ -218,6 +231,9 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
 
     if gray and rgb:
         raise click.UsageError("--gray and --rgb exclude each other")
+    if not output.strip():
+        raise click.BadParameter("is empty; give an output file, or a folder as DIR/",
+                                 param_hint="'-o'")
     if not kernel_specs:
         raise click.UsageError("Missing option '-k' / '--kernel'")
     if skip_existing and overwrite:
@@ -227,7 +243,7 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     options = ConvOptions(stride=stride, padding=padding, dilation=dilation, groups=groups,
                           pad_mode=pad_mode, mode=mode, bias=bias, normalize=normalize, algo=algo)
     job = ApplyJob(kernels=kernels, options=options, range_policy=range_policy, alpha=alpha,
-                   gray=gray, rgb=rgb, quality=quality, grid=grid, fmt=fmt)
+                   gray=gray, rgb=rgb, quality=quality, grid=grid, fmt=fmt, page=page)
     if threads is not None:
         from .threads import set_threads
 
@@ -235,6 +251,11 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     if len(inputs) > 1 or inputs[0].is_dir():
         if show_stats:
             raise click.UsageError("--stats describes one file; for a batch use --report")
+        if not output.endswith(("/", "\\")) and not Path(output).is_dir() \
+                and Path(output).suffix.lower() in BY_EXTENSION:
+            raise click.BadParameter(f"{output} names a file, but several inputs or a folder "
+                                     f"write a folder of outputs; give a folder ({output}/ if "
+                                     "that is the name you want)", param_hint="'-o'")
         from .batch import BatchOptions
 
         batch = BatchOptions(recursive=recursive, globs=globs, excludes=excludes,
@@ -266,24 +287,10 @@ def _moved_to_forward(value) -> None:
                                "--at Y,X]")
 
 
-def _display_rgb(picture):
-    """An 8-bit RGB view of a picture, for drawing on."""
-    import numpy as np
-
-    color = picture.color.astype(np.float64)
-    if picture.color.dtype.kind == "f":
-        low, high = float(color.min()), float(color.max())
-        color = (color - low) / (high - low or 1) * 255
-    else:
-        color = color * (255 / picture.max_value)
-    color = np.rint(color).clip(0, 255).astype(np.uint8)
-    return np.repeat(color, 3, axis=2) if color.shape[2] == 1 else color[:, :, :3]
-
-
 def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
     import time
 
-    from .batch import Record, find_inputs, plan_tasks, run_tasks
+    from .batch import Record, find_inputs, no_inputs_reason, plan_tasks, run_tasks
 
     if output_dir.exists() and not output_dir.is_dir():
         raise click.BadParameter(f"{output_dir} is a file; with folders or several inputs -o "
@@ -292,7 +299,10 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
     tasks, existing = plan_tasks(found, output_dir, job, options)
     if not quiet:
         for note in notes:
-            click.echo(f"Warning: {note}", err=True)
+            click.echo(f"Warning: {flag_text(note, click.get_current_context())}", err=True)
+    if not found:
+        raise click.UsageError(flag_text(f"no input files: {no_inputs_reason(inputs, options)}",
+                                         click.get_current_context()))
     show_progress = not quiet and sys.stderr.isatty()
     progress = _batch_progress(len(tasks)) if show_progress else None
     failed = finished = 0
@@ -950,11 +960,12 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
 def _draw_overlay(picture, rows, window, input_shape, path) -> None:
     from .images import save_pillow
     from .net import axes, fields_at_depth
+    from .pixels import display_rgb
     from .render import draw_windows
 
     drawn = fields_at_depth(rows, window["position"], window["y"], window["x"], input_shape)
     labels = [f"{row.node.name}: r={_axes_text(axes(row.fields, 'size'))}" for row, _ in drawn]
-    save_pillow(draw_windows(_display_rgb(picture), [w for _, w in drawn], labels), path)
+    save_pillow(draw_windows(display_rgb(picture.color), [w for _, w in drawn], labels), path)
 
 
 # ----------------------------------------------------------------------------------------

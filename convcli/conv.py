@@ -131,17 +131,17 @@ def block_rows(plan, channels: int = 1) -> int:
 
 
 def _direct(x, weight, bias, plan, out):
-    from . import _core
+    from ._core import conv as core
 
     chunk = min(CHANNEL_CHUNK, plan.weight_shape[0] // plan.groups)
-    _core.correlate(x, weight, bias, plan.row_sources(), plan.col_sources(), *plan.stride,
-                    *plan.dilation, plan.padding[2], plan.groups, block_rows(plan, chunk),
-                    chunk, out)
+    core.correlate(x, weight, bias, plan.row_sources(), plan.col_sources(), *plan.stride,
+                   *plan.dilation, plan.padding[2], plan.groups, block_rows(plan, chunk),
+                   chunk, out)
 
 
 def _separable(x, weight, bias, plan, out):
     """Each 2-D kernel as rank-1 terms (exact: a full-rank kernel keeps all its terms)."""
-    from . import _core
+    from ._core import conv as core
     from .plan import low_rank_terms
 
     cout, cin_g, kh, kw = weight.shape
@@ -154,9 +154,9 @@ def _separable(x, weight, bias, plan, out):
             c, r = terms[co][ci]
             cols[co, ci, :c.shape[0]] = c
             rows[co, ci, :r.shape[0]] = r
-    _core.correlate_separable(x, cols, rows, bias, plan.row_sources(), plan.col_sources(),
-                              *plan.stride, *plan.dilation, plan.padding[2], plan.groups,
-                              block_rows(plan), out)
+    core.correlate_separable(x, cols, rows, bias, plan.row_sources(), plan.col_sources(),
+                             *plan.stride, *plan.dilation, plan.padding[2], plan.groups,
+                             block_rows(plan), out)
 
 
 #: Patch values the gemm path builds at once (32 MB of float32): one band for most layers;
@@ -172,7 +172,7 @@ def im2col(x: np.ndarray, plan, rows: slice = slice(None), out: np.ndarray | Non
     ``weight_g.reshape(Cout/groups, -1) @ patches[rows of g]`` is that group's output.
     `rows` limits it to a band of output rows (columns in C order of (rows, Wo)); `out`, if
     given, is the C-contiguous array to write it into."""
-    from . import _core
+    from ._core import conv as core
 
     _, _, kh, kw = plan.weight_shape
     ho, wo = plan.output_shape[2:]
@@ -180,8 +180,8 @@ def im2col(x: np.ndarray, plan, rows: slice = slice(None), out: np.ndarray | Non
     x = np.ascontiguousarray(x[None], compute_dtype(x))
     if out is None:
         out = np.empty((x.shape[1] * kh * kw, max(0, stop - first) * wo), x.dtype)
-    return _core.im2col(x, plan.row_sources(), plan.col_sources(), kh, kw, *plan.stride,
-                        *plan.dilation, plan.padding[2], first, out)
+    return core.im2col(x, plan.row_sources(), plan.col_sources(), kh, kw, *plan.stride,
+                       *plan.dilation, plan.padding[2], first, wo, out)
 
 
 def _gemm(x, weight, bias, plan, out):
@@ -329,19 +329,18 @@ ALGORITHM_RUNNERS = {"direct": _direct, "separable": _separable, "fft": _fft, "g
 def warm_up() -> None:
     """Load the compiled core that applying a kernel to an 8-bit image uses (from numba's
     cache, or compiling it) before it is timed or forked into workers."""
-    from . import _core
+    from ._core import codecs, pixels
 
     planes = conv2d(np.zeros((1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32),
                     padding=1, pad_mode="reflect", algo="direct")
-    pixels = np.empty((4, 4, 1), np.uint8)
-    _core.quantize(planes, False, 0.0, 1.0, 255.0, True, pixels)
-    _core.png_filter_rows(pixels.reshape(4, 4), 1, np.zeros(4, np.uint8))
+    pixels.finite_range(planes)
+    codecs.png_filter_rows(np.zeros((4, 4), np.uint8), 1, np.zeros(4, np.uint8))
 
 
 def max_pool2d(x, kernel, stride=None, padding=0, dilation=1) -> np.ndarray:
     """PyTorch's ``max_pool2d``: the largest value under each window of each channel
     (padding never wins).  `x` is (C, H, W) or (N, C, H, W); `stride` defaults to `kernel`."""
-    from . import _core
+    from ._core import conv as core
     from .plan import int_pair
 
     x = np.asarray(x)
@@ -354,6 +353,6 @@ def max_pool2d(x, kernel, stride=None, padding=0, dilation=1) -> np.ndarray:
     plan = make_plan(x.shape, (x.shape[-3], 1, *kernel), stride, padding, dilation,
                      x.shape[-3], "zeros", window="window")
     out = np.empty(plan.output_shape, dtype)
-    _core.max_pool(x.reshape(plan.input_shape), plan.row_sources(), plan.col_sources(),
-                   *kernel, *plan.stride, *plan.dilation, out)
+    core.max_pool(x.reshape(plan.input_shape), plan.row_sources(), plan.col_sources(),
+                  *kernel, *plan.stride, *plan.dilation, out)
     return out if x.ndim == 4 else out[0]

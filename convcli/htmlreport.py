@@ -252,15 +252,9 @@ def _display(color: np.ndarray, side: int):
     """An 8-bit RGB Pillow image of colour (H, W, C), shrunk to at most `side`."""
     from PIL import Image
 
-    values = color.astype(np.float64)
-    if color.dtype.kind == "f":
-        low, high = float(np.nanmin(values)), float(np.nanmax(values))
-        values = (values - low) / (high - low or 1) * 255
-    else:
-        values = values * (255 / np.iinfo(color.dtype).max)
-    values = np.rint(np.nan_to_num(values)).clip(0, 255).astype(np.uint8)
-    values = np.repeat(values, 3, axis=2) if values.shape[2] == 1 else values[:, :, :3]
-    image = Image.fromarray(np.ascontiguousarray(values))
+    from .pixels import display_rgb
+
+    image = Image.fromarray(np.ascontiguousarray(display_rgb(np.nan_to_num(color))))
     image.thumbnail((side, side), Image.LANCZOS)
     return image
 

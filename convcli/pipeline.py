@@ -17,12 +17,13 @@ import numpy as np
 from .conv import conv2d, correlation_weight, resolve_algorithm
 from .errors import ParameterError
 from .choices import ALPHA_POLICIES, RANGE_POLICIES
-from .images import (NO_ALPHA, Picture, RangeReport, image_format, map_range, output_dtype,
-                     read_image, to_gray, value_scale, write_image)
+from .backend import png_saving
+from .formats import format_of
+from .images import read_image, write_image
 from .kernels import Kernel
-from .plan import (ConvPlan, int_pair, jit_pays, jit_saving, make_plan, padding_amounts,
-                   png_saving)
-from .render import tile_maps
+from .pixels import (Picture, RangeReport, map_range, mapped_alpha, output_dtype, output_type,
+                     to_gray, to_picture)
+from .plan import ConvPlan, int_pair, jit_pays, jit_saving, make_plan, padding_amounts
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -338,60 +339,6 @@ class FilterResult:
     notes: list[str] = field(default_factory=list)
 
 
-def output_type(source: Picture, fmt: str, policy: str, range_policy: str, grid: bool):
-    """(policy, dtype, notes) of an output: .npy keeps raw values; a format keeps the
-    source's bit depth where it can (saying so where it cannot)."""
-    if fmt == "NPY":
-        if range_policy not in ("auto", "float") or grid:
-            raise ParameterError(f"range_policy={range_policy}{' grid=True' * grid}: .npy output "
-                                 "keeps the raw values; use another format to map them to "
-                                 "pixels")
-        policy = "float"
-    dtype = output_dtype(source.color.dtype, fmt, policy)
-    notes = []
-    bits = source.color.dtype.itemsize * 8
-    if dtype.kind == "u" and source.color.dtype.kind == "u" and dtype.itemsize * 8 < bits:
-        notes.append(f"{fmt} holds 8 bits per sample; the {bits}-bit result is scaled to 8 bits "
-                     "(write PNG or TIFF to keep 16 bits)")
-    return policy, dtype, notes
-
-
-def to_picture(result: FilterResult, source: Picture, fmt: str, range_policy: str = "auto",
-               grid: bool = False):
-    """Map a pipeline's float results to pixels for format `fmt`.
-
-    With `grid`, every output channel becomes one tile of a single gray image (each mapped
-    on its own, so ``minmax`` stretches each map).  Returns (Picture, RangeReport, notes).
-    """
-    policy, dtype, notes = output_type(source, fmt, result.range_policy, range_policy, grid)
-    if grid:
-        maps, reports = zip(*(map_range(plane[None], policy, source.max_value, dtype)
-                              for plane in result.planes))
-        tiled = tile_maps(np.stack([m[:, :, 0] for m in maps]),
-                          fill=value_scale(dtype) / 2 if dtype.kind == "f" else int(value_scale(dtype)) // 2)
-        if result.alpha is not None:
-            notes.append("alpha dropped: a grid holds one gray tile per channel")
-        report = RangeReport(policy, min(r.minimum for r in reports),
-                             max(r.maximum for r in reports),
-                             float(np.mean([r.clipped for r in reports])))
-        return Picture(tiled[:, :, None], None, source.icc_profile), report, notes
-    pixels, report = map_range(result.planes, policy, source.max_value, dtype)
-    alpha = _mapped_alpha(result.alpha, fmt, policy, source.max_value, dtype, notes)
-    return Picture(pixels, alpha, source.icc_profile), report, notes
-
-
-def _mapped_alpha(alpha, fmt, policy, source_max, dtype, notes):
-    """Alpha rows as pixels (clipped, never stretched), or None (noting a format without)."""
-    if alpha is None:
-        return None
-    if fmt in NO_ALPHA:
-        if f"{fmt} has no alpha channel; alpha dropped" not in notes:
-            notes.append(f"{fmt} has no alpha channel; alpha dropped")
-        return None
-    pixels, _ = map_range(alpha[None], "clip" if policy != "float" else "float", source_max, dtype)
-    return pixels[:, :, 0]
-
-
 def stream_png(pipeline: Pipeline, source: Picture, path: Path, policy: str, times: dict):
     """Compute, map and encode band after band straight into a PNG file (written
     atomically): neither the float result nor the whole output image is ever held.
@@ -399,7 +346,7 @@ def stream_png(pipeline: Pipeline, source: Picture, path: Path, policy: str, tim
     from .codecs import PngWriter
     from .images import atomic_write
 
-    _, dtype, notes = output_type(source, "PNG", policy, policy, False)
+    _, dtype, notes = output_type(source.color.dtype, "PNG", policy, policy, False)
     channels, ho, wo = pipeline.output_shape
     alpha = pipeline.alpha_mode is not None
     if channels + alpha > 4:
@@ -424,8 +371,8 @@ def stream_png(pipeline: Pipeline, source: Picture, path: Path, policy: str, tim
             low, high = min(low, report.minimum), max(high, report.maximum)
             clipped += report.clipped * planes.size
             if alpha:
-                alpha_pixels = _mapped_alpha(alpha_rows, "PNG", policy, source.max_value, dtype,
-                                             notes)
+                alpha_pixels = mapped_alpha(alpha_rows, "PNG", policy, source.max_value, dtype,
+                                            notes)
                 pixels = np.dstack([pixels, alpha_pixels])
             writer.add(pixels)
             times["write"] += time.perf_counter() - start
@@ -449,6 +396,7 @@ class ApplyJob:
     quality: int | None = None
     grid: bool = False
     fmt: str | None = None            # output extension; None keeps the input's
+    page: int | None = None           # of a multi-page input; None: the first, with a note
 
     def output_name(self, source: Path) -> str:
         """NAME_KERNEL.EXT: the input's stem, the kernels' names, the output extension."""
@@ -459,19 +407,23 @@ class ApplyJob:
         """Read an image, apply the kernels, write the result atomically; return a report
         (with each kernel's weights and conv-vs-dense comparison if `details`).
 
-        PNG output is computed and encoded band by band; other outputs are assembled."""
+        Streaming output (PNG) is computed and encoded band by band; other outputs are
+        assembled."""
         source_path, output_path = Path(source_path), Path(output_path)
-        fmt = image_format(output_path)
+        streaming, fmt = format_of(output_path).streaming, format_of(output_path).name
         times = {}
         start = time.perf_counter()
-        picture = read_image(source_path)
+        picture = read_image(source_path, self.page)
         times["read"] = time.perf_counter() - start
+        pages = []
+        if self.page is None and picture.pages > 1:
+            pages.append(f"{source_path} has {picture.pages} pages; page 1 was used")
         encoder_saving = png_saving(picture.color.size * output_dtype(
-            picture.color.dtype, fmt, "clip").itemsize) if fmt == "PNG" else 0.0
+            picture.color.dtype, fmt, "clip").itemsize) if streaming else 0.0
         pipeline = Pipeline(picture, self.kernels, self.options, self.alpha, self.gray, self.rgb,
                             encoder_saving)
         policy = pipeline.range_policy(self.range_policy)
-        if fmt == "PNG" and not self.grid and policy not in ("minmax", "float"):
+        if streaming and not self.grid and policy not in ("minmax", "float"):
             report, notes, shape, has_alpha = stream_png(pipeline, picture, output_path, policy,
                                                          times)
             dtype = output_dtype(picture.color.dtype, fmt, policy)
@@ -480,7 +432,9 @@ class ApplyJob:
             result = pipeline.result(self.range_policy)
             times["convolve"] = time.perf_counter() - start
             start = time.perf_counter()
-            out, report, notes = to_picture(result, picture, fmt, self.range_policy, self.grid)
+            out, report, notes = to_picture(result.planes, result.alpha, result.range_policy,
+                                            picture.color.dtype, fmt, self.range_policy,
+                                            self.grid, picture.icc_profile)
             notes += write_image(output_path, out, self.quality)
             times["write"] = time.perf_counter() - start
             shape, dtype, has_alpha = out.color.shape, out.color.dtype, out.alpha is not None
@@ -492,7 +446,7 @@ class ApplyJob:
             "kernels": [k.name for k in self.kernels], "options": self.options.as_dict(),
             "stages": [dict(stage_report(stage), seconds=seconds) for stage, seconds
                        in zip(pipeline.stages, pipeline.stage_seconds())] if details else [],
-            "range": report.as_dict(), "times": times, "notes": pipeline.notes + notes,
+            "range": report.as_dict(), "times": times, "notes": pages + pipeline.notes + notes,
         }
 
 

@@ -352,8 +352,6 @@ FFT_SETUP = 0.5e-3              # fixed cost of a call: kernel spectra, thread h
 NUMPY_MAC = 1 / 1.2e9           # multiply-add of the numpy path (two array passes)
 NUMPY_PAD = 1 / 0.5e9           # building one value of its padded input
 NUMPY_CALL = 10e-6              # one numpy operation's fixed cost
-PNG_FILTER_BYTE = 1 / 400e6     # choosing and applying PNG row filters (compiled), per byte
-NUMPY_PNG_FILTER_BYTE = 1 / 200e6   # the same in numpy
 #: Seconds to import numba and load the compiled core from its cache, paid once per process
 #: (0.55–0.8 s here for what an 8-bit job runs; 0.27 s more where scipy is installed, which
 #: numba then imports): small jobs finish sooner without it.
@@ -362,33 +360,12 @@ JIT_LOAD = 0.65
 JIT_ALGORITHMS = ("direct", "separable", "gemm")
 
 
-def jit_loaded() -> bool:
-    """Whether this process has loaded the compiled core already."""
-    import sys
-
-    return "convcli._core" in sys.modules
-
-
-def pixel_helpers():
-    """The module whose pixel helpers (quantize, finite_range, png_filter_rows) to use: the
-    compiled core once this process has loaded it, else their numpy twins."""
-    if jit_loaded():
-        from . import _core as helpers
-    else:
-        from . import _core_numpy as helpers
-    return helpers
-
-
-def png_saving(nbytes: int) -> float:
-    """Seconds the compiled PNG row filters save over their numpy twins on `nbytes` of
-    pixels."""
-    return nbytes * (NUMPY_PNG_FILTER_BYTE - PNG_FILTER_BYTE)
-
-
 def jit_pays(seconds_saved: float) -> bool:
     """Whether work the compiled core would do `seconds_saved` faster should load it:
     always once it is loaded; before, only if that saves more than loading costs."""
-    return jit_loaded() or seconds_saved > JIT_LOAD
+    from . import backend
+
+    return backend.jit_loaded() or seconds_saved > JIT_LOAD
 
 
 def low_rank_terms(matrix):
