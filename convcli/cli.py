@@ -917,7 +917,8 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
     initialisation) or an ONNX model (its weights).  Layers from flatten on are not run.
     Every option is checked before any map is written.
     """
-    from .images import image_format, read_image
+    from .formats import format_of
+    from .images import read_image
     from .kernels import Catalogue
     from .net import check_input, load_network, network_report, write_feature_maps
     from .pipeline import input_planes
@@ -930,7 +931,7 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
         raise click.UsageError("--layer says which layer --at refers to; give --at Y,X")
     if range_policy is not None and not grid:
         raise click.UsageError("--range maps the tiles of --grid; .npy maps keep their values")
-    if overlay_path is not None and image_format(overlay_path) == "NPY":
+    if overlay_path is not None and format_of(overlay_path).name == "NPY":
         raise click.BadParameter(f"{overlay_path}: a picture needs an image format such as "
                                  ".png", param_hint="'--rf-overlay'")
     if output_dir.exists() and not output_dir.is_dir():

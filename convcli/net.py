@@ -565,7 +565,8 @@ def write_feature_maps(network: Network, planes, output_dir, *, grid: bool = Fal
     each mapped by `range_policy` on its own.  Returns one record per file written."""
     import numpy as np
 
-    from .images import Picture, map_range, write_image
+    from .images import write_image
+    from .pixels import Picture, map_range
     from .render import tile_maps
 
     output_dir = Path(output_dir)
