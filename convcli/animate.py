@@ -156,7 +156,7 @@ def build_animation(x, weight, options: AnimationOptions) -> Animation:
 
 #: Largest input side (cells) an animation draws.
 MAX_SIDE = 256
-_SIZE = re.compile(r"\s*(\d+)\s*(?:[x×,]\s*(\d+))?\s*")
+_SIZE = re.compile(r"\s*(\d+)\s*(?:[x×]\s*(\d+))?\s*")
 
 
 def input_values(spec: str) -> np.ndarray:

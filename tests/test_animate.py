@@ -197,3 +197,34 @@ def test_output_format_must_be_gif_png_or_a_folder(tmp_path, run):
     result = run("animate", "--input", "5x5", "-k", "3", "-o", tmp_path / "a.bmp")
     assert result.exit_code == 2 and "write .gif, .png" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+# Machado, Oliveira & Fernandes (2009), severity 1, on linear RGB.
+DICHROMACY = {
+    "protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                   [-0.003882, -0.048116, 1.051998]],
+    "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                     [-0.011820, 0.042940, 0.968881]],
+    "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                   [0.004733, 0.691367, 0.303900]],
+}
+
+
+def seen_as(colour, matrix):
+    linear = np.asarray(colour) / 255
+    linear = np.where(linear <= 0.04045, linear / 12.92, ((linear + 0.055) / 1.055) ** 2.4)
+    shown = np.clip(np.asarray(matrix) @ linear, 0, 1)
+    return 255 * np.where(shown <= 0.0031308, 12.92 * shown, 1.055 * shown ** (1 / 2.4) - 0.055)
+
+
+@pytest.mark.parametrize("kind", DICHROMACY)
+def test_colours_stay_apart_for_colour_blind_viewers(kind):
+    """Every pair of fills a reader must tell apart differs by at least 50 (of 441) in
+    simulated dichromat vision (a red/green pair, 200,60,60 against 60,160,60, comes to 26
+    for deuteranopia)."""
+    pairs = [(INPUT_FILL, WINDOW_FILL), (WINDOW_FILL, WINDOW_PAD_FILL), (WINDOW_PAD_FILL, WHITE),
+             (INPUT_FILL, WHITE), (INPUT_FILL, WINDOW_PAD_FILL), (OUTPUT_DONE, OUTPUT_NOW),
+             (OUTPUT_DONE, WHITE)]
+    matrix = DICHROMACY[kind]
+    for a, b in pairs:
+        assert np.linalg.norm(seen_as(a, matrix) - seen_as(b, matrix)) >= 50, (a, b)
