@@ -31,7 +31,7 @@ def browser():
     try:
         instance = manager.chromium.launch(executable_path=path, args=["--no-sandbox"],
                                            timeout=30_000)
-    except Exception as exc:       # any launch failure means: no usable browser here
+    except sync_api.Error as exc:
         manager.stop()
         pytest.skip(f"chromium at {path} does not start: {str(exc).splitlines()[0]}")
     yield instance
