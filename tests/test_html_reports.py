@@ -266,3 +266,18 @@ def test_forward_page(tmp_path, samples, run, visit):
     # r: 3 (conv1) → 3 + 1·2 = 5 (pool1, S = 4) → 5 + 2·4 = 13 (conv2)
     assert data["conv1.rf"][0] == (3, "3") and data["conv2.rf"][0] == (13, "13")
     assert HOSTILE in page.page.inner_text("body")
+
+
+@pytest.mark.parametrize("command", [["stats"], ["matrix"]])
+def test_report_json_is_what_json_prints(tmp_path, run, command):
+    args = [*command, "--input", "4x4", "-k", "box:3"]
+    assert run(*args, "--report", tmp_path / "r.json").exit_code == 0
+    assert json.loads((tmp_path / "r.json").read_text()) == json.loads(run(*args, "--json").output)
+
+
+def test_report_under_a_file_is_one_line(tmp_path, run):
+    (tmp_path / "file").write_text("")
+    result = run("stats", "--input", "4x4", "-k", "box:3", "--report",
+                 tmp_path / "file" / "r.html")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "r.html" in result.output
