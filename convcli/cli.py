@@ -19,8 +19,8 @@ from .choices import ALPHA_POLICIES, RANGE_POLICIES
 from .formats import BY_EXTENSION, extensions
 from .errors import ConvcliError, ParameterError
 from .files import check_distinct, child_path
-from .options import (CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, FiniteFloatRange,
-                      conv_options)
+from .options import (CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, PADDING, STRIDE,
+                      FiniteFloatRange, PairType, conv_options, report_option)
 from .limits import MAX_EPOCHS, MAX_WORKERS
 from .plan import shape_text
 
@@ -205,10 +205,9 @@ def _output_path(source: Path, output: str, job) -> Path:
 @click.option("--grid", is_flag=True,
               help="Tile every output channel (feature map) into one gray image, with a thin "
                    "border between them.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="FILE.json",
-              help="Write what was done: shapes, kernels, options, parameter counts against a "
-                   "dense layer, value range, algorithm, time of each stage.")
+@report_option("what was done: shapes, kernels, options, parameter counts against a dense "
+               "layer, value range, algorithm, time of each stage (a batch: every file; its "
+               "page is a contact sheet)")
 @click.option("--stats", "show_stats", is_flag=True,
               help="Print the conv-vs-dense comparison of each kernel after applying.")
 @click.option("-r", "--recursive", is_flag=True, help="Walk input folders' subfolders too.")
@@ -289,9 +288,7 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         for stage in report["stages"]:
             _console().print(_comparison_table(stage["conv_vs_dense"], stage["kernel"]))
     if report_path is not None:
-        from .files import write_json
-
-        write_json(report_path, report)
+        _write_report(report_path, report, lambda: _html().apply_page(job, report))
 
 
 def _read_files(catalogue, specs=()) -> list[tuple[str, Path]]:
@@ -360,9 +357,8 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path, read_file
                    f"{report.total} files finished; outputs are complete or absent. Run again "
                    "with --skip-existing to resume.", err=True)
     if report_path is not None:
-        from .files import write_json
-
-        write_json(report_path, report.as_dict())
+        data = report.as_dict()
+        _write_report(report_path, data, lambda: _html().batch_page(data))
     sys.exit(report.exit_code)
 
 
@@ -399,6 +395,22 @@ def _apply_summary(report: dict) -> str:
     return (f"wrote {report['output']} ({shape}, {channels} channel{'s' * (channels > 1)}, "
             f"{report['output_dtype']}): values {r['min']:.6g} … {r['max']:.6g} before "
             f"--range {r['policy']}, {100 * r['clipped_fraction']:.2f}% clipped")
+
+
+def _write_report(path: Path, data, html_page) -> None:
+    """--report: a page (``html_page()``) for .html/.htm, else the JSON of `data`."""
+    from .files import write_json
+
+    if path.suffix.lower() in (".html", ".htm"):
+        _html().write_page(path, html_page())
+    else:
+        write_json(path, data)
+
+
+def _html():
+    from . import htmlreport
+
+    return htmlreport
 
 
 # ----------------------------------------------------------------------------------------
@@ -499,8 +511,9 @@ def _bytes(count: int) -> str:
               metavar="NET.yaml|MODEL.onnx",
               help="Instead of -k: the parameters and mult-adds of every layer of a network "
                    "(at its own input, or --input).")
+@report_option("the comparison (its page: a table and bars)")
 def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
-          with_bias, as_json, dense_out, net_path):
+          with_bias, as_json, dense_out, net_path, report_path):
     """Parameter counts and costs of a convolution against a dense layer (no image needed),
     or of every layer of a network (--net).
 
@@ -524,11 +537,15 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
         return
 
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
-    kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)
+    kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options,
+                                                   [("--report", report_path)])
     with_bias = cout is not None if with_bias is None else with_bias
     result = conv_vs_dense(plan.input_shape[1:], conv.weight, plan.stride, plan.padding,
                            plan.dilation, plan.groups, plan.pad_mode, plan.mode, with_bias,
                            dense_out)
+    if report_path is not None:
+        _write_report(report_path, result,
+                      lambda: _html().comparison_page("stats", kernel.name, result))
     if as_json:
         from .files import json_text
 
@@ -552,25 +569,37 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
                    "implementations multiply it.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random inputs used to verify the matrix.")
+@report_option("the matrix's summary (its page: the comparison and the matrix heatmap)")
 def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
-           with_bias, as_json, png, npy, sparse, show_im2col, seed):
+           with_bias, as_json, png, npy, sparse, show_im2col, seed, report_path):
     """The convolution as one matrix, built and verified: M·x + b = conv(x).
 
     Example: convcli matrix --input 4x4 -k "[[1,2,3],[4,5,6],[7,8,9]]" prints the
     4×16 matrix of a 3×3 kernel on a 4×4 image, weight by weight.
     """
-    from .matrix import explain_matrix
+    import math
+
+    from .htmlreport import PAGE_MATRIX_LIMIT
+    from .matrix import conv_vs_dense, explain_matrix, matrix_shape
 
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
     kernel, conv, plan = _convolution_from_options(
         shape, spec, catalogues, cout, options,
-        [("--png", png), ("--npy", npy), ("--sparse", sparse)])
+        [("--png", png), ("--npy", npy), ("--sparse", sparse), ("--report", report_path)])
     if kernel.combine:
         click.echo(f"Note: {kernel.name} combines its filters by {kernel.combine}, which is not "
                    f"linear; this is the matrix of its {kernel.n_filters} filters.", err=True)
     bias = conv.bias if with_bias is not False else None
+    page = report_path is not None and report_path.suffix.lower() in (".html", ".htm")
+    drawable = page and math.prod(matrix_shape(plan)) <= PAGE_MATRIX_LIMIT
     view = explain_matrix(plan, conv.weight, bias, patch_matrix=show_im2col, seed=seed,
-                          dense=bool(png or npy))
+                          dense=bool(png or npy or drawable))
+    if report_path is not None:
+        _write_report(report_path, view.summary(), lambda: _html().comparison_page(
+            "matrix", kernel.name, conv_vs_dense(
+                plan.input_shape[1:], conv.weight, plan.stride, plan.padding, plan.dilation,
+                plan.groups, plan.pad_mode, plan.mode, bias is not None and bool(bias.any())),
+            view))
     from .files import save_npy, save_npz
 
     if sparse is not None:
@@ -895,10 +924,9 @@ def _axes_text(value) -> str:
 @click.option("--at", "at", default=None, metavar="Y,X",
               help="An output pixel of the last spatial layer (or --layer), for --rf-overlay.")
 @LAYER
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="FILE.json",
-              help="Write what was done: the network, image, every map written with its "
-                   "shape and value range, the window of --at.")
+@report_option("what was done: the network, image, every map written with its shape and "
+               "value range, the window of --at (the page: maps, shapes, parameters, r/S/P, "
+               "the overlay)")
 @CATALOGUES
 def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_path, at,
             layer_key, report_path, catalogues):
@@ -912,7 +940,7 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
     from .images import read_image
     from .kernels import Catalogue
     from .files import check_distinct
-    from .net import check_input, feature_map_paths, load_network, write_feature_maps
+    from .net import check_input, feature_map_paths, load_network, network_report, write_feature_maps
     from .pipeline import input_planes
 
     if gray and rgb:
@@ -950,9 +978,8 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
         del window["position"]
         report.update(at=window, rf_overlay=str(overlay_path))
     if report_path is not None:
-        from .files import write_json
-
-        write_json(report_path, report)
+        _write_report(report_path, report, lambda: _html().forward_page(
+            report, network_report(network, rows, planes.shape)))
 
 
 def _draw_overlay(picture, rows, window, path) -> None:
@@ -1029,3 +1056,55 @@ def kernels_show(catalogue, spec, png, cell):
 
         save_pillow(picture, png)
         click.echo(f"wrote {png}")
+
+
+# ----------------------------------------------------------------------------------------
+# animate
+
+
+@cli.command()
+@click.option("--input", "input", required=True, metavar="HxW|MATRIX|FILE.npy",
+              help="The input: a size (values 0–3, the same every run), an inline matrix "
+                   "such as \"1 2; 3 4\", or a 2-D .npy array.")
+@click.option("-k", "--kernel", "kernel", required=True, metavar="K|KHxKW|SPEC",
+              help="A kernel size (weights 1) or any kernel spec -k of apply takes (one 2-D "
+                   "kernel).")
+@CATALOGUES
+@click.option("--stride", type=STRIDE, default=1, show_default=True, help="N or SHxSW.")
+@click.option("--padding", type=PADDING, default="0", show_default=True,
+              help="N, PHxPW or T,B,L,R (valid, same or full without --transposed); zeros.")
+@click.option("--dilation", type=DILATION, default=1, show_default=True, help="N or DHxDW.")
+@click.option("--transposed", is_flag=True,
+              help="A transposed convolution (conv_transpose2d), drawn as the direct one it "
+                   "equals: over the stride-dilated, padded input with the kernel flipped.")
+@click.option("--output-padding", type=PairType("N|OHxOW", minimum=0), default=0,
+              show_default=True, help="Extra output rows/columns of --transposed.")
+@click.option("--values", is_flag=True,
+              help="Show the numbers: input values with the weight under each tap as a "
+                   "subscript, output values once computed.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True, max=100), default=2.0,
+              show_default=True, help="Frames a second.")
+@click.option("--cell", type=click.IntRange(16, 200), default=48, show_default=True,
+              help="Pixels per grid cell.")
+@click.option("-o", "--output", required=True, metavar="FILE.gif|FILE.png|DIR/",
+              help="An animated GIF, an animated PNG, or a folder for one PNG per frame.")
+def animate(input, kernel, catalogues, stride, padding, dilation, transposed,
+            output_padding, values, fps, cell, output):
+    """Animate a convolution as the guide to convolution arithmetic draws it: one frame per
+    output position, the kernel's taps over the cells they read, the output filling in.
+
+    Example: convcli animate --input 5x5 -k 3 --stride 2 --padding 1 -o anim.gif
+    """
+    from .animate import AnimationOptions, build_animation, input_values, kernel_weights, \
+        save_animation
+    from .kernels import Catalogue
+
+    options = AnimationOptions(stride=stride, padding=padding, dilation=dilation,
+                               transposed=transposed, output_padding=output_padding,
+                               values=values, cell=cell)
+    animation = build_animation(input_values(input),
+                                kernel_weights(kernel, Catalogue.load(catalogues)), options)
+    written = save_animation(animation, output, fps)
+    size = sum(path.stat().st_size for path in written)
+    where = output if len(written) == 1 else f"{len(written)} frames into {output}"
+    click.echo(f"wrote {where}: {animation.frame_count} frames, {animation.title} ({size:,} bytes)")
