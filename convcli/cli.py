@@ -19,8 +19,8 @@ from .choices import ALPHA_POLICIES, RANGE_POLICIES
 from .formats import BY_EXTENSION, extensions
 from .errors import ConvcliError, ParameterError
 from .files import check_distinct, child_path
-from .options import (CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, FiniteFloatRange,
-                      conv_options)
+from .options import (CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, PADDING, STRIDE,
+                      FiniteFloatRange, PairType, conv_options, report_option)
 from .limits import MAX_EPOCHS, MAX_WORKERS
 from .plan import shape_text
 
@@ -205,10 +205,9 @@ def _output_path(source: Path, output: str, job) -> Path:
 @click.option("--grid", is_flag=True,
               help="Tile every output channel (feature map) into one gray image, with a thin "
                    "border between them.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="FILE.json",
-              help="Write what was done: shapes, kernels, options, parameter counts against a "
-                   "dense layer, value range, algorithm, time of each stage.")
+@report_option("what was done: shapes, kernels, options, parameter counts against a dense "
+               "layer, value range, algorithm, time of each stage (a batch: every file; its "
+               "page is a contact sheet)")
 @click.option("--stats", "show_stats", is_flag=True,
               help="Print the conv-vs-dense comparison of each kernel after applying.")
 @click.option("-r", "--recursive", is_flag=True, help="Walk input folders' subfolders too.")
@@ -229,20 +228,12 @@ def _output_path(source: Path, output: str, job) -> Path:
               help="Run a batch on this Dask scheduler's workers, which must see the inputs "
                    "and -o at the same paths (needs convcli[dask]; $CONVCLI_DASK).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-file warnings.")
-@click.option("--net", "net_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              metavar="NET.yaml",
-              help="Run a layer stack instead of -k and write every layer's feature maps to "
-                   "-o DIR/ (.npy, or one tiled PNG per layer with --grid).")
-@click.option("--rf-overlay", "overlay_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="OUT.png",
-              help="With --net and --at: draw on the image the receptive field of that output "
-                   "pixel at each depth.")
-@click.option("--at", "at", default=None, metavar="Y,X",
-              help="An output pixel of the network's last spatial layer, for --rf-overlay.")
+@click.option("--net", "--rf-overlay", "--at", "moved", hidden=True, expose_value=False,
+              callback=lambda ctx, param, value: _moved_to_forward(value))
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
           groups, mode, algo, threads, bias, normalize, range_policy, alpha, gray, rgb, fmt,
           page, quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
-          jobs, skip_existing, overwrite, fail_fast, dask, quiet, net_path, overlay_path, at):
+          jobs, skip_existing, overwrite, fail_fast, dask, quiet):
     """Apply kernels to an image, or to folders of images.
 
     A 2-D kernel is applied to each colour channel on its own; a 4-D kernel
@@ -258,18 +249,8 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     if not output.strip():
         raise click.BadParameter("is empty; give an output file, or a folder as DIR/",
                                  param_hint="'-o'")
-    if net_path is not None:
-        if kernel_specs:
-            raise click.UsageError("--net runs its own layers; drop -k")
-        if len(inputs) != 1 or inputs[0].is_dir():
-            raise click.UsageError("--net runs on one image")
-        _apply_net(inputs[0], net_path, Path(output), gray, rgb, grid, range_policy,
-                   overlay_path, at, catalogues)
-        return
-    if overlay_path is not None or at is not None:
-        raise click.UsageError("--rf-overlay and --at go with --net")
     if not kernel_specs:
-        raise click.UsageError("Missing option '-k' / '--kernel' (or --net)")
+        raise click.UsageError("Missing option '-k' / '--kernel'")
     if skip_existing and overwrite:
         raise click.UsageError("--skip-existing and --overwrite exclude each other")
     catalogue = Catalogue.load(catalogues)
@@ -316,9 +297,7 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         for stage in report["stages"]:
             _console().print(_comparison_table(stage["conv_vs_dense"], stage["kernel"]))
     if report_path is not None:
-        from .files import write_json
-
-        write_json(report_path, report)
+        _write_report(report_path, report, lambda: _html().apply_page(job, report))
 
 
 def _read_files(catalogue, specs=()) -> list[tuple[str, Path]]:
@@ -329,57 +308,12 @@ def _read_files(catalogue, specs=()) -> list[tuple[str, Path]]:
             + [(f"kernel file of -k {spec}", spec_file(spec)) for spec in specs])
 
 
-def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, overlay_path, at,
-               catalogues):
-    """apply --net: every layer's feature maps, and the receptive-field picture."""
-    import numpy as np
-
-    from .images import Picture, read_image, write_image
-    from .kernels import Catalogue
-    from .net import fields_at_depth, forward, load_network
-    from .pipeline import input_planes
-    from .pixels import display_rgb, to_picture
-
-    if (overlay_path is None) != (at is None):
-        raise click.UsageError("--rf-overlay and --at go together")
-    network = load_network(net_path)
-    picture = read_image(source)
-    planes = input_planes(picture, gray, rgb)
-    if planes.shape[0] != network.input_shape[0]:
-        raise click.UsageError(
-            f"{net_path} takes {network.input_shape[0]} channel(s) but {source} has "
-            f"{planes.shape[0]}; convert with --gray or --rgb")
-    suffix = ".png" if grid else ".npy"
-    policy = "minmax" if range_policy == "auto" else range_policy
-    catalogue = Catalogue.load(catalogues)
-    targets = {layer.index: child_path(output_dir, f"{layer.index:02d}_{layer.name}{suffix}")
-               for layer in network.layers}
-    check_distinct([("input", source), ("--net", net_path), *_read_files(catalogue)],
-                   [*(("feature map", t) for t in targets.values()),
-                    ("--rf-overlay", overlay_path)])
-    written = 0
-    for net_layer, maps in forward(network, planes, catalogue):
-        target = targets[net_layer.index]
-        if grid:
-            out, _, _ = to_picture(maps, None, policy, np.uint8, "PNG", policy, grid=True)
-        else:
-            out = Picture(np.ascontiguousarray(maps.transpose(1, 2, 0)))
-        write_image(target, out)
-        written += 1
-    click.echo(f"wrote the feature maps of {written} layers to {output_dir}/ ({suffix[1:]})")
-    if overlay_path is not None:
-        from .images import save_pillow
-        from .render import draw_windows
-
-        y, x = _point(at)
-        rows = network.summary(planes.shape)
-        drawn = fields_at_depth(rows, y, x, planes.shape)
-        rgb_pixels = display_rgb(picture.color)
-        labels = [f"{row.layer.name}: r={_axes_text(_axes(row.fields, 'size'))}" for row, _ in drawn]
-        save_pillow(draw_windows(rgb_pixels, [w for _, w in drawn], labels), overlay_path)
-        top, bottom, left, right = drawn[-1][1]
-        click.echo(f"wrote {overlay_path}: output pixel ({y}, {x}) of {drawn[-1][0].layer.name} "
-                   f"sees input rows {top}…{bottom}, columns {left}…{right}")
+def _moved_to_forward(value) -> None:
+    """apply's old network options: a pointer to the command that has them."""
+    if value is not None:
+        raise click.UsageError("--net, --rf-overlay and --at moved to their own command: "
+                               "convcli forward IMAGE NET.yaml -o DIR/ [--rf-overlay OUT.png "
+                               "--at Y,X]")
 
 
 def _apply_batch(inputs, output_dir, job, options, quiet, report_path, read_files):
@@ -432,9 +366,8 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path, read_file
                    f"{report.total} files finished; outputs are complete or absent. Run again "
                    "with --skip-existing to resume.", err=True)
     if report_path is not None:
-        from .files import write_json
-
-        write_json(report_path, report.as_dict())
+        data = report.as_dict()
+        _write_report(report_path, data, lambda: _html().batch_page(data))
     sys.exit(report.exit_code)
 
 
@@ -475,6 +408,22 @@ def _apply_summary(report: dict) -> str:
             f"--range {r['policy']}, {100 * r['clipped_fraction']:.2f}% clipped")
 
 
+def _write_report(path: Path, data, html_page) -> None:
+    """--report: a page (``html_page()``) for .html/.htm, else the JSON of `data`."""
+    from .files import write_json
+
+    if path.suffix.lower() in (".html", ".htm"):
+        _html().write_page(path, html_page())
+    else:
+        write_json(path, data)
+
+
+def _html():
+    from . import htmlreport
+
+    return htmlreport
+
+
 # ----------------------------------------------------------------------------------------
 # stats and matrix
 
@@ -485,6 +434,10 @@ def _convolution_from_options(shape, spec, catalogues, cout, options, outputs=()
     from .kernels import Catalogue, resolve_kernel
     from .pipeline import kernel_convolution
 
+    if shape is None:
+        raise click.UsageError("Missing option '--input'")
+    if spec is None:
+        raise click.UsageError("Missing option '-k' / '--kernel'")
     catalogue = Catalogue.load(catalogues)
     check_distinct(_read_files(catalogue, [spec]), outputs)
     kernel = resolve_kernel(spec, catalogue)
@@ -497,9 +450,9 @@ def _stats_options(command):
     from .options import SHAPE
 
     decorators = [
-        click.option("--input", "shape", type=SHAPE, required=True,
+        click.option("--input", "shape", type=SHAPE, default=None,
                      help="Input shape CxHxW (or HxW for one channel)."),
-        click.option("-k", "--kernel", "spec", required=True, metavar="SPEC",
+        click.option("-k", "--kernel", "spec", default=None, metavar="SPEC",
                      help="The kernel: anything -k of apply accepts."),
         CATALOGUES,
         click.option("--cout", type=click.IntRange(min=1), default=None,
@@ -565,20 +518,45 @@ def _bytes(count: int) -> str:
 @click.option("--dense-out", type=click.IntRange(min=1), default=None,
               help="Compare with a dense layer of N outputs instead of one output per "
                    "convolution output.")
+@click.option("--net", "net_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="NET.yaml|MODEL.onnx",
+              help="Instead of -k: the parameters and mult-adds of every layer of a network "
+                   "(at its own input, or --input).")
+@report_option("the comparison (its page: a table and bars)")
 def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
-          with_bias, as_json, dense_out):
-    """Parameter counts and costs of a convolution against a dense layer (no image needed).
+          with_bias, as_json, dense_out, net_path, report_path):
+    """Parameter counts and costs of a convolution against a dense layer (no image needed),
+    or of every layer of a network (--net).
 
     Example: convcli stats --input 5x5 -k box:3 (9 weights against 225).
     """
     from .matrix import conv_vs_dense
 
+    if net_path is not None:
+        if spec is not None:
+            raise click.UsageError("--net counts a network's layers; drop -k")
+        from .net import load_network, network_report
+
+        network = load_network(net_path, shape)
+        report = network_report(network, network.summary(), network.input_shape, fields=False)
+        if as_json:
+            import json
+
+            click.echo(json.dumps(report))
+        else:
+            _console().print(_network_table(report, fields=False))
+        return
+
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
-    kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)
+    kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options,
+                                                   [("--report", report_path)])
     with_bias = cout is not None if with_bias is None else with_bias
     result = conv_vs_dense(plan.input_shape[1:], conv.weight, plan.stride, plan.padding,
                            plan.dilation, plan.groups, plan.pad_mode, plan.mode, with_bias,
                            dense_out)
+    if report_path is not None:
+        _write_report(report_path, result,
+                      lambda: _html().comparison_page("stats", kernel.name, result))
     if as_json:
         from .files import json_text
 
@@ -602,25 +580,37 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
                    "implementations multiply it.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random inputs used to verify the matrix.")
+@report_option("the matrix's summary (its page: the comparison and the matrix heatmap)")
 def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
-           with_bias, as_json, png, npy, sparse, show_im2col, seed):
+           with_bias, as_json, png, npy, sparse, show_im2col, seed, report_path):
     """The convolution as one matrix, built and verified: M·x + b = conv(x).
 
     Example: convcli matrix --input 4x4 -k "[[1,2,3],[4,5,6],[7,8,9]]" prints the
     4×16 matrix of a 3×3 kernel on a 4×4 image, weight by weight.
     """
-    from .matrix import explain_matrix
+    import math
+
+    from .htmlreport import PAGE_MATRIX_LIMIT
+    from .matrix import conv_vs_dense, explain_matrix, matrix_shape
 
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
     kernel, conv, plan = _convolution_from_options(
         shape, spec, catalogues, cout, options,
-        [("--png", png), ("--npy", npy), ("--sparse", sparse)])
+        [("--png", png), ("--npy", npy), ("--sparse", sparse), ("--report", report_path)])
     if kernel.combine:
         click.echo(f"Note: {kernel.name} combines its filters by {kernel.combine}, which is not "
                    f"linear; this is the matrix of its {kernel.n_filters} filters.", err=True)
     bias = conv.bias if with_bias is not False else None
+    page = report_path is not None and report_path.suffix.lower() in (".html", ".htm")
+    drawable = page and math.prod(matrix_shape(plan)) <= PAGE_MATRIX_LIMIT
     view = explain_matrix(plan, conv.weight, bias, patch_matrix=show_im2col, seed=seed,
-                          dense=bool(png or npy))
+                          dense=bool(png or npy or drawable))
+    if report_path is not None:
+        _write_report(report_path, view.summary(), lambda: _html().comparison_page(
+            "matrix", kernel.name, conv_vs_dense(
+                plan.input_shape[1:], conv.weight, plan.stride, plan.padding, plan.dilation,
+                plan.groups, plan.pad_mode, plan.mode, bias is not None and bool(bias.any())),
+            view))
     from .files import save_npy, save_npz
 
     if sparse is not None:
@@ -810,86 +800,208 @@ def _loss_progress(epochs: int):
 
 
 # ----------------------------------------------------------------------------------------
-# receptive-field
+# networks: receptive-field, forward, stats --net
 
 
 def _point(text: str) -> tuple[int, int]:
     try:
         y, x = (int(v) for v in text.replace(" ", "").split(","))
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not Y,X (two whole numbers)") from None
+        raise click.BadParameter(f"{text!r} is not Y,X (two whole numbers)",
+                                 param_hint="'--at'") from None
     return y, x
 
 
-def _axes(fields, attribute: str):
-    """One number when H and W agree, else [h, w]."""
-    h, w = (getattr(f, attribute) for f in fields)
-    return h if h == w else [h, w]
+NET_ARGUMENT = click.argument("net_path", metavar="NET.yaml|MODEL.onnx",
+                              type=click.Path(dir_okay=False, path_type=Path))
+LAYER = click.option("--layer", "layer_key", default=None, metavar="NAME|INDEX",
+                     help="The layer --at refers to (default: the last spatial layer).")
+
+
+def _net_input_option(help_text: str):
+    from .options import SHAPE
+
+    return click.option("--input", "shape", type=SHAPE, default=None, help=help_text)
+
+
+def _window(network, rows, at, layer_key) -> dict:
+    """--at (and --layer) checked against the layer: the window record."""
+    from .net import find_layer, last_spatial, window_at
+
+    position = find_layer(rows, layer_key) if layer_key else last_spatial(rows)
+    y, x = _point(at)
+    top, bottom, left, right = window_at(rows, position, y, x)
+    return {"layer": rows[position].node.name, "position": position, "y": y, "x": x,
+            "rows": [top, bottom], "cols": [left, right]}
+
+
+def _window_text(window: dict) -> str:
+    return (f"{window['layer']} pixel ({window['y']}, {window['x']}) sees input rows "
+            f"{window['rows'][0]}…{window['rows'][1]}, columns "
+            f"{window['cols'][0]}…{window['cols'][1]}")
+
+
+def _network_table(report: dict, fields: bool):
+    """The per-layer table of `net.network_report`; with `fields`, r, S and P too."""
+    from rich.table import Table
+
+    layers = report["layers"]
+    branching = any(record["inputs"] != [previous["name"]]
+                    for previous, record in zip(layers, layers[1:]))
+    columns = ["#", "name", "type", *(["inputs"] if branching else []), "output", "params",
+               "mult-adds", *(["r", "S", "P"] if fields else [])]
+    table = Table(title=f"{_text(report['name'])}: input {shape_text(report['input_shape'])}",
+                  title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("name", "type", "inputs",
+                                                              "output") else "right")
+    for index, record in enumerate(layers, 1):
+        cells = [str(index), _text(record["name"]), record["type"],
+                 *([_text(", ".join(record["inputs"]))] if branching else []),
+                 shape_text(record["output_shape"]), f"{record['params']:,}",
+                 f"{record['macs']:,}"]
+        if fields and record["spatial"] and not record["grid"]:
+            cells += ["not a grid", "", ""]
+        elif fields:
+            cells += [_axes_text(record[k]) for k in ("rf", "stride", "padding")]
+        table.add_row(*cells)
+    table.caption = (f"total parameters: {report['total_params']:,}; mult-adds: "
+                     f"{report['total_macs']:,}")
+    table.caption_justify = "left"
+    return table
 
 
 @cli.command("receptive-field")
-@click.argument("net_path", metavar="NET.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@NET_ARGUMENT
+@_net_input_option("Input shape CxHxW (or HxW) instead of the network's own.")
 @click.option("--at", "at", default=None, metavar="Y,X",
               help="Print the input window this output pixel of the last (or --layer) layer "
                    "sees, clipped to the image.")
-@click.option("--layer", "layer_key", default=None, metavar="NAME|INDEX",
-              help="The layer --at refers to (default: the last spatial layer).")
+@LAYER
 @JSON
-def receptive_field(net_path, at, layer_key, as_json):
-    """Shapes, parameters and receptive fields of a layer stack, layer by layer.
+def receptive_field(net_path, shape, at, layer_key, as_json):
+    """Shapes, parameters, mult-adds and receptive fields of a network, layer by layer.
 
-    r is the receptive field, S the effective stride and P the effective padding (before
-    the first pixel), all with respect to the input; output pixel y sees input pixels
-    y·S − P … y·S − P + r − 1.
+    NET is a network file (YAML) or an ONNX model.  r is the receptive field, S the
+    effective stride and P the effective padding (before the first pixel), all with
+    respect to the input; output pixel y sees input pixels y·S − P … y·S − P + r − 1.
+    Where paths with different effective strides meet, a layer is "not a grid".
     """
-    from .net import load_network, window_at
+    from .net import load_network, network_report
 
-    network = load_network(net_path)
+    network = load_network(net_path, shape)
     rows = network.summary()
-    records = [{"name": row.layer.name, "type": row.layer.kind,
-                "output_shape": list(row.output_shape), "params": row.params.total,
-                **({"rf": _axes(row.fields, "size"), "stride": _axes(row.fields, "stride"),
-                    "padding": _axes(row.fields, "padding")} if row.fields else
-                   {"rf": None, "stride": None, "padding": None})} for row in rows]
-    result = {"name": network.name, "input_shape": list(network.input_shape),
-              "layers": records, "total_params": sum(row.params.total for row in rows)}
+    result = network_report(network, rows, network.input_shape)
     if at is not None:
-        spatial = [i for i, row in enumerate(rows) if row.fields is not None]
-        position = network.find(layer_key) if layer_key else spatial[-1]
-        y, x = _point(at)
-        top, bottom, left, right = window_at(rows[position], y, x, network.input_shape)
-        result["at"] = {"layer": rows[position].layer.name, "y": y, "x": x,
-                        "rows": [top, bottom], "cols": [left, right]}
+        window = _window(network, rows, at, layer_key)
+        del window["position"]
+        result["at"] = window
+    elif layer_key is not None:
+        raise click.UsageError("--layer says which layer --at refers to; give --at Y,X")
     if as_json:
         import json
 
         click.echo(json.dumps(result))
         return
-    from rich.table import Table
-
-    table = Table(title=f"{_text(network.name)}: input {shape_text(network.input_shape)}",
-                  title_justify="left")
-    for column in ("#", "name", "type", "output", "params", "r", "S", "P"):
-        table.add_column(column, justify="right" if column in ("#", "params", "r", "S", "P")
-                         else "left")
-    for index, record in enumerate(records, 1):
-        table.add_row(str(index), _text(record["name"]), record["type"],
-                      shape_text(record["output_shape"]), f"{record['params']:,}",
-                      *(_axes_text(record[k]) for k in ("rf", "stride", "padding")))
-    table.caption = f"total parameters: {result['total_params']:,}"
-    table.caption_justify = "left"
-    _console().print(table)
+    _console().print(_network_table(result, fields=True))
     if at is not None:
-        window = result["at"]
-        click.echo(f"{window['layer']} pixel ({window['y']}, {window['x']}) sees input rows "
-                   f"{window['rows'][0]}…{window['rows'][1]}, columns "
-                   f"{window['cols'][0]}…{window['cols'][1]}")
+        click.echo(_window_text(result["at"]))
 
 
 def _axes_text(value) -> str:
     if value is None:
         return "all"
     return f"{value[0]}×{value[1]}" if isinstance(value, list) else str(value)
+
+
+@cli.command()
+@click.argument("image", metavar="IMAGE", type=click.Path(dir_okay=False, path_type=Path))
+@NET_ARGUMENT
+@click.option("-o", "--output", "output_dir", required=True, metavar="DIR/",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="The folder for the feature maps: NN_LAYER.npy (H×W×C float32), or "
+                   "NN_LAYER.png with --grid.")
+@click.option("--grid", is_flag=True,
+              help="Write each layer as one gray PNG tiling its channels, each stretched "
+                   "on its own (see --range).")
+@click.option("--range", "range_policy", type=click.Choice(["minmax", "clip", "abs", "offset"]),
+              default=None, help="How --grid tiles map values to gray (default minmax).")
+@click.option("--gray", is_flag=True, help="Convert the image to luminance (BT.601) first.")
+@click.option("--rgb", is_flag=True, help="Repeat a gray image into 3 channels first.")
+@click.option("--rf-overlay", "overlay_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="OUT.png",
+              help="With --at: draw on the image the receptive field of that output pixel "
+                   "at each depth.")
+@click.option("--at", "at", default=None, metavar="Y,X",
+              help="An output pixel of the last spatial layer (or --layer), for --rf-overlay.")
+@LAYER
+@report_option("what was done: the network, image, every map written with its shape and "
+               "value range, the window of --at (the page: maps, shapes, parameters, r/S/P, "
+               "the overlay)")
+@CATALOGUES
+def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_path, at,
+            layer_key, report_path, catalogues):
+    """Run a network on an image and write every spatial layer's feature maps.
+
+    NET is a network file (YAML: weights from kernel specs or seeded random
+    initialisation) or an ONNX model (its weights).  Layers from flatten on are not run.
+    Every option is checked before any map is written.
+    """
+    from .formats import format_of
+    from .images import read_image
+    from .kernels import Catalogue
+    from .files import check_distinct
+    from .net import check_input, feature_map_paths, load_network, network_report, write_feature_maps
+    from .pipeline import input_planes
+
+    if gray and rgb:
+        raise click.UsageError("--gray and --rgb exclude each other")
+    if (overlay_path is None) != (at is None):
+        raise click.UsageError("--rf-overlay and --at go together")
+    if layer_key is not None and at is None:
+        raise click.UsageError("--layer says which layer --at refers to; give --at Y,X")
+    if range_policy is not None and not grid:
+        raise click.UsageError("--range maps the tiles of --grid; .npy maps keep their values")
+    if overlay_path is not None and format_of(overlay_path).name == "NPY":
+        raise click.BadParameter(f"{overlay_path}: a picture needs an image format such as "
+                                 ".png", param_hint="'--rf-overlay'")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise click.BadParameter(f"{output_dir} is a file; -o is a folder", param_hint="'-o'")
+    network = load_network(net_path)
+    catalogue = Catalogue.load(catalogues)
+    check_distinct([("input", image), ("network", net_path), *_read_files(catalogue)],
+                   [*(("feature map", p) for p in
+                      feature_map_paths(network, output_dir, grid).values()),
+                    ("--rf-overlay", overlay_path), ("--report", report_path)])
+    picture = read_image(image)
+    planes = input_planes(picture, gray, rgb)
+    rows = check_input(network, planes.shape, catalogue)
+    window = _window(network, rows, at, layer_key) if at is not None else None
+    maps = write_feature_maps(network, planes, output_dir, grid=grid,
+                              range_policy=range_policy or "minmax", catalogue=catalogue)
+    click.echo(f"wrote the feature maps of {len(maps)} layers to {output_dir}/ "
+               f"({'png' if grid else 'npy'})")
+    report = {"image": str(image), "network": str(net_path), "name": network.name,
+              "input_shape": list(planes.shape), "maps": maps}
+    if window is not None:
+        _draw_overlay(picture, rows, window, overlay_path)
+        click.echo(f"wrote {overlay_path}: {_window_text(window)}")
+        del window["position"]
+        report.update(at=window, rf_overlay=str(overlay_path))
+    if report_path is not None:
+        _write_report(report_path, report, lambda: _html().forward_page(
+            report, network_report(network, rows, planes.shape)))
+
+
+def _draw_overlay(picture, rows, window, path) -> None:
+    from .images import save_pillow
+    from .net import axes, fields_at_depth
+    from .pixels import display_rgb
+    from .render import draw_windows
+
+    drawn = fields_at_depth(rows, window["position"], window["y"], window["x"])
+    labels = [f"{row.node.name}: r={_axes_text(axes(row.fields, 'size'))}" for row, _ in drawn]
+    save_pillow(draw_windows(display_rgb(picture.color), [w for _, w in drawn], labels), path)
 
 
 # ----------------------------------------------------------------------------------------
@@ -955,3 +1067,55 @@ def kernels_show(catalogue, spec, png, cell):
 
         save_pillow(picture, png)
         click.echo(f"wrote {png}")
+
+
+# ----------------------------------------------------------------------------------------
+# animate
+
+
+@cli.command()
+@click.option("--input", "input", required=True, metavar="HxW|MATRIX|FILE.npy",
+              help="The input: a size (values 0–3, the same every run), an inline matrix "
+                   "such as \"1 2; 3 4\", or a 2-D .npy array.")
+@click.option("-k", "--kernel", "kernel", required=True, metavar="K|KHxKW|SPEC",
+              help="A kernel size (weights 1) or any kernel spec -k of apply takes (one 2-D "
+                   "kernel).")
+@CATALOGUES
+@click.option("--stride", type=STRIDE, default=1, show_default=True, help="N or SHxSW.")
+@click.option("--padding", type=PADDING, default="0", show_default=True,
+              help="N, PHxPW or T,B,L,R (valid, same or full without --transposed); zeros.")
+@click.option("--dilation", type=DILATION, default=1, show_default=True, help="N or DHxDW.")
+@click.option("--transposed", is_flag=True,
+              help="A transposed convolution (conv_transpose2d), drawn as the direct one it "
+                   "equals: over the stride-dilated, padded input with the kernel flipped.")
+@click.option("--output-padding", type=PairType("N|OHxOW", minimum=0), default=0,
+              show_default=True, help="Extra output rows/columns of --transposed.")
+@click.option("--values", is_flag=True,
+              help="Show the numbers: input values with the weight under each tap as a "
+                   "subscript, output values once computed.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True, max=100), default=2.0,
+              show_default=True, help="Frames a second.")
+@click.option("--cell", type=click.IntRange(16, 200), default=48, show_default=True,
+              help="Pixels per grid cell.")
+@click.option("-o", "--output", required=True, metavar="FILE.gif|FILE.png|DIR/",
+              help="An animated GIF, an animated PNG, or a folder for one PNG per frame.")
+def animate(input, kernel, catalogues, stride, padding, dilation, transposed,
+            output_padding, values, fps, cell, output):
+    """Animate a convolution as the guide to convolution arithmetic draws it: one frame per
+    output position, the kernel's taps over the cells they read, the output filling in.
+
+    Example: convcli animate --input 5x5 -k 3 --stride 2 --padding 1 -o anim.gif
+    """
+    from .animate import AnimationOptions, build_animation, input_values, kernel_weights, \
+        save_animation
+    from .kernels import Catalogue
+
+    options = AnimationOptions(stride=stride, padding=padding, dilation=dilation,
+                               transposed=transposed, output_padding=output_padding,
+                               values=values, cell=cell)
+    animation = build_animation(input_values(input),
+                                kernel_weights(kernel, Catalogue.load(catalogues)), options)
+    written = save_animation(animation, output, fps)
+    size = sum(path.stat().st_size for path in written)
+    where = output if len(written) == 1 else f"{len(written)} frames into {output}"
+    click.echo(f"wrote {where}: {animation.frame_count} frames, {animation.title} ({size:,} bytes)")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ParameterError
-from .layers import Conv, Dense
+from .layers import ConvOp, DenseOp
 from .conv import correlation_weight, im2col
 from .limits import MAX_DENSE_ENTRIES, MAX_SPARSE_ENTRIES, MAX_WEIGHTS, check_size, product
 from .plan import ConvPlan, make_plan, sources_at
@@ -309,10 +309,10 @@ def conv_vs_dense(input_shape, weight, stride=1, padding=0, dilation=1, groups=1
     _, cin, h, w = plan.input_shape
     in_shape = (cin, h, w)
     cout, _, kh, kw = plan.weight_shape
-    conv = Conv((kh, kw), plan.stride, plan.padding, plan.dilation, cout, plan.groups, bias,
+    conv = ConvOp((kh, kw), plan.stride, plan.padding, plan.dilation, cout, plan.groups, bias,
                 plan.pad_mode)
     out_shape = conv.output_shape(in_shape)
-    dense = Dense(dense_out or product(out_shape), bias)
+    dense = DenseOp(dense_out or product(out_shape), bias)
     conv_params, dense_params = conv.params(in_shape), dense.params(in_shape)
     rows, cols = matrix_shape(plan)
     nonzeros = matrix_nonzeros(plan, weight)
