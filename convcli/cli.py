@@ -20,8 +20,8 @@ from .choices import ALPHA_POLICIES, RANGE_POLICIES
 from .formats import BY_EXTENSION, extensions
 from .errors import ConvcliError, ParameterError
 from .files import check_distinct, child_path
-from .options import (CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, FiniteFloatRange,
-                      conv_options)
+from .options import (CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, PADDING, STRIDE,
+                      FiniteFloatRange, PairType, conv_options, report_option)
 from .limits import MAX_EPOCHS, MAX_WORKERS
 from .plan import shape_text
 
@@ -257,10 +257,9 @@ def _copy_to_stdout(path: Path) -> None:
               help="Tile every output channel (feature map) into one gray image, with a thin "
                    "border between them; --range auto stretches each map (minmax) unless the "
                    "kernel's catalogue entry names a range.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="FILE.json",
-              help="Write what was done: shapes, kernels, options, parameter counts against a "
-                   "dense layer, value range, algorithm, time of each stage.")
+@report_option("what was done: shapes, kernels, options, parameter counts against a dense "
+               "layer, value range, algorithm, time of each stage (a batch: every file; its "
+               "page is a contact sheet)")
 @click.option("--stats", "show_stats", is_flag=True,
               help="Print the conv-vs-dense comparison of each kernel after applying.")
 @click.option("-r", "--recursive", is_flag=True, help="Walk input folders' subfolders too.")
@@ -277,6 +276,9 @@ def _copy_to_stdout(path: Path) -> None:
 @click.option("--overwrite", is_flag=True,
               help="Replace outputs that exist (a batch refuses by default).")
 @click.option("--fail-fast", is_flag=True, help="Stop a batch at its first failure.")
+@click.option("--dask", metavar="tcp://HOST:8786", envvar="CONVCLI_DASK", default=None,
+              help="Run a batch on this Dask scheduler's workers, which must see the inputs "
+                   "and -o at the same paths (needs convcli[dask]; $CONVCLI_DASK).")
 @click.option("-q", "--quiet", is_flag=True,
               help="Print nothing on success: no progress bar, no 'wrote …' line or batch "
                    "table, no batch warnings (errors and failed files are still shown).")
@@ -285,7 +287,7 @@ def _copy_to_stdout(path: Path) -> None:
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
           groups, mode, algo, threads, bias, normalize, range_policy, alpha, gray, rgb, fmt,
           page, quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
-          jobs, skip_existing, overwrite, fail_fast, quiet):
+          jobs, skip_existing, overwrite, fail_fast, dask, quiet):
     """Apply kernels to an image, or to folders of images.
 
     A 2-D kernel is applied to each colour channel on its own; a 4-D kernel
@@ -328,12 +330,18 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
                                      "that is the name you want)", param_hint="'-o'")
         from .batch import BatchOptions
 
+        if dask and (jobs is not None or threads is not None):
+            raise click.UsageError("-j and --threads are local: with --dask, the cluster's "
+                                   "workers set them (their share of their cores)")
         batch = BatchOptions(recursive=recursive, globs=globs, excludes=excludes,
                              follow_links=follow_links, jobs=jobs, skip_existing=skip_existing,
-                             overwrite=overwrite, fail_fast=fail_fast)
+                             overwrite=overwrite, fail_fast=fail_fast, dask=dask or None)
         _apply_batch(inputs, Path(output), job, batch, quiet, report_path,
                      _read_files(catalogue, kernel_specs))
         return
+    if dask and click.get_current_context().get_parameter_source("dask").name == "COMMANDLINE":
+        raise click.UsageError("--dask runs batches (folders or several files); drop it for "
+                               "one file")
     with _pipe_ends(inputs[0], output, job) as (source, target, to_stdout):
         check_distinct([("input", source), *_read_files(catalogue, kernel_specs)],
                        [("-o", target), ("--report", report_path)])
@@ -350,9 +358,7 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         for stage in report["stages"]:
             _console().print(_comparison_table(stage["conv_vs_dense"], stage["kernel"]))
     if report_path is not None:
-        from .files import write_json
-
-        write_json(report_path, report)
+        _write_report(report_path, report, lambda: _html().apply_page(job, report))
 
 
 def _read_files(catalogue, specs=()) -> list[tuple[str, Path]]:
@@ -402,7 +408,7 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path, read_file
         if progress is not None:
             rate = finished / (time.perf_counter() - started)
             progress.update(progress.task_ids[0], advance=1, failed=failed,
-                            rate=f"{rate:.1f} img/s")
+                            rate=f"{rate:.1f} img/s", refresh=True)
 
     if progress is not None:
         progress.start()
@@ -422,13 +428,14 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path, read_file
                    f"{report.total} files finished; outputs are complete or absent. Run again "
                    "with --skip-existing to resume.", err=True)
     if report_path is not None:
-        from .files import write_json
-
-        write_json(report_path, report.as_dict())
+        data = report.as_dict()
+        _write_report(report_path, data, lambda: _html().batch_page(data))
     sys.exit(report.exit_code)
 
 
 def _batch_progress(total: int):
+    """The batch's progress bar, redrawn as each record arrives: no refresh thread, so none
+    is alive when local workers are forked (and inherit its locks)."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
@@ -436,7 +443,7 @@ def _batch_progress(total: int):
                         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                         TextColumn("ETA"), TimeRemainingColumn(),
                         TextColumn("[red]{task.fields[failed]} failed"),
-                        console=_console(stderr=True), transient=True)
+                        console=_console(stderr=True), transient=True, auto_refresh=False)
     progress.add_task("batch", total=total, failed=0, rate="")
     return progress
 
@@ -485,6 +492,22 @@ def _far_from_one(sums) -> bool:
 def _image_size(shape) -> str:
     """An (H, W, …) image shape as image tools print it: W×H, marked as such."""
     return f"{shape[1]}×{shape[0]} W×H"
+
+
+def _write_report(path: Path, data, html_page) -> None:
+    """--report: a page (``html_page()``) for .html/.htm, else the JSON of `data`."""
+    from .files import write_json
+
+    if path.suffix.lower() in (".html", ".htm"):
+        _html().write_page(path, html_page())
+    else:
+        write_json(path, data)
+
+
+def _html():
+    from . import htmlreport
+
+    return htmlreport
 
 
 # ----------------------------------------------------------------------------------------
@@ -585,8 +608,9 @@ def _bytes(count: int) -> str:
               metavar="NET.yaml|MODEL.onnx",
               help="Instead of -k: the parameters and mult-adds of every layer of a network "
                    "(at its own input, or --input).")
+@report_option("the comparison (its page: a table and bars)")
 def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
-          with_bias, as_json, dense_out, net_path):
+          with_bias, as_json, dense_out, net_path, report_path):
     """Parameter counts and costs of a convolution against a dense layer (no image needed),
     or of every layer of a network (--net).
 
@@ -610,11 +634,15 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
         return
 
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
-    kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)
+    kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options,
+                                                   [("--report", report_path)])
     with_bias = cout is not None if with_bias is None else with_bias
     result = conv_vs_dense(plan.input_shape[1:], conv.weight, plan.stride, plan.padding,
                            plan.dilation, plan.groups, plan.pad_mode, plan.mode, with_bias,
                            dense_out)
+    if report_path is not None:
+        _write_report(report_path, result,
+                      lambda: _html().comparison_page("stats", kernel.name, result))
     if as_json:
         from .files import json_text
 
@@ -638,25 +666,37 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
                    "implementations multiply it.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random inputs used to verify the matrix.")
+@report_option("the matrix's summary (its page: the comparison and the matrix heatmap)")
 def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
-           with_bias, as_json, png, npy, sparse, show_im2col, seed):
+           with_bias, as_json, png, npy, sparse, show_im2col, seed, report_path):
     """The convolution as one matrix, built and verified: M·x + b = conv(x).
 
     Example: convcli matrix --input 4x4 -k "[[1,2,3],[4,5,6],[7,8,9]]" prints the
     4×16 matrix of a 3×3 kernel on a 4×4 image, weight by weight.
     """
-    from .matrix import explain_matrix
+    import math
+
+    from .htmlreport import PAGE_MATRIX_LIMIT
+    from .matrix import conv_vs_dense, explain_matrix, matrix_shape
 
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
     kernel, conv, plan = _convolution_from_options(
         shape, spec, catalogues, cout, options,
-        [("--png", png), ("--npy", npy), ("--sparse", sparse)])
+        [("--png", png), ("--npy", npy), ("--sparse", sparse), ("--report", report_path)])
     if kernel.combine:
         click.echo(f"Note: {kernel.name} combines its filters by {kernel.combine}, which is not "
                    f"linear; this is the matrix of its {kernel.n_filters} filters.", err=True)
     bias = conv.bias if with_bias is not False else None
+    page = report_path is not None and report_path.suffix.lower() in (".html", ".htm")
+    drawable = page and math.prod(matrix_shape(plan)) <= PAGE_MATRIX_LIMIT
     view = explain_matrix(plan, conv.weight, bias, patch_matrix=show_im2col, seed=seed,
-                          dense=bool(png or npy))
+                          dense=bool(png or npy or drawable))
+    if report_path is not None:
+        _write_report(report_path, view.summary(), lambda: _html().comparison_page(
+            "matrix", kernel.name, conv_vs_dense(
+                plan.input_shape[1:], conv.weight, plan.stride, plan.padding, plan.dilation,
+                plan.groups, plan.pad_mode, plan.mode, bias is not None and bool(bias.any())),
+            view))
     from .files import save_npy, save_npz
 
     if sparse is not None:
@@ -998,10 +1038,9 @@ def _axes_text(value) -> str:
 @click.option("--at", "at", default=None, metavar="Y,X",
               help="An output pixel of the last spatial layer (or --layer), for --rf-overlay.")
 @LAYER
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="FILE.json",
-              help="Write what was done: the network, image, every map written with its "
-                   "shape and value range, the window of --at.")
+@report_option("what was done: the network, image, every map written with its shape and "
+               "value range, the window of --at (the page: maps, shapes, parameters, r/S/P, "
+               "the overlay)")
 @CATALOGUES
 def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_path, at,
             layer_key, report_path, catalogues):
@@ -1015,7 +1054,7 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
     from .images import read_image
     from .kernels import Catalogue
     from .files import check_distinct
-    from .net import check_input, feature_map_paths, load_network, write_feature_maps
+    from .net import check_input, feature_map_paths, load_network, network_report, write_feature_maps
     from .pipeline import input_planes
 
     if gray and rgb:
@@ -1053,9 +1092,8 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
         del window["position"]
         report.update(at=window, rf_overlay=str(overlay_path))
     if report_path is not None:
-        from .files import write_json
-
-        write_json(report_path, report)
+        _write_report(report_path, report, lambda: _html().forward_page(
+            report, network_report(network, rows, planes.shape)))
 
 
 def _draw_overlay(picture, rows, window, path) -> None:
@@ -1179,3 +1217,55 @@ def kernels_show(catalogue, spec, png, cell, catalogues):
 
         save_pillow(picture, png)
         click.echo(f"wrote {png}")
+
+
+# ----------------------------------------------------------------------------------------
+# animate
+
+
+@cli.command()
+@click.option("--input", "input", required=True, metavar="HxW|MATRIX|FILE.npy",
+              help="The input: a size (values 0–3, the same every run), an inline matrix "
+                   "such as \"1 2; 3 4\", or a 2-D .npy array.")
+@click.option("-k", "--kernel", "kernel", required=True, metavar="K|KHxKW|SPEC",
+              help="A kernel size (weights 1) or any kernel spec -k of apply takes (one 2-D "
+                   "kernel).")
+@CATALOGUES
+@click.option("--stride", type=STRIDE, default=1, show_default=True, help="N or SHxSW.")
+@click.option("--padding", type=PADDING, default="0", show_default=True,
+              help="N, PHxPW or T,B,L,R (valid, same or full without --transposed); zeros.")
+@click.option("--dilation", type=DILATION, default=1, show_default=True, help="N or DHxDW.")
+@click.option("--transposed", is_flag=True,
+              help="A transposed convolution (conv_transpose2d), drawn as the direct one it "
+                   "equals: over the stride-dilated, padded input with the kernel flipped.")
+@click.option("--output-padding", type=PairType("N|OHxOW", minimum=0), default=0,
+              show_default=True, help="Extra output rows/columns of --transposed.")
+@click.option("--values", is_flag=True,
+              help="Show the numbers: input values with the weight under each tap as a "
+                   "subscript, output values once computed.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True, max=100), default=2.0,
+              show_default=True, help="Frames a second.")
+@click.option("--cell", type=click.IntRange(16, 200), default=48, show_default=True,
+              help="Pixels per grid cell.")
+@click.option("-o", "--output", required=True, metavar="FILE.gif|FILE.png|DIR/",
+              help="An animated GIF, an animated PNG, or a folder for one PNG per frame.")
+def animate(input, kernel, catalogues, stride, padding, dilation, transposed,
+            output_padding, values, fps, cell, output):
+    """Animate a convolution as the guide to convolution arithmetic draws it: one frame per
+    output position, the kernel's taps over the cells they read, the output filling in.
+
+    Example: convcli animate --input 5x5 -k 3 --stride 2 --padding 1 -o anim.gif
+    """
+    from .animate import AnimationOptions, build_animation, input_values, kernel_weights, \
+        save_animation
+    from .kernels import Catalogue
+
+    options = AnimationOptions(stride=stride, padding=padding, dilation=dilation,
+                               transposed=transposed, output_padding=output_padding,
+                               values=values, cell=cell)
+    animation = build_animation(input_values(input),
+                                kernel_weights(kernel, Catalogue.load(catalogues)), options)
+    written = save_animation(animation, output, fps)
+    size = sum(path.stat().st_size for path in written)
+    where = output if len(written) == 1 else f"{len(written)} frames into {output}"
+    click.echo(f"wrote {where}: {animation.frame_count} frames, {animation.title} ({size:,} bytes)")

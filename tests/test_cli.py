@@ -21,7 +21,8 @@ def test_help_lists_the_commands(run):
 
 
 @pytest.mark.parametrize("command", [["apply"], ["kernels"], ["kernels", "show"], ["stats"],
-                                     ["matrix"], ["learn"], ["receptive-field"]])
+                                     ["matrix"], ["learn"], ["receptive-field"],
+                                     ["animate"]])
 def test_every_command_has_help(run, command):
     result = run(*command, "--help")
     assert result.exit_code == 0 and "Usage:" in result.output
