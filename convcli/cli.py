@@ -39,6 +39,7 @@ class ConvcliGroup(click.Group):
                 code = super().main(args, prog_name, complete_var, standalone_mode=False,
                                     **extra)
         except click.exceptions.Abort:
+            _ignore_interrupts()
             click.echo("Aborted.", err=True)
             code = 130
         except click.exceptions.NoArgsIsHelpError as exc:      # `convcli` alone: its help
@@ -51,6 +52,7 @@ class ConvcliGroup(click.Group):
             click.echo(f"Error: {exc}", err=True)
             code = exc.exit_code
         except KeyboardInterrupt:
+            _ignore_interrupts()
             click.echo("Interrupted.", err=True)
             code = 130
         except OSError as exc:       # the environment failed: a full disk or stdout, say
@@ -62,6 +64,15 @@ class ConvcliGroup(click.Group):
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+def _ignore_interrupts() -> None:
+    """Once a run is stopping, a further Ctrl-C (or SIGTERM) cannot cut its last words and
+    exit code short."""
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _silence_stdout() -> None:
@@ -417,6 +428,8 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path, read_file
     finally:
         if progress is not None:
             progress.stop()
+    if report.interrupted:
+        _ignore_interrupts()
     report.total += len(existing)
     report.records[:0] = [Record(str(t.source), str(t.target), "skipped") for t in existing]
     if not quiet:
