@@ -181,7 +181,7 @@ def test_measured_receptive_field_of_random_graphs_equals_the_computed_one(tmp_p
 
 def reference_run(x, kind, **settings):
     """numpy references of the parameter-free operations."""
-    from tests.naive import NUMPY_PAD
+    from naive import NUMPY_PAD
     if kind == "pad":
         t, b, l, r = settings["p"]
         mode = NUMPY_PAD[settings["pad_mode"]]

@@ -10,7 +10,7 @@ import pytest
 from convcli import conv2d
 from convcli.errors import ParameterError
 from convcli.net import fields_at_depth, last_spatial, load_network, window_at
-from tests.test_graphs import perturbed_window
+from test_graphs import perturbed_window
 
 NETS = Path(__file__).resolve().parent.parent / "samples" / "nets"
 

@@ -10,7 +10,7 @@ import pytest
 
 from convcli.errors import ConvcliError, ParameterError
 from convcli.net import forward, load_network
-from tests.naive import naive_conv2d
+from naive import naive_conv2d
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
