@@ -208,3 +208,13 @@ def test_an_output_without_extension_suggests_a_folder(run, samples, tmp_path):
     result = run("apply", samples / "camera.png", "-k", "sobel", "-o", tmp_path / "newdir")
     assert result.exit_code == 2
     assert result.stderr.rstrip().endswith(f"or write {tmp_path / 'newdir'}/ for a folder")
+
+
+def test_a_numba_environment_it_refuses_is_one_line(samples, tmp_path):
+    env = {**os.environ, "NUMBA_NUM_THREADS": "0"}
+    result = subprocess.run([sys.executable, "-m", "convcli", "apply", samples / "camera.png",
+                             "-k", "sobel", "--algo", "direct", "-o", tmp_path / "o.png"],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 1 and not (tmp_path / "o.png").exists()
+    assert result.stderr == ("Error: numba cannot start: Number of threads specified must be "
+                             "> 0. (check NUMBA_NUM_THREADS and the other NUMBA_* variables)\n")

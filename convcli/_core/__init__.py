@@ -8,7 +8,13 @@ dtype); the public wrapper beside each ``_kernel`` splits its work over the thre
 
 import warnings
 
-from numba import njit
+from ..errors import ConvcliError
+
+try:
+    from numba import njit
+except ValueError as exc:       # numba refuses its environment, e.g. NUMBA_NUM_THREADS=0
+    raise ConvcliError(f"numba cannot start: {exc} (check NUMBA_NUM_THREADS and the other "
+                       "NUMBA_* variables)") from None
 
 
 def compiled(**options):
