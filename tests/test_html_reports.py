@@ -225,8 +225,9 @@ def test_contact_sheet_loads_thumbnails_as_they_scroll_into_view(tmp_path, visit
               "seconds": 4.0, "images_per_second": 100.0, "interrupted": None}
     write_page(tmp_path / "b.html", batch_page({"files": files, "totals": totals}))
     page = visit(tmp_path / "b.html")
-    loaded = page.page.evaluate("[...document.images].filter(i => i.naturalWidth > 0).length")
-    assert 0 < loaded < 200
+    decoded = "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length"
+    page.page.wait_for_function(f"{decoded} > 0", timeout=20_000)   # a loaded machine is slow
+    assert 0 < page.page.evaluate(decoded) < 200
     page.scroll_through()
     page.check_clean()
     assert page.page.evaluate("document.images.length") == 800
