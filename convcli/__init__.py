@@ -7,11 +7,17 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "conv2d": "convcli.conv",
+    "conv2d_input": "convcli.grad",
+    "conv2d_weight": "convcli.grad",
 }
 __all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name):
+    if name == "grad":
+        import importlib
+
+        return importlib.import_module("convcli.grad")
     if name in _PUBLIC:
         import importlib
 
