@@ -890,3 +890,260 @@ def _weights_text(kernel) -> str:
     if np.any(kernel.bias != 0):
         lines.append(f"bias: {', '.join(f'{b:.6g}' for b in kernel.bias)}")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------
+# train, visualize, attack: a small CNN trained by convcli's own gradients
+
+
+def _model(net_path, weights_path):
+    """The network file with its trained weights."""
+    from .model import Model, load_weights
+    from .net import load_network
+
+    network = load_network(net_path)
+    return Model(network, load_weights(weights_path, network))
+
+
+@cli.command()
+@click.argument("data", metavar="DATA.npz", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--net", "net_path", required=True, metavar="NET.yaml",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The network: conv, relu, pools, flatten, dense, ending in softmax.")
+@click.option("-o", "--output", required=True, metavar="WEIGHTS.npz",
+              type=click.Path(dir_okay=False, path_type=Path), help="Where to write the weights.")
+@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.003,
+              show_default=True, help="Learning rate.")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Images per step.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the initial weights, the validation split and the batch order.")
+@click.option("--val", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+              show_default=True, help="Share of the images held out for validation.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
+              show_default=True, help="Adam, or SGD with --momentum.")
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9,
+              show_default=True, help="SGD's momentum.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Draw the loss per batch as a PNG.")
+def train(data, net_path, output, epochs, lr, batch, seed, val, optimizer, momentum, plot_path):
+    """Train a classifier on DATA.npz (arrays images (N, C, H, W) and labels (N,)) by
+    backpropagation through convcli's own convolutions.
+
+    One line per epoch goes to stdout (loss, accuracy, validation accuracy, images/s).
+    Ctrl-C keeps the last completed epoch: its weights are written and the command says so.
+    """
+    import numpy as np
+
+    from .model import Model, initial_weights
+    from .net import load_network
+    from .train import TrainOptions, load_dataset, provenance
+    from .train import train as fit
+
+    options = TrainOptions(epochs=epochs, lr=lr, batch=batch, seed=seed, val=val,
+                           optimizer=optimizer, momentum=momentum)
+    network = load_network(net_path)
+    if network.layers[-1].kind != "softmax":
+        raise click.BadParameter(f"{net_path} must end in a softmax layer to be trained as a "
+                                 "classifier", param_hint="'--net'")
+    dataset = load_dataset(data)
+    expected = tuple(network.input_shape)
+    if dataset.images.shape[1:] != expected:
+        raise click.BadParameter(f"{data} holds {shape_text(dataset.images.shape[1:])} images; "
+                                 f"{net_path} takes {shape_text(expected)}", param_hint="'DATA'")
+    classes = network.summary()[-1].output_shape[0]
+    if len(dataset.classes) > classes:
+        raise click.BadParameter(f"{data} has {len(dataset.classes)} classes; {net_path} "
+                                 f"outputs {classes}", param_hint="'DATA'")
+    model = Model(network, initial_weights(network, seed))
+    progress = _train_progress() if sys.stderr.isatty() else None
+    losses, last, interrupted = [], None, False
+    console = _console()
+
+    def on_batch(done, total, loss):
+        if progress is not None:
+            progress.update(progress.task_ids[0], completed=done, total=total,
+                            loss=f"{loss:.4f}")
+
+    if progress is not None:
+        progress.start()
+    try:
+        for epoch in fit(model, dataset, options, on_batch):
+            last = epoch
+            losses.extend(epoch.losses)
+            rate = len(epoch.losses) and (len(dataset.labels) * (1 - val)) / epoch.seconds
+            val_text = "" if epoch.val_accuracy is None else \
+                f", val accuracy {epoch.val_accuracy:.1%}"
+            line = (f"epoch {epoch.number}/{epochs}: loss {epoch.loss:.4f}, accuracy "
+                    f"{epoch.accuracy:.1%}{val_text}, {rate:,.0f} images/s")
+            if progress is not None:
+                progress.console.print(line)
+                progress.update(progress.task_ids[0], description=f"epoch {epoch.number + 1}")
+            else:
+                click.echo(line)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if progress is not None:
+            progress.stop()
+    if last is None:
+        click.echo("Interrupted before the first epoch completed; nothing written.", err=True)
+        sys.exit(130)
+    last.weights.provenance = provenance(data, dataset, net_path, options, last, interrupted)
+    last.weights.save(output)
+    if plot_path is not None:
+        from .images import save_pillow
+        from .render import line_chart
+
+        save_pillow(line_chart(np.array(losses), "batch", "training loss (cross-entropy)"),
+                    plot_path)
+    if interrupted:
+        click.echo(f"Interrupted: saved epoch {last.number} of {epochs} to {output}.", err=True)
+        sys.exit(130)
+    console.print(f"saved {output} (epoch {last.number}"
+                  + ("" if last.val_accuracy is None else
+                     f", val accuracy {last.val_accuracy:.1%}") + ")")
+
+
+def _train_progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]}"), console=_console(stderr=True),
+                        transient=True)
+    progress.add_task("epoch 1", total=None, loss="…")
+    return progress
+
+
+def _grid_picture(images, cell: int = 3):
+    """(N, C, H, W) images in 0…1 as one tiled 8-bit picture, each pixel `cell`² pixels."""
+    import numpy as np
+
+    from .images import Picture
+    from .render import tile_maps
+
+    gray = images.mean(axis=1)
+    tiled = tile_maps(np.rint(gray * 255).astype(np.uint8), fill=128)
+    return Picture(np.repeat(np.repeat(tiled, cell, 0), cell, 1)[:, :, None])
+
+
+@cli.command()
+@click.argument("net_path", metavar="NET.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--weights", "weights_path", required=True, metavar="WEIGHTS.npz",
+              type=click.Path(dir_okay=False, path_type=Path), help="Trained weights.")
+@click.option("--layer", "layer_key", required=True, metavar="NAME|INDEX",
+              help="The layer whose channel to excite.")
+@click.option("--channel", default="all", show_default=True, metavar="C|all",
+              help="A channel number, or all of the layer's channels as a grid.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05,
+              show_default=True, help="Step size (gradients are normalised).")
+@click.option("--jitter", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Random shift per step, in pixels.")
+@click.option("--scale", type=click.FloatRange(0, 0.5), default=0.05, show_default=True,
+              help="Random rescaling per step, up to ±this.")
+@click.option("--tv", type=click.FloatRange(min=0), default=0.02, show_default=True,
+              help="Total-variation penalty.")
+@click.option("--blur", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="σ of the smoothing after each step (0: none).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cell", type=click.IntRange(1, 32), default=3, show_default=True,
+              help="Output pixels per image pixel.")
+def visualize(net_path, weights_path, layer_key, channel, output, steps, lr, jitter, scale, tv,
+              blur, seed, cell):
+    """Feature visualisation: the input that excites a channel most (Olah et al., Distill
+    2017), found by gradient ascent from faint noise with jitter, rescaling, a
+    total-variation penalty and blurring.  Prints each channel's mean activation before
+    (on the noise) and after."""
+    import numpy as np
+
+    from .images import write_image
+    from .visualize import VisualizeOptions
+    from .visualize import visualize as optimise
+
+    model = _model(net_path, weights_path)
+    position = model.position(layer_key)
+    row = model.rows[position]
+    count = row.output_shape[0]
+    if channel == "all":
+        channels = np.arange(count)
+    else:
+        try:
+            channels = np.array([int(channel)])
+        except ValueError:
+            raise click.BadParameter(f"{channel!r} is not a channel number or 'all'",
+                                     param_hint="'--channel'") from None
+        if not 0 <= channels[0] < count:
+            raise click.BadParameter(f"{row.layer.name} has channels 0…{count - 1}, got "
+                                     f"{channels[0]}", param_hint="'--channel'")
+    options = VisualizeOptions(steps=steps, lr=lr, jitter=jitter, scale=scale, tv=tv, blur=blur,
+                               seed=seed)
+    images, before, after = optimise(model, position, channels, options)
+    write_image(output, _grid_picture(images, cell))
+    for c, b, a in zip(channels, before, after):
+        click.echo(f"{row.layer.name} channel {c}: mean activation {b:.4f} → {a:.4f}")
+    _console().print(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("net_path", metavar="NET.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("image", metavar="IMAGE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--weights", "weights_path", required=True, metavar="WEIGHTS.npz",
+              type=click.Path(dir_okay=False, path_type=Path), help="Trained weights.")
+@click.option("--eps", type=click.FloatRange(0, 1, min_open=True), default=0.02,
+              show_default=True, help="Largest change of any pixel (0…1 scale).")
+@click.option("--target", type=click.IntRange(min=0), default=None,
+              help="Push towards this class (default: away from the predicted one).")
+@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True,
+              help="1 is the fast gradient sign method; more iterate it.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The perturbed image; the change, amplified, goes beside it as "
+                   "NAME_change.png.")
+def attack(net_path, image, weights_path, eps, target, steps, output):
+    """An adversarial example: change IMAGE by at most --eps per pixel so that the network
+    misclassifies it.  Prints the class probabilities before and after and the size of
+    the change (judged on the 8-bit image written)."""
+    import numpy as np
+
+    from .attack import attack as perturb
+    from .images import Picture, read_image, to_gray, write_image
+
+    model = _model(net_path, weights_path)
+    channels, height, width = model.network.input_shape
+    picture = read_image(image)
+    pixels = picture.color.astype(np.float32) / np.float32(picture.max_value)
+    if channels == 1 and pixels.shape[2] != 1:
+        pixels = to_gray(pixels)[:, :, None]
+    if pixels.shape != (height, width, channels):
+        raise click.BadParameter(f"{image} is {pixels.shape[1]}×{pixels.shape[0]}×"
+                                 f"{pixels.shape[2]}; the network takes {width}×{height}×"
+                                 f"{channels}", param_hint="'IMAGE'")
+    classes = model.rows[-1].output_shape[0]
+    if target is not None and target >= classes:
+        raise click.BadParameter(f"the network has classes 0…{classes - 1}",
+                                 param_hint="'--target'")
+    result = perturb(model, pixels.transpose(2, 0, 1), eps, target, steps)
+    names = model.weights.provenance.get("classes") or [str(i) for i in range(classes)]
+    change_path = output.with_name(output.stem + "_change.png")
+    write_image(output, Picture(np.rint(result.adversarial.transpose(1, 2, 0) * 255)
+                                .astype(np.uint8)))
+    amplified = 0.5 + result.change / (2 * eps)
+    write_image(change_path, Picture(np.rint(np.clip(amplified, 0, 1).transpose(1, 2, 0) * 255)
+                                     .astype(np.uint8)))
+    from rich.table import Table
+
+    table = Table(title=f"{image.name}: class probabilities", title_justify="left")
+    for column in ("class", "before", "after"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for index, name in enumerate(names[:classes]):
+        table.add_row(f"{index} {name}", f"{result.before[index]:.4f}", f"{result.after[index]:.4f}")
+    console = _console()
+    console.print(table)
+    first, then = int(result.before.argmax()), int(result.after.argmax())
+    change = result.change
+    click.echo(f"prediction {names[first]} ({result.before[first]:.1%}) → {names[then]} "
+               f"({result.after[then]:.1%}); change L∞ {np.abs(change).max():.4f}, "
+               f"L2 {np.linalg.norm(change):.4f} (0…1 scale)")
+    console.print(f"wrote {output} and {change_path} (the change, ±eps as black…white)")

@@ -36,7 +36,7 @@ def _check_grad_output(grad_output, plan: ConvPlan, dtype) -> np.ndarray:
 
 
 def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
-                 pad_mode="zeros") -> np.ndarray:
+                 pad_mode="zeros", algo="auto") -> np.ndarray:
     """The gradient of `conv2d` with respect to its input (PyTorch's
     ``torch.nn.grad.conv2d_input``, plus `pad_mode`).
 
@@ -48,8 +48,8 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
         (Cout, Cin/groups, kh, kw).
     grad_output : array_like
         The gradient of the loss with respect to conv2d's output.
-    stride, padding, dilation, groups, pad_mode
-        As in `convcli.conv2d`.
+    stride, padding, dilation, groups, pad_mode, algo
+        As in `convcli.conv2d` (`algo` for the transposed convolution).
 
     Returns
     -------
@@ -60,12 +60,13 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     weight = np.ascontiguousarray(weight, dtype)
     plan = make_plan(input_shape, weight.shape, stride, padding, dilation, groups, pad_mode)
     grad_output = _check_grad_output(grad_output, plan, dtype)
-    padded = transposed(grad_output, weight, plan)
+    padded = transposed(grad_output, weight, plan, algo)
     result = fold_padding(padded, plan)
     return result.reshape(tuple(int(v) for v in input_shape))
 
 
-def transposed(grad_output: np.ndarray, weight: np.ndarray, plan: ConvPlan) -> np.ndarray:
+def transposed(grad_output: np.ndarray, weight: np.ndarray, plan: ConvPlan, algo: str = "auto"
+               ) -> np.ndarray:
     """The transposed convolution of `grad_output` onto the padded input grid: rows and
     columns 0 … s·(Ho−1) + d·(k−1) of it (the ones a forward pass reads), by conv2d of the
     stride-dilated output with the channel-swapped, flipped weights and full padding."""
@@ -81,7 +82,7 @@ def transposed(grad_output: np.ndarray, weight: np.ndarray, plan: ConvPlan) -> n
     swapped = weight.reshape(groups, cout // groups, cin_g, kh, kw).transpose(0, 2, 1, 3, 4)
     swapped = np.ascontiguousarray(swapped[..., ::-1, ::-1]).reshape(
         groups * cin_g, cout // groups, kh, kw)
-    return conv2d(spread, swapped, None, 1, "full", (dh, dw), groups)
+    return conv2d(spread, swapped, None, 1, "full", (dh, dw), groups, algo=algo)
 
 
 def fold_padding(padded: np.ndarray, plan: ConvPlan) -> np.ndarray:
@@ -114,7 +115,7 @@ def _fold_axis(values: np.ndarray, sources: np.ndarray, before: int, length: int
 
 
 def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1,
-                  pad_mode="zeros") -> np.ndarray:
+                  pad_mode="zeros", algo="auto") -> np.ndarray:
     """The gradient of `conv2d` with respect to its weight (PyTorch's
     ``torch.nn.grad.conv2d_weight``, plus `pad_mode`), summed over the batch.
 
@@ -126,8 +127,8 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
         (Cout, Cin/groups, kh, kw).
     grad_output : array_like
         The gradient of the loss with respect to conv2d's output.
-    stride, padding, dilation, groups, pad_mode
-        As in `convcli.conv2d`.
+    stride, padding, dilation, groups, pad_mode, algo
+        As in `convcli.conv2d` (`algo` for the correlation).
 
     Returns
     -------
@@ -154,7 +155,7 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
         inputs = np.ascontiguousarray(padded[:, g * cin_g:(g + 1) * cin_g].transpose(1, 0, 2, 3))
         kernels = np.ascontiguousarray(
             grad_output[:, g * cout_g:(g + 1) * cout_g].transpose(1, 0, 2, 3))
-        found = conv2d(inputs, kernels, None, (dh, dw), 0, (sh, sw))     # (cin_g, cout_g, kh, kw)
+        found = conv2d(inputs, kernels, None, (dh, dw), 0, (sh, sw), algo=algo)  # cin_g, cout_g, kh, kw
         result[g * cout_g:(g + 1) * cout_g] = found.transpose(1, 0, 2, 3)
     return result
 
@@ -201,18 +202,23 @@ def max_pool2d_backward(x, grad_output, kernel, stride=None, padding=0, dilation
     return fold_padding(grad_padded, plan).reshape(x.shape)
 
 
-def avg_pool2d_backward(input_shape, grad_output, kernel, stride=None, padding=0,
+def mean_weight(channels: int, kernel, dtype=np.float32) -> np.ndarray:
+    """Average pooling as a depthwise convolution's weights (padding counted in the mean,
+    PyTorch's default)."""
+    return np.full((channels, 1, *kernel), 1 / (kernel[0] * kernel[1]), dtype)
+
+
+def avg_pool2d_backward(input_shape, grad_output, kernel, stride=None, padding=0, dilation=1
                         ) -> np.ndarray:
-    """The gradient of average pooling (padding counted in the mean, PyTorch's default):
-    the input gradient of a depthwise convolution with uniform weights."""
+    """The gradient of average pooling: the input gradient of the depthwise convolution
+    with `mean_weight`."""
     from .plan import int_pair
 
     kernel = int_pair(kernel, "kernel")
     channels = input_shape[-3]
-    weight = np.full((channels, 1, *kernel), 1 / (kernel[0] * kernel[1]),
-                     compute_dtype(grad_output))
-    return conv2d_input(input_shape, weight, grad_output, kernel if stride is None else stride,
-                        padding, 1, channels)
+    return conv2d_input(input_shape, mean_weight(channels, kernel, compute_dtype(grad_output)),
+                        grad_output, kernel if stride is None else stride, padding, dilation,
+                        channels)
 
 
 # ----------------------------------------------------------------------------------------

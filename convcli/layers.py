@@ -172,6 +172,15 @@ class Flatten(Layer):
 
 
 @dataclass(frozen=True)
+class Softmax(Layer):
+    """The classifier's head: class probabilities from the scores before it (no parameters;
+    training folds it into the cross-entropy loss)."""
+
+    kind = "softmax"
+    spatial = False
+
+
+@dataclass(frozen=True)
 class Dense(Layer):
     """A fully connected layer from every input value to `out` outputs."""
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ParameterError
-from .layers import BatchNorm, Conv, Dense, Flatten, Layer, Params, Pool, ReLU, Window
+from .layers import BatchNorm, Conv, Dense, Flatten, Layer, Params, Pool, ReLU, Softmax, Window
 
-LAYER_TYPES = ("conv", "relu", "maxpool", "avgpool", "batchnorm", "flatten", "dense")
+LAYER_TYPES = ("conv", "relu", "maxpool", "avgpool", "batchnorm", "flatten", "dense", "softmax")
 _FIELDS = {
     "conv": {"type", "name", "out", "k", "s", "p", "d", "groups", "bias", "kernel", "init",
              "seed", "pad_mode"},
@@ -28,6 +28,7 @@ _FIELDS = {
     "batchnorm": {"type", "name"},
     "flatten": {"type", "name"},
     "dense": {"type", "name", "out", "bias"},
+    "softmax": {"type", "name"},
 }
 
 
@@ -245,7 +246,8 @@ def _layer(entry, index: int, where: str) -> NetLayer:
     if kind == "dense":
         return NetLayer(index, name, Dense(get.whole("out", None, required=True),
                                            get.flag("bias", True)))
-    return NetLayer(index, name, {"relu": ReLU, "batchnorm": BatchNorm, "flatten": Flatten}[kind]())
+    return NetLayer(index, name, {"relu": ReLU, "batchnorm": BatchNorm, "flatten": Flatten,
+                                  "softmax": Softmax}[kind]())
 
 
 class _Getter:
@@ -316,16 +318,18 @@ def _kernel_size(spec: str, label: str) -> tuple[int, int]:
 # Running a network on an image
 
 
-def layer_weights(net_layer: NetLayer, in_channels: int, catalogue=None):
-    """The (weight, bias) of a conv layer: from its kernel spec (a 2-D kernel is used for
-    every filter and input channel), or initialised as PyTorch does (uniform in ±1/√fan_in)
-    from its seed."""
+def layer_weights(net_layer: NetLayer, in_channels: int, catalogue=None, trained=None):
+    """The (weight, bias) of a conv layer: from `trained` (a `convcli.model.Weights`) when
+    given, else from its kernel spec (a 2-D kernel is used for every filter and input
+    channel), or initialised as PyTorch does (uniform in ±1/√fan_in) from its seed."""
     import numpy as np
 
     from .kernels import resolve_kernel
 
     conv = net_layer.layer
     shape = (conv.out, in_channels // conv.groups, *conv.kernel)
+    if trained is not None:
+        return trained.layer(net_layer.name)
     if net_layer.kernel is None:
         rng = np.random.default_rng(net_layer.seed)
         bound = 1 / math.sqrt(shape[1] * shape[2] * shape[3])
@@ -348,7 +352,7 @@ def layer_weights(net_layer: NetLayer, in_channels: int, catalogue=None):
     return weight, bias
 
 
-def forward(network: Network, planes, catalogue=None):
+def forward(network: Network, planes, catalogue=None, trained=None):
     """Run the spatial layers on (C, H, W) planes; yields (NetLayer, output) per layer,
     stopping before flatten.  Batchnorm is the identity (its parameters at their start)."""
     import numpy as np
@@ -361,7 +365,7 @@ def forward(network: Network, planes, catalogue=None):
         if not layer.spatial:
             return
         if layer.kind == "conv":
-            weight, bias = layer_weights(net_layer, x.shape[0], catalogue)
+            weight, bias = layer_weights(net_layer, x.shape[0], catalogue, trained)
             x = conv2d(x, weight.astype(np.float32), bias.astype(np.float32), layer.stride,
                        layer.padding, layer.dilation, layer.groups, layer.pad_mode)
         elif layer.kind == "maxpool":

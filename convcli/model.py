@@ -1,0 +1,238 @@
+"""A layer stack with parameters: batched forward and backward passes over `convcli.net`
+networks, and weights files with their provenance.
+
+Weights files are ``.npz`` archives holding ``NAME.weight`` and ``NAME.bias`` per conv and
+dense layer (PyTorch's ``state_dict`` names and layouts) and ``provenance``, a JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ParameterError
+from .net import Network
+
+#: Layers that hold parameters.
+PARAMETRIC = ("conv", "dense")
+
+
+@dataclass
+class Weights:
+    """The parameters of a network's conv and dense layers, by ``NAME.weight`` /
+    ``NAME.bias``, and where they came from."""
+
+    arrays: dict[str, np.ndarray]
+    provenance: dict = field(default_factory=dict)
+
+    def layer(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(weight, bias) of one layer."""
+        return self.arrays[f"{name}.weight"], self.arrays[f"{name}.bias"]
+
+    def copy(self) -> "Weights":
+        return Weights({k: v.copy() for k, v in self.arrays.items()}, dict(self.provenance))
+
+    def save(self, path) -> None:
+        """Write the .npz atomically (nothing half-written on failure)."""
+        from .images import atomic_write
+
+        text = np.array(json.dumps(self.provenance, sort_keys=True))
+        atomic_write(Path(path), lambda out: np.savez(out, provenance=text, **self.arrays))
+
+
+def weight_shapes(network: Network) -> dict[str, tuple]:
+    """The shape of every parameter array of `network`, by its file name."""
+    shapes = {}
+    for row in network.summary():
+        layer = row.layer.layer
+        if layer.kind == "conv":
+            shapes[f"{row.layer.name}.weight"] = layer.plan(row.input_shape).weight_shape
+        elif layer.kind == "dense":
+            shapes[f"{row.layer.name}.weight"] = (layer.out, row.input_shape[0])
+        else:
+            continue
+        shapes[f"{row.layer.name}.bias"] = (layer.out,)
+    return shapes
+
+
+def load_weights(path, network: Network) -> Weights:
+    """Read a weights file and check it holds every parameter of `network`, shaped to fit.
+
+    Raises
+    ------
+    ParameterError
+        Naming the file and the array that is missing or the wrong shape.
+    """
+    import zipfile
+
+    path = Path(path)
+    where = f"weights {path}"
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise ParameterError(f"{where}: no such file") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ParameterError(f"{where}: not a readable .npz archive ({exc})") from None
+    provenance = json.loads(str(arrays.pop("provenance"))) if "provenance" in arrays else {}
+    for name, shape in weight_shapes(network).items():
+        if name not in arrays:
+            raise ParameterError(f"{where}: has no {name}; network {network.name} needs "
+                                 f"{', '.join(weight_shapes(network))}")
+        if arrays[name].shape != shape or arrays[name].dtype.kind != "f":
+            raise ParameterError(f"{where}: {name} is {arrays[name].dtype} {arrays[name].shape}; "
+                                 f"network {network.name} needs float {shape}")
+        if not np.isfinite(arrays[name]).all():
+            raise ParameterError(f"{where}: {name} holds NaN or infinity")
+    known = weight_shapes(network)
+    return Weights({k: v.astype(np.float32) for k, v in arrays.items() if k in known}, provenance)
+
+
+def initial_weights(network: Network, seed: int) -> Weights:
+    """PyTorch's default initialisation (uniform in ±1/√fan_in for weights and biases),
+    each layer from its own stream of `seed`; a conv layer with a ``kernel`` starts from
+    it."""
+    from .net import layer_weights
+
+    arrays = {}
+    shapes = weight_shapes(network)
+    for row in network.summary():
+        net_layer = row.layer
+        if net_layer.kind not in PARAMETRIC:
+            continue
+        name = net_layer.name
+        if net_layer.kind == "conv" and net_layer.kernel is not None:
+            weight, bias = layer_weights(net_layer, row.input_shape[0])
+        else:
+            rng = np.random.default_rng([seed, net_layer.index])
+            shape = shapes[f"{name}.weight"]
+            bound = 1 / math.sqrt(int(np.prod(shape[1:])))
+            weight = rng.uniform(-bound, bound, shape)
+            bias = rng.uniform(-bound, bound, shape[0]) if net_layer.layer.bias else \
+                np.zeros(shape[0])
+        arrays[f"{name}.weight"] = weight.astype(np.float32)
+        arrays[f"{name}.bias"] = bias.astype(np.float32)
+    return Weights(arrays)
+
+
+#: The algorithm of every convolution in training: BLAS products suit a batch of many
+#: channels and, unlike a choice by timing, give the same rounding on every run (one
+#: epoch of samples/nets/shapes_cnn.yaml: 16 s with the planner's choices, see README).
+TRAIN_ALGO = "gemm"
+
+
+@dataclass
+class Model:
+    """A network with weights: `forward` on a batch (N, C, H, W) keeps what `backward`
+    needs; every convolution, forward and backward, runs `algo`."""
+
+    network: Network
+    weights: Weights
+    algo: str = TRAIN_ALGO
+
+    def __post_init__(self):
+        self.rows = self.network.summary()
+        kinds = [row.layer.kind for row in self.rows]
+        if "softmax" in kinds[:-1]:
+            raise ParameterError(f"network {self.network.name}: softmax must be the last layer")
+
+    def position(self, key: str) -> int:
+        return self.network.find(key)
+
+    def forward(self, x: np.ndarray, stop: int | None = None):
+        """Layers 0 … `stop` (default: all but a softmax head) on the batch `x`; returns
+        (output, tape), the tape holding each layer's input for `backward`."""
+        from .conv import conv2d, max_pool2d
+
+        last = len(self.rows) - 1
+        if stop is None:
+            stop = last - 1 if self.rows[-1].layer.kind == "softmax" else last
+        x = np.ascontiguousarray(x, np.float32)
+        tape = []
+        for row in self.rows[:stop + 1]:
+            layer, name = row.layer.layer, row.layer.name
+            tape.append(x)
+            if layer.kind == "conv":
+                weight, bias = self.weights.layer(name)
+                x = conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation,
+                           layer.groups, layer.pad_mode, algo=self.algo)
+            elif layer.kind == "relu":
+                x = np.maximum(x, 0)
+            elif layer.kind == "maxpool":
+                x = max_pool2d(x, layer.kernel, layer.stride, layer.padding, layer.dilation)
+            elif layer.kind == "avgpool":
+                from .grad import mean_weight
+
+                plan = layer.plan(x.shape[1:])
+                x = conv2d(x, mean_weight(x.shape[1], layer.kernel), None, plan.stride,
+                           plan.padding, plan.dilation, x.shape[1])
+            elif layer.kind == "flatten":
+                x = x.reshape(x.shape[0], -1)
+            elif layer.kind == "dense":
+                weight, bias = self.weights.layer(name)
+                x = x @ weight.T + bias
+            elif layer.kind == "softmax":
+                from .grad import softmax
+
+                x = softmax(x)
+        return x, tape
+
+    def backward(self, tape, grad_output: np.ndarray, input_grad: bool = False):
+        """Back through the layers `tape` recorded: returns (gradients by weight name,
+        gradient with respect to the input or None)."""
+        from . import grad
+
+        grads = {}
+        g = np.ascontiguousarray(grad_output, np.float32)
+        for position in range(len(tape) - 1, -1, -1):
+            row, x = self.rows[position], tape[position]
+            layer, name = row.layer.layer, row.layer.name
+            needed = position > 0 or input_grad
+            if layer.kind == "conv":
+                weight, _ = self.weights.layer(name)
+                options = (layer.stride, layer.padding, layer.dilation, layer.groups,
+                           layer.pad_mode, self.algo)
+                grads[f"{name}.weight"] = grad.conv2d_weight(x, weight.shape, g, *options)
+                grads[f"{name}.bias"] = g.sum(axis=(0, 2, 3))
+                g = grad.conv2d_input(x.shape, weight, g, *options) if needed else None
+            elif layer.kind == "dense":
+                weight, _ = self.weights.layer(name)
+                g, grads[f"{name}.weight"], grads[f"{name}.bias"] = grad.dense_backward(x, weight, g)
+            elif layer.kind == "relu":
+                g = grad.relu_backward(x, g)
+            elif layer.kind == "maxpool":
+                g = grad.max_pool2d_backward(x, g, layer.kernel, layer.stride, layer.padding,
+                                             layer.dilation)
+            elif layer.kind == "avgpool":
+                plan = layer.plan(x.shape[1:])
+                g = grad.avg_pool2d_backward(x.shape, g, layer.kernel, plan.stride,
+                                             plan.padding, plan.dilation)
+            elif layer.kind == "flatten":
+                g = g.reshape(x.shape)
+            elif layer.kind == "softmax":
+                s = grad.softmax(x)
+                g = s * (g - np.sum(g * s, axis=1, keepdims=True))
+            if g is None:
+                break
+        return grads, g
+
+    def loss_and_gradients(self, images: np.ndarray, labels: np.ndarray):
+        """Mean cross-entropy of the batch, its parameter gradients and its logits."""
+        from .grad import softmax_cross_entropy
+
+        logits, tape = self.forward(images)
+        loss, g = softmax_cross_entropy(logits, labels)
+        grads, _ = self.backward(tape, g)
+        return loss, grads, logits
+
+    def probabilities(self, images: np.ndarray, batch: int = 256) -> np.ndarray:
+        """Class probabilities, in batches."""
+        from .grad import softmax
+
+        return np.concatenate([softmax(self.forward(images[i:i + batch])[0])
+                               for i in range(0, len(images), batch)])
+
