@@ -83,14 +83,28 @@ def _matches(patterns, *names: str) -> bool:
     return any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in patterns for name in names)
 
 
-def find_inputs(inputs: list[Path], output_dir: Path, recursive: bool = False,
-                globs: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
-                follow_links: bool = False) -> tuple[list[tuple[Path, Path]], list[str]]:
+@dataclass(frozen=True, kw_only=True)
+class BatchOptions:
+    """How a batch finds its files and runs them (the job says what is done to each)."""
+
+    recursive: bool = False             # walk input folders' subfolders
+    globs: tuple[str, ...] = ()         # file name patterns (default: every image extension)
+    excludes: tuple[str, ...] = ()      # names or relative paths of files and folders to skip
+    follow_links: bool = False          # follow symbolic links to folders
+    jobs: int | None = None             # worker processes (None: one per CPU)
+    skip_existing: bool = False         # keep outputs that exist
+    overwrite: bool = False             # replace outputs that exist
+    fail_fast: bool = False             # stop at the first failure
+
+
+def find_inputs(inputs: list[Path], output_dir: Path, options: BatchOptions = BatchOptions()
+                ) -> tuple[list[tuple[Path, Path]], list[str]]:
     """The files to process as (source, directory relative to the output folder), and notes.
 
-    Directories contribute the files whose name matches `globs` (default: every image
-    extension convcli reads), walking subfolders with `recursive`; files are taken as
-    given.  `excludes` drop files and prune folders by name or relative path.
+    Directories contribute the files whose name matches ``options.globs`` (default: every
+    image extension convcli reads), walking subfolders if ``options.recursive``; files are
+    taken as given.  ``options.excludes`` drop files and prune folders by name or relative
+    path.
 
     Raises
     ------
@@ -98,7 +112,8 @@ def find_inputs(inputs: list[Path], output_dir: Path, recursive: bool = False,
         An input that does not exist, or an output folder inside a folder being walked
         (the run would process its own outputs) that no exclude pattern removes.
     """
-    patterns = globs or tuple(f"*{ext}" for ext in FORMATS)
+    recursive, excludes = options.recursive, options.excludes
+    patterns = options.globs or tuple(f"*{ext}" for ext in FORMATS)
     output_real = Path(os.path.realpath(output_dir))
     found: list[tuple[Path, Path]] = []
     notes: list[str] = []
@@ -116,10 +131,10 @@ def find_inputs(inputs: list[Path], output_dir: Path, recursive: bool = False,
             if relative == "." or not _matches(excludes, relative, output_real.name):
                 raise ParameterError(
                     f"output folder {output_dir} is inside input folder {item}, which is being "
-                    "walked, so convcli would process its own outputs; choose another -o or "
-                    f"--exclude {relative if relative != '.' else '…'}")
+                    "walked, so convcli would process its own outputs; choose another output folder or "
+                    f"excludes={relative if relative != '.' else '…'}")
         ancestors = {str(item): frozenset()}          # folder → the folders above it
-        for folder, dirs, files in os.walk(item, followlinks=follow_links):
+        for folder, dirs, files in os.walk(item, followlinks=options.follow_links):
             info = os.stat(folder)
             key = (info.st_dev, info.st_ino)
             if key in ancestors[folder]:
@@ -139,29 +154,29 @@ def find_inputs(inputs: list[Path], output_dir: Path, recursive: bool = False,
 
 
 def plan_tasks(found: list[tuple[Path, Path]], output_dir: Path, job: ApplyJob,
-               skip_existing: bool = False, overwrite: bool = False):
+               options: BatchOptions = BatchOptions()):
     """Output paths for every input; returns (tasks to run, tasks skipped).
 
     Raises
     ------
     ParameterError
         Two inputs that would write the same output, or existing outputs with neither
-        `skip_existing` nor `overwrite` (naming the first).
+        ``options.skip_existing`` nor ``options.overwrite`` (naming the first).
     """
     tasks, owners = [], {}
     for source, relative_dir in found:
         target = output_dir / relative_dir / job.output_name(source)
         if target in owners:
             raise ParameterError(f"{owners[target]} and {source} would both be written to "
-                                 f"{target}; process them separately or use --format")
+                                 f"{target}; process them separately or use fmt=")
         owners[target] = source
         tasks.append(Task(source, target))
     existing = [t for t in tasks if t.target.exists()]
-    if existing and not (skip_existing or overwrite):
+    if existing and not (options.skip_existing or options.overwrite):
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise ParameterError(f"output {existing[0].target} already exists{more}; use --overwrite "
-                             "to replace outputs or --skip-existing to keep them")
-    if skip_existing:
+        raise ParameterError(f"output {existing[0].target} already exists{more}; use overwrite=True "
+                             "to replace outputs or skip_existing=True to keep them")
+    if options.skip_existing:
         return [t for t in tasks if not t.target.exists()], existing
     return tasks, []
 
@@ -274,10 +289,10 @@ def _raise_interrupted(signum, frame):
     raise _Interrupted(signal.Signals(signum).name)
 
 
-def run_tasks(tasks: list[Task], job: ApplyJob, jobs: int, fail_fast: bool = False,
+def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOptions(),
               on_record=None) -> BatchReport:
-    """Run `tasks` on `jobs` worker processes (in this process if 1), dividing the threads
-    (`convcli.threads.thread_count`) between them.
+    """Run `tasks` on ``options.jobs`` worker processes (in this process if 1), dividing the
+    threads (`convcli.threads.thread_count`) between them.
 
     `on_record(record)` is called as each file finishes.  SIGINT and SIGTERM stop the run:
     workers are stopped, their temporary files removed, and the report says so.
@@ -288,7 +303,7 @@ def run_tasks(tasks: list[Task], job: ApplyJob, jobs: int, fail_fast: bool = Fal
     report = BatchReport(total=len(tasks))
     start = time.perf_counter()
     warm_up()                        # load the compiled core once, before forking
-    jobs = max(1, min(jobs, len(tasks) or 1))
+    jobs = max(1, min(options.jobs or os.cpu_count() or 1, len(tasks) or 1))
     threads = max(1, thread_count() // jobs)
     previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     pool = None
@@ -303,7 +318,7 @@ def run_tasks(tasks: list[Task], job: ApplyJob, jobs: int, fail_fast: bool = Fal
             report.records.append(record)
             if on_record is not None:
                 on_record(record)
-            if fail_fast and record.status == "failed":
+            if options.fail_fast and record.status == "failed":
                 break
     except _Interrupted as exc:
         report.interrupted = exc.name

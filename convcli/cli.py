@@ -7,6 +7,7 @@ exit code 2 (usage) or 1 (failure); see `ConvcliGroup.main`.
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -15,8 +16,8 @@ import click
 
 from . import __version__
 from .choices import ALPHA_POLICIES, FORMATS, RANGE_POLICIES
-from .errors import ConvcliError
-from .options import DILATION, FLOATS, PAD_MODE, STRIDE, conv_options
+from .errors import ConvcliError, ParameterError
+from .options import CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, conv_options
 from .plan import shape_text
 
 
@@ -40,10 +41,65 @@ class ConvcliGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             code = 130
+        except OSError as exc:       # the environment failed: a full disk or stdout, say
+            _silence_stdout()
+            click.echo(f"Error: {exc.filename or 'standard output'}: {exc.strerror or exc}",
+                       err=True)
+            code = 1
         code = code if isinstance(code, int) else 0
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so that what is still buffered for a
+    stream that failed (a full disk) is not written again, with a traceback, at exit."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+class ConvcliCommand(click.Command):
+    """A command that shows library errors in its own terms: the parameter an error names
+    becomes this command's flag, and ``name=value`` in the message becomes ``--flag value``."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ParameterError as exc:
+            raise flag_error(exc, ctx) from None
+
+
+#: Library parameters whose option has another name in the CLI.
+CLI_NAMES = {"input_shape": "shape", "layer": "layer_key", "catalogue": "catalogues"}
+
+
+def flag_error(exc: ParameterError, ctx: click.Context) -> click.ClickException:
+    """The click error that says `exc` with this command's flags for the library's names."""
+    options = {p.name: p for p in ctx.command.params if isinstance(p, click.Option)}
+
+    def option(name: str):
+        return options.get(CLI_NAMES.get(name, name))
+
+    def flag_of(match: re.Match) -> str:
+        found = option(match[1])
+        if found is None:
+            return match[0]
+        flag = max(found.opts, key=len)
+        if found.is_flag:
+            return found.secondary_opts[0] if match[2] == "False" and found.secondary_opts else flag
+        return f"{flag} {match[2]}" if match[2] else flag
+
+    message = re.sub(r"\b([a-z_]+)=([^\s,;:)]*)", flag_of, exc.message)
+    if exc.parameter:
+        found = option(exc.parameter)
+        name = max(found.opts, key=len) if found is not None else exc.parameter
+        message = f"{name} {message}"
+    return click.UsageError(message, ctx)
 
 
 @click.group(cls=ConvcliGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,6 +110,9 @@ def cli():
     Semantics are PyTorch's conv2d: cross-correlation, weights (Cout, Cin/groups, kh, kw),
     output size ⌊(H + pads − d·(k−1) − 1)/s⌋ + 1.
     """
+
+
+cli.command_class = ConvcliCommand
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
@@ -97,10 +156,7 @@ def _output_path(source: Path, output: str, job) -> Path:
 @click.option("-o", "--output", required=True, metavar="FILE|DIR/",
               help="Output file, or a folder (then NAME_KERNEL.EXT); for folders or several "
                    "inputs, the folder that mirrors the input tree.")
-@click.option("--kernels", "catalogues", multiple=True, metavar="FILE",
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="A user kernel catalogue (YAML) whose entries add to or override the "
-                   "built-in ones; repeatable. $CONVCLI_KERNELS lists more.")
+@CATALOGUES
 @conv_options()
 @click.option("--bias", type=FLOATS, default=None,
               help="Added to each output: one number, or one per output channel.")
@@ -184,9 +240,10 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         raise click.UsageError("--skip-existing and --overwrite exclude each other")
     catalogue = Catalogue.load(catalogues)
     kernels = tuple(resolve_kernel(spec, catalogue) for spec in kernel_specs)
-    options = ConvOptions(stride, padding, dilation, groups, pad_mode, mode, bias, normalize,
-                          algo)
-    job = ApplyJob(kernels, options, range_policy, alpha, gray, rgb, quality, grid, fmt)
+    options = ConvOptions(stride=stride, padding=padding, dilation=dilation, groups=groups,
+                          pad_mode=pad_mode, mode=mode, bias=bias, normalize=normalize, algo=algo)
+    job = ApplyJob(kernels=kernels, options=options, range_policy=range_policy, alpha=alpha,
+                   gray=gray, rgb=rgb, quality=quality, grid=grid, fmt=fmt)
     if threads is not None:
         from .threads import set_threads
 
@@ -194,8 +251,12 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     if len(inputs) > 1 or inputs[0].is_dir():
         if show_stats:
             raise click.UsageError("--stats describes one file; for a batch use --report")
-        _apply_batch(inputs, Path(output), job, recursive, globs, excludes, follow_links,
-                     jobs, skip_existing, overwrite, fail_fast, quiet, report_path)
+        from .batch import BatchOptions
+
+        batch = BatchOptions(recursive=recursive, globs=globs, excludes=excludes,
+                             follow_links=follow_links, jobs=jobs, skip_existing=skip_existing,
+                             overwrite=overwrite, fail_fast=fail_fast)
+        _apply_batch(inputs, Path(output), job, batch, quiet, report_path)
         return
     source = inputs[0]
     target = _output_path(source, output, job)
@@ -276,9 +337,7 @@ def _display_rgb(picture):
     return np.repeat(color, 3, axis=2) if color.shape[2] == 1 else color[:, :, :3]
 
 
-def _apply_batch(inputs, output_dir, job, recursive, globs, excludes, follow_links, jobs,
-                 skip_existing, overwrite, fail_fast, quiet, report_path):
-    import os
+def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
     import time
 
     from .batch import Record, find_inputs, plan_tasks, run_tasks
@@ -286,9 +345,8 @@ def _apply_batch(inputs, output_dir, job, recursive, globs, excludes, follow_lin
     if output_dir.exists() and not output_dir.is_dir():
         raise click.BadParameter(f"{output_dir} is a file; with folders or several inputs -o "
                                  "must be a folder", param_hint="'-o'")
-    found, notes = find_inputs(list(inputs), output_dir, recursive, globs, excludes,
-                               follow_links)
-    tasks, existing = plan_tasks(found, output_dir, job, skip_existing, overwrite)
+    found, notes = find_inputs(list(inputs), output_dir, options)
+    tasks, existing = plan_tasks(found, output_dir, job, options)
     if not quiet:
         for note in notes:
             click.echo(f"Warning: {note}", err=True)
@@ -309,7 +367,7 @@ def _apply_batch(inputs, output_dir, job, recursive, globs, excludes, follow_lin
     if progress is not None:
         progress.start()
     try:
-        report = run_tasks(tasks, job, jobs or os.cpu_count() or 1, fail_fast, on_record)
+        report = run_tasks(tasks, job, options, on_record)
     finally:
         if progress is not None:
             progress.stop()
@@ -385,14 +443,14 @@ def _json_default(value):
 # stats and matrix
 
 
-def _layer_from_options(shape, spec, catalogues, cout, options):
-    """The layer (and its kernel) a stats or matrix command describes."""
+def _convolution_from_options(shape, spec, catalogues, cout, options):
+    """The convolution (and its kernel and plan) a stats or matrix command describes."""
     from .kernels import Catalogue, resolve_kernel
-    from .pipeline import kernel_layer
+    from .pipeline import kernel_convolution
 
     kernel = resolve_kernel(spec, Catalogue.load(catalogues))
-    layer = kernel_layer(kernel, shape[0], options, cout)
-    return kernel, layer, layer.plan(shape)
+    conv = kernel_convolution(kernel, shape[0], options, cout)
+    return kernel, conv, conv.plan(shape)
 
 
 def _stats_options(command):
@@ -404,9 +462,7 @@ def _stats_options(command):
                      help="Input shape CxHxW (or HxW for one channel)."),
         click.option("-k", "--kernel", "spec", required=True, metavar="SPEC",
                      help="The kernel: anything -k of apply accepts."),
-        click.option("--kernels", "catalogues", multiple=True, metavar="FILE",
-                     type=click.Path(dir_okay=False, path_type=Path),
-                     help="Add a user kernel catalogue; repeatable."),
+        CATALOGUES,
         click.option("--cout", type=click.IntRange(min=1), default=None,
                      help="Make a CNN layer of N filters, each the 2-D kernel on every input "
                           "channel (summed). Without it, a 2-D kernel acts on each channel "
@@ -415,7 +471,7 @@ def _stats_options(command):
         click.option("--bias/--no-bias", "with_bias", default=None,
                      help="Count one bias per output channel (and per dense output). Default: "
                           "on with --cout, as torch.nn.Conv2d; off for image kernels."),
-        click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead."),
+        JSON,
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
@@ -425,7 +481,8 @@ def _stats_options(command):
 def _options(stride, padding, pad_mode, dilation, groups, mode):
     from .pipeline import ConvOptions
 
-    return ConvOptions(stride, padding, dilation, groups, pad_mode, mode)
+    return ConvOptions(stride=stride, padding=padding, dilation=dilation, groups=groups,
+                       pad_mode=pad_mode, mode=mode)
 
 
 def _comparison_table(stats: dict, title: str):
@@ -475,12 +532,12 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
 
     Example: convcli stats --input 5x5 -k box:3 (9 weights against 225).
     """
-    from .report import conv_vs_dense
+    from .matrix import conv_vs_dense
 
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
-    kernel, layer, plan = _layer_from_options(shape, spec, catalogues, cout, options)
+    kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)
     with_bias = cout is not None if with_bias is None else with_bias
-    result = conv_vs_dense(plan, layer.weight, with_bias, dense_out)
+    result = conv_vs_dense(plan, conv.weight, with_bias, dense_out)
     if as_json:
         import json
 
@@ -511,23 +568,20 @@ def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, g
     Example: convcli matrix --input 4x4 -k "[[1,2,3],[4,5,6],[7,8,9]]" prints the
     4×16 matrix of a 3×3 kernel on a 4×4 image, weight by weight.
     """
-    import numpy as np
-
-    from .report import explain_matrix
+    from .matrix import explain_matrix
 
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
-    kernel, layer, plan = _layer_from_options(shape, spec, catalogues, cout, options)
+    kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)
     if kernel.combine:
         click.echo(f"Note: {kernel.name} combines its filters by {kernel.combine}, which is not "
                    f"linear; this is the matrix of its {kernel.n_filters} filters.", err=True)
-    bias = layer.bias if with_bias is not False else np.zeros_like(layer.bias)
-    view = explain_matrix(plan, layer.weight, bias, patch_matrix=show_im2col, seed=seed,
+    bias = conv.bias if with_bias is not False else None
+    view = explain_matrix(plan, conv.weight, bias, patch_matrix=show_im2col, seed=seed,
                           dense=bool(png or npy))
     if sparse is not None:
         if view.sparse is None:
             raise click.UsageError("--sparse saves the equivalent matrix; drop --im2col")
-        _save_npz(sparse, row=view.sparse.row, col=view.sparse.col, value=view.sparse.value,
-                  shape=np.array(view.sparse.shape))
+        _save_npz(sparse, **view.sparse.arrays())
     if npy is not None:
         _save_npy(npy, view.values)
     if png is not None:
@@ -599,10 +653,11 @@ def _save_npz(path: Path, **arrays) -> None:
 @click.option("-s", "--size", "size", type=STRIDE, required=True, metavar="K|KHxKW",
               help="Kernel size.")
 @click.option("--depthwise", is_flag=True,
-              help="Learn one 2-D kernel applied to every channel (the default for gray).")
+              help="Learn one 2-D kernel applied to every channel (the default when input "
+                   "and target have as many channels; --cout learns a layer instead).")
 @click.option("--cout", type=click.IntRange(min=1), default=None,
-              help="Learn a layer of N filters over all input channels (N must be the "
-                   "target's channel count).")
+              help="Learn a layer of N filters, each over all input channels (N must be "
+                   "the target's channel count); the default when the channel counts differ.")
 @click.option("--bias/--no-bias", "with_bias", default=True, show_default=True,
               help="Learn a bias per output channel.")
 @click.option("--stride", type=STRIDE, default=1, show_default=True, help="N or SHxSW.")
@@ -628,10 +683,8 @@ def _save_npz(path: Path, **arrays) -> None:
               help="Append the kernel, with its provenance, to a user catalogue.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="FILE.png", help="Write the loss curve (gd).")
-@click.option("--kernels", "catalogues", multiple=True, metavar="FILE",
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Also compare with the kernels of this catalogue; repeatable.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+@CATALOGUES
+@JSON
 def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilation, pad_mode,
           method, ridge, epochs, lr, holdout, seed, name, save_path, plot_path, catalogues,
           as_json):
@@ -642,8 +695,8 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
     input's at stride 1.
     """
     from .images import read_image
-    from .kernels import Catalogue, Kernel
-    from .learn import Geometry, closest_kernels
+    from .kernels import Catalogue, Kernel, weights_text
+    from .learn import Geometry, LearnSettings, closest_kernels
     from .learn import learn as fit
     from .plan import int_pair
 
@@ -653,16 +706,18 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
         raise click.UsageError("--plot draws the loss curve of --method gd")
     files = [(source, target), *pairs]
     arrays = [(read_image(x).color, read_image(y).color) for x, y in files]
-    geometry = Geometry(int_pair(size, "--size"), int_pair(stride, "--stride"),
-                        int_pair(dilation, "--dilation"), pad_mode)
+    geometry = Geometry(size=int_pair(size, "size"), stride=int_pair(stride, "stride"),
+                        dilation=int_pair(dilation, "dilation"), pad_mode=pad_mode)
+    settings = LearnSettings(geometry=geometry, depthwise=depthwise, cout=cout, bias=with_bias,
+                             method=method, ridge=ridge, epochs=epochs, lr=lr, holdout=holdout,
+                             seed=seed)
     progress = _loss_progress(epochs) if method == "gd" and not as_json and sys.stderr.isatty() else None
     on_epoch = None if progress is None else (
         lambda epoch, loss: progress.update(progress.task_ids[0], advance=1, loss=f"{loss:.6g}"))
     if progress is not None:
         progress.start()
     try:
-        result = fit(arrays, geometry, depthwise, cout, with_bias, method, ridge, epochs, lr,
-                     holdout, seed, on_epoch)
+        result = fit(arrays, settings, on_epoch)
     finally:
         if progress is not None:
             progress.stop()
@@ -678,11 +733,8 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
     if save_path is not None:
         from .learn import catalogue_entry
 
-        entry = catalogue_entry(result, files, {
-            "size": list(geometry.size), "stride": list(geometry.stride),
-            "dilation": list(geometry.dilation), "pad_mode": pad_mode, "bias": with_bias,
-            "depthwise": result.depthwise, "method": method, "ridge": ridge,
-            "epochs": epochs if method == "gd" else None, "holdout": holdout, "seed": seed})
+        entry = catalogue_entry(result, files, {**settings.as_dict(),
+                                                "depthwise": result.depthwise})
         from .kernels import append_to_catalogue
 
         append_to_catalogue(save_path, name, entry)
@@ -697,9 +749,13 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
         click.echo(json.dumps(summary, default=_json_default))
         return
     console = _console()
-    console.print(f"[bold]{name}[/bold]: {'one 2-D kernel' if result.kernel_2d else 'a layer'} "
-                  f"{'×'.join(map(str, weights.shape))} by {method}")
-    click.echo(_weights_text(kernel))
+    from rich.markup import escape
+
+    shape = weights.shape[1:] if result.kernel_2d else weights.shape
+    console.print(f"[bold]{escape(name)}[/bold]: "
+                  f"{'one 2-D kernel' if result.kernel_2d else 'a layer'} "
+                  f"{'×'.join(map(str, shape))} by {method}")
+    click.echo(weights_text(kernel))
     for label, report in (("fit", result.fit), ("held out", result.held_out)):
         if report:
             console.print(f"{label}: RMSE {report['rmse']:.6g}, R² {report['r2']:.6f} "
@@ -747,7 +803,7 @@ def _axes(fields, attribute: str):
                    "sees, clipped to the image.")
 @click.option("--layer", "layer_key", default=None, metavar="NAME|INDEX",
               help="The layer --at refers to (default: the last spatial layer).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+@JSON
 def receptive_field(net_path, at, layer_key, as_json):
     """Shapes, parameters and receptive fields of a layer stack, layer by layer.
 
@@ -810,9 +866,7 @@ def _axes_text(value) -> str:
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--kernels", "catalogues", multiple=True, metavar="FILE",
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Add a user kernel catalogue (YAML); repeatable.")
+@CATALOGUES
 @click.pass_context
 def kernels(ctx, catalogues):
     """List the kernel catalogue (or show one kernel)."""
@@ -831,8 +885,7 @@ def kernels(ctx, catalogues):
         kernel = catalogue.get(name)
         kh, kw = kernel.size
         size = f"{kh}×{kw}" + (f" ×{kernel.n_filters}" if kernel.n_filters > 1 else "")
-        sums = {f"{s + 0.0:.4g}" for s in kernel.weights.reshape(kernel.n_filters, -1).sum(axis=1).round(9)}
-        total = ", ".join(sorted(sums))
+        total = ", ".join(sorted({f"{s + 0.0:.4g}" for s in kernel.filter_sums()}))
         table.add_row(name, size, total, "yes" if kernel.separable() else "no",
                       kernel.range_hint() + (f" ({kernel.combine})" if kernel.combine else ""),
                       ("(learned) " if kernel.learned else "") + kernel.description)
@@ -848,7 +901,7 @@ def kernels(ctx, catalogues):
 @click.pass_obj
 def kernels_show(catalogue, spec, png, cell):
     """Print a kernel's weights (SPEC is anything -k accepts)."""
-    from .kernels import resolve_kernel
+    from .kernels import resolve_kernel, weights_text
 
     kernel = resolve_kernel(spec, catalogue)
     console = _console()
@@ -857,39 +910,13 @@ def kernels_show(catalogue, spec, png, cell):
         console.print(f"source: {kernel.source}")
     if kernel.learned:
         console.print(f"learned: {kernel.learned}")
-    click.echo(_weights_text(kernel))
+    click.echo(weights_text(kernel))
     if png is not None:
         from .images import save_pillow
         from .render import kernel_picture
 
         save_pillow(kernel_picture(kernel.weights, cell), png)
         click.echo(f"wrote {png}")
-
-
-def _weights_text(kernel) -> str:
-    """The weights as aligned rows, factored as "1/d ×" integers where that is exact."""
-    import numpy as np
-
-    lines = []
-    mats = kernel.weights.reshape(-1, *kernel.size)
-    for index, mat in enumerate(mats):
-        if len(mats) > 1:
-            lines.append(f"filter {index + 1}:")
-        denominator = next((d for d in (1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 16, 25, 32, 49, 64, 81,
-                                         100, 128, 256, 512, 1024)
-                            if np.allclose(mat * d, np.rint(mat * d), rtol=0, atol=1e-9)), None)
-        if denominator is not None:
-            cells = [f"{v:g}" for v in np.rint(mat * denominator).ravel() + 0.0]
-            if denominator != 1:
-                lines.append(f"  1/{denominator} ×")
-        else:
-            cells = [f"{v:.6g}" for v in mat.ravel()]
-        width = max(map(len, cells))
-        for row in np.array(cells).reshape(mat.shape):
-            lines.append("  " + " ".join(c.rjust(width) for c in row))
-    if np.any(kernel.bias != 0):
-        lines.append(f"bias: {', '.join(f'{b:.6g}' for b in kernel.bias)}")
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------

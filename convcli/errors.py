@@ -1,4 +1,9 @@
-"""The exceptions convcli raises for its users' mistakes (bugs stay ordinary exceptions)."""
+"""The exceptions convcli raises for its users' mistakes (bugs stay ordinary exceptions).
+
+Library messages speak in the library's terms: a `ParameterError` names the keyword
+argument at fault (``parameter``), and mentions of other arguments are written as
+``name=value``.  The command line translates both into its flags (`convcli.cli`).
+"""
 
 
 class ConvcliError(Exception):
@@ -11,9 +16,26 @@ class ConvcliError(Exception):
 
 
 class ParameterError(ConvcliError, ValueError):
-    """A parameter or option has a value that is not allowed."""
+    """A parameter has a value that is not allowed.
+
+    Parameters
+    ----------
+    message : str
+        What was wrong and what is allowed.
+    parameter : str, optional
+        The keyword argument at fault (``"ridge"``, ``"cout"``); the message continues
+        its name (``ridge`` + ``must be ≥ 0``).
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, parameter: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.parameter = parameter
+
+    def __str__(self) -> str:
+        return f"{self.parameter} {self.message}" if self.parameter else self.message
 
 
 class KernelError(ParameterError):

@@ -216,8 +216,8 @@ def output_dtype(source_dtype, fmt: str, policy: str):
     source_dtype = np.dtype(source_dtype)
     if fmt == "NPY" or policy == "float":
         if fmt not in ("NPY", "TIFF"):
-            raise ParameterError(f"--range float keeps raw values, which only .tiff or .npy "
-                                 f"output can hold, not {fmt}")
+            raise ParameterError(f"float keeps raw values, which only .tiff or .npy "
+                                 f"output can hold, not {fmt}", parameter="range_policy")
         return np.dtype(np.float32)
     if fmt in EIGHT_BIT_ONLY:
         return np.dtype(np.uint8)
@@ -266,7 +266,8 @@ def to_gray(color: np.ndarray) -> np.ndarray:
     if color.shape[2] == 1:
         return color.astype(np.float32)
     if color.shape[2] != 3:
-        raise ParameterError(f"--gray needs a gray or RGB image, got {color.shape[2]} channels")
+        raise ParameterError(f"needs a gray or RGB image, got {color.shape[2]} channels",
+                             parameter="gray")
     return (color.astype(np.float32) @ LUMA.astype(np.float32))[:, :, None]
 
 
@@ -342,7 +343,7 @@ def _encode(out, fmt: str, picture: Picture, quality: int | None, notes: list[st
         return
     if channels > 4:
         raise ParameterError(f"{channels} output channels do not fit in {fmt}; write .npy or "
-                             ".tiff (one page per channel), or use --grid")
+                             ".tiff (one page per channel), or use grid=True")
     if fmt == "PNG":
         codecs.write_png(out, pixels, picture.icc_profile)
         return

@@ -71,6 +71,10 @@ class Kernel:
         scale = np.abs(self.weights).reshape(self.weights.shape[0], -1).sum(axis=1)
         return "abs" if (np.abs(sums) <= 1e-6 * scale).all() else "clip"
 
+    def filter_sums(self) -> np.ndarray:
+        """The sum of each filter's weights (rounded to 9 decimals)."""
+        return self.weights.reshape(self.n_filters, -1).sum(axis=1).round(9)
+
     def separable(self) -> bool:
         """Whether every 2-D kernel has rank 1 (an outer product of two 1-D kernels) within
         `convcli.plan.SEPARABLE_RTOL` of its largest singular value."""
@@ -210,7 +214,7 @@ def parametric_kernel(spec: str) -> Kernel:
         required = [n for n in names if n not in values]
         raise KernelError(f"kernel {spec!r}: missing {', '.join(required)} "
                           f"(e.g. {name}:{names[0]}=2)") from None
-    label = name + "".join(f"-{k}{v:g}" for k, v in values.items())
+    label = name + "".join(f"-{k}{'=' * k[-1].isdigit()}{v:g}" for k, v in values.items())
     return Kernel(label, weights[None], np.zeros(1), range=hint,
                   description=f"parametric {spec}", source="convcli")
 
@@ -285,7 +289,17 @@ def parse_matrix(text: str, what: str = "matrix") -> np.ndarray:
 def inline_kernel(spec: str) -> Kernel:
     """A kernel written on the command line."""
     weights = parse_matrix(spec, f"kernel {spec!r}")
-    return Kernel("custom", weights[None], np.zeros(1), description=f"inline {spec}")
+    return Kernel(f"custom-{weights_digest(weights)}", weights[None], np.zeros(1),
+                  description=f"inline {spec}")
+
+
+def weights_digest(weights: np.ndarray) -> str:
+    """Eight hex digits that differ when weights (or their shape) differ, the same on
+    every run: they tell apart the names of kernels that have no name of their own."""
+    import hashlib
+
+    values = np.ascontiguousarray(weights, np.float64) + 0.0        # -0.0 is 0.0
+    return hashlib.sha256(repr(values.shape).encode() + values.tobytes()).hexdigest()[:8]
 
 
 def looks_like_matrix(spec: str) -> bool:
@@ -448,9 +462,6 @@ class Catalogue:
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 
-    def origin(self, name: str) -> Path:
-        return self._origin[name]
-
     def get(self, name: str) -> Kernel:
         """The kernel of a catalogue entry."""
         if name not in self._entries:
@@ -596,7 +607,8 @@ def _kernel_from_file(spec: str, catalogue: Catalogue) -> Kernel:
     else:
         raise KernelError(f"{what}: unknown kind {suffix!r}; expected .npy, .txt, .csv or "
                           ".yaml[:NAME]")
-    return Kernel(path.stem, weights, np.zeros(weights.shape[0]), description=f"from {path}")
+    return Kernel(f"{path.stem}-{weights_digest(weights)}", weights, np.zeros(weights.shape[0]),
+                  description=f"from {path}")
 
 
 def resolve_kernel(spec: str, catalogue: Catalogue | None = None) -> Kernel:
@@ -637,11 +649,11 @@ def append_to_catalogue(path, name: str, entry: dict) -> None:
             raise KernelError(f"kernel catalogue {path}: convcli appends only to a file whose "
                               "single top-level key is 'kernels'")
         if name in (data["kernels"] or {}):
-            raise KernelError(f"kernel catalogue {path}: entry {name!r} exists already; choose "
-                              "another --name")
+            raise KernelError(f"{name!r} exists already in kernel catalogue {path}; choose another",
+                              parameter="name")
     if not re.fullmatch(r"[A-Za-z_][\w.-]*", name):
-        raise KernelError(f"--name {name!r}: a name is letters, digits, '_', '-' or '.', "
-                          "starting with a letter or '_'")
+        raise KernelError(f"{name!r} is not a name: a name is letters, digits, '_', '-' or '.', "
+                          "starting with a letter or '_'", parameter="name")
     block = yaml.safe_dump({name: entry}, sort_keys=False, allow_unicode=True, width=100,
                            default_flow_style=None)
     text = (old if old.endswith("\n") or not old else old + "\n") or "kernels:\n"
@@ -657,3 +669,31 @@ def append_to_catalogue(path, name: str, entry: dict) -> None:
         else:
             path.unlink()
         raise
+
+
+def weights_text(kernel: Kernel) -> str:
+    """The weights as aligned rows, factored as "1/d ×" integers where that is exact; a
+    bank's 2-D kernels headed "filter F:", a layer's "filter F, channel C:" (1-based)."""
+    lines = []
+    mats = kernel.weights.reshape(-1, *kernel.size)
+    per_filter = kernel.weights.shape[1] if kernel.is_layer else 1
+    for index, mat in enumerate(mats):
+        if len(mats) > 1:
+            f, c = divmod(index, per_filter)
+            lines.append(f"filter {f + 1}:" if per_filter == 1 else
+                         f"filter {f + 1}, channel {c + 1}:")
+        denominator = next((d for d in (1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 16, 25, 32, 49, 64, 81,
+                                         100, 128, 256, 512, 1024)
+                            if np.allclose(mat * d, np.rint(mat * d), rtol=0, atol=1e-9)), None)
+        if denominator is not None:
+            cells = [f"{v:g}" for v in np.rint(mat * denominator).ravel() + 0.0]
+            if denominator != 1:
+                lines.append(f"  1/{denominator} ×")
+        else:
+            cells = [f"{v:.6g}" for v in mat.ravel()]
+        width = max(map(len, cells))
+        for row in np.array(cells).reshape(mat.shape):
+            lines.append("  " + " ".join(c.rjust(width) for c in row))
+    if np.any(kernel.bias != 0):
+        lines.append(f"bias: {', '.join(f'{b:.6g}' for b in kernel.bias)}")
+    return "\n".join(lines)

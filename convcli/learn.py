@@ -34,7 +34,7 @@ class Sample:
     held: np.ndarray
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Geometry:
     """Kernel size and the conv options a learned kernel will be applied with."""
 
@@ -59,6 +59,31 @@ class Geometry:
         rows = (ys >= 0) & (ys + dh * (kh - 1) < h)
         cols = (xs >= 0) & (xs + dw * (kw - 1) < w)
         return rows[:, None] & cols[None, :]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LearnSettings:
+    """How `learn` fits a kernel: its geometry, its model and the solver."""
+
+    geometry: Geometry
+    depthwise: bool = False           # one 2-D kernel for every channel
+    cout: int | None = None           # a layer of this many filters (the target's channels)
+    bias: bool = True                 # fit a bias per output channel
+    method: str = "lstsq"             # lstsq (exact) or gd (gradient descent)
+    ridge: float = 0.0                # penalty λ·|w|² per pixel
+    epochs: int = 200                 # gradient descent steps
+    lr: float | None = None           # gradient descent step (None: 1/curvature)
+    holdout: float = 0.0              # share of pixels kept out of the fit
+    seed: int = 0                     # seed of the holdout split
+
+    def as_dict(self) -> dict:
+        """The settings as a saved kernel's provenance records them."""
+        g = self.geometry
+        return {"size": list(g.size), "stride": list(g.stride), "dilation": list(g.dilation),
+                "pad_mode": g.pad_mode, "bias": self.bias, "depthwise": self.depthwise,
+                "method": self.method, "ridge": self.ridge,
+                "epochs": self.epochs if self.method == "gd" else None,
+                "holdout": self.holdout, "seed": self.seed}
 
 
 @dataclass
@@ -91,7 +116,7 @@ def make_samples(pairs, geometry: Geometry, depthwise: bool, cout: int | None, h
         a kernel that does not fit, a bad holdout share.
     """
     if not 0 <= holdout < 1:
-        raise ParameterError(f"--holdout must be a share in [0, 1), got {holdout}")
+        raise ParameterError(f"must be a share in [0, 1), got {holdout}", parameter="holdout")
     rng = np.random.default_rng(seed)
     samples = []
     model = None
@@ -100,14 +125,14 @@ def make_samples(pairs, geometry: Geometry, depthwise: bool, cout: int | None, h
             if not np.isfinite(array).all():
                 raise ParameterError(f"pair {index}: the {name} holds NaN or infinity")
         cin, ct = x.shape[2], y.shape[2]
-        if depthwise or (cin == 1 and ct == 1):
+        if depthwise or (cout is None and ct == cin):
             if ct != cin:
                 raise ParameterError(f"pair {index}: a 2-D kernel maps each channel to one, but "
                                      f"the input has {cin} channel(s) and the target {ct}")
             pair_model = (1, 1)
         else:
             if cout is not None and cout != ct:
-                raise ParameterError(f"pair {index}: --cout {cout} but the target has {ct} "
+                raise ParameterError(f"pair {index}: cout={cout} but the target has {ct} "
                                      "channel(s); a layer has one output channel per filter")
             pair_model = (ct, cin)
         if model is not None and pair_model != model:
@@ -126,7 +151,7 @@ def make_samples(pairs, geometry: Geometry, depthwise: bool, cout: int | None, h
         if not mask.any():
             raise ParameterError(f"pair {index}: the {geometry.size[0]}×{geometry.size[1]} kernel "
                                  f"has no position inside the {x.shape[0]}×{x.shape[1]} image; "
-                                 "use a smaller kernel or --pad-mode")
+                                 "use a smaller kernel or pad_mode=")
         held = mask & (rng.random(mask.shape) < holdout)
         fit = mask & ~held
         if model == (1, 1):
@@ -175,7 +200,7 @@ def solve_lstsq(samples, geometry: Geometry, cout: int, bias: bool, ridge: float
     if np.linalg.cond(system / scale) > 1e12:
         raise ParameterError(
             "the system is singular: the inputs do not vary enough to determine every weight "
-            "(a constant or too regular image?); add --ridge 1e-3 or use more varied images")
+            "(a constant or too regular image?); add ridge=1e-3 or use more varied images")
     solution = np.linalg.solve(system, cross)
     weight = solution[:cin * geometry.size[0] * geometry.size[1]].T.reshape(
         cout, cin, *geometry.size)
@@ -285,27 +310,30 @@ def quality(samples, weight, bias, geometry: Geometry, which: str) -> dict | Non
             "pixels": total}
 
 
-def learn(pairs, geometry: Geometry, depthwise: bool = False, cout: int | None = None,
-          bias: bool = True, method: str = "lstsq", ridge: float = 0.0, epochs: int = 200,
-          lr: float | None = None, holdout: float = 0.0, seed: int = 0,
-          on_epoch=None) -> LearnResult:
+def learn(pairs, settings: LearnSettings, on_epoch=None) -> LearnResult:
     """Fit a kernel to (input, target) pairs of (H, W, C) arrays.
 
-    A gray pair, or any pair with `depthwise`, learns one 2-D kernel applied to every
-    channel; otherwise a layer of Cout (the target's channels) × Cin filters.
+    A gray pair, or any pair with ``settings.depthwise``, learns one 2-D kernel applied to
+    every channel; otherwise a layer of Cout (the target's channels) × Cin filters.
+    `on_epoch(epoch, loss)` is called after each gradient descent step.
     """
+    geometry, method, ridge, holdout = (settings.geometry, settings.method, settings.ridge,
+                                        settings.holdout)
+    bias, depthwise = settings.bias, settings.depthwise
     if method not in ("lstsq", "gd"):
-        raise ParameterError(f"--method must be lstsq or gd, got {method!r}")
+        raise ParameterError(f"must be lstsq or gd, got {method!r}", parameter="method")
     if ridge < 0:
-        raise ParameterError(f"--ridge must be ≥ 0, got {ridge}")
-    samples, cout, cin = make_samples(pairs, geometry, depthwise, cout, holdout, seed)
+        raise ParameterError(f"must be ≥ 0, got {ridge}", parameter="ridge")
+    samples, cout, cin = make_samples(pairs, geometry, depthwise, settings.cout, holdout,
+                                      settings.seed)
     if not any(s.fit.any() for s in samples):
-        raise ParameterError("no output pixel is left to fit; lower --holdout")
+        raise ParameterError("no output pixel is left to fit; lower holdout=")
     losses = []
     if method == "lstsq":
         weight, b = solve_lstsq(samples, geometry, cout, bias, ridge)
     else:
-        weight, b, losses = descend(samples, geometry, cout, bias, ridge, epochs, lr, on_epoch)
+        weight, b, losses = descend(samples, geometry, cout, bias, ridge, settings.epochs,
+                                    settings.lr, on_epoch)
     return LearnResult(weight, b, depthwise or (cin == 1 and cout == 1),
                        quality(samples, weight, b, geometry, "fit"),
                        quality(samples, weight, b, geometry, "held") if holdout else None, losses)

@@ -115,8 +115,8 @@ class Network:
         for position, net_layer in enumerate(self.layers):
             if key in (net_layer.name, str(net_layer.index)):
                 return position
-        raise ParameterError(f"--layer {key!r}: no such layer; the layers are "
-                             f"{', '.join(layer.name for layer in self.layers)}")
+        raise ParameterError(f"{key!r} does not exist; the layers are "
+                             f"{', '.join(layer.name for layer in self.layers)}", parameter="layer")
 
 
 def window_at(summary: LayerSummary, y: int, x: int, input_shape) -> tuple[int, int, int, int]:
@@ -126,8 +126,8 @@ def window_at(summary: LayerSummary, y: int, x: int, input_shape) -> tuple[int, 
                              "each output sees the whole input")
     _, ho, wo = summary.output_shape
     if not (0 <= y < ho and 0 <= x < wo):
-        raise ParameterError(f"--at {y},{x} is outside layer {summary.layer.index}'s "
-                             f"{ho}×{wo} output")
+        raise ParameterError(f"{y},{x} is outside layer {summary.layer.index}'s "
+                             f"{ho}×{wo} output", parameter="at")
     rows, cols = summary.fields
     top, bottom = rows.span(y, input_shape[1])
     left, right = cols.span(x, input_shape[2])

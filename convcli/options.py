@@ -6,6 +6,7 @@ Only click and pure-Python convcli modules are imported here, so ``--help`` stay
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import click
 
@@ -115,6 +116,15 @@ class ShapeType(click.ParamType):
             self.fail(f"{value!r} is not CxHxW or HxW with positive whole numbers", param, ctx)
         return tuple(numbers) if len(numbers) == 3 else (1, *numbers)
 
+
+#: --kernels, for every command that resolves kernel specs.
+CATALOGUES = click.option(
+    "--kernels", "catalogues", multiple=True, metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A user kernel catalogue (YAML) whose entries add to or override the built-in ones; "
+         "repeatable. $CONVCLI_KERNELS lists more.")
+#: --json, for every command that prints a report.
+JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
 
 STRIDE = PairType("N|SHxSW")
 DILATION = PairType("N|DHxDW")

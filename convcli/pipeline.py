@@ -25,7 +25,7 @@ from .plan import (ConvPlan, int_pair, jit_pays, jit_saving, make_plan, padding_
 from .render import tile_maps
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ConvOptions:
     """The `conv2d` options a command applies with every kernel of a pipeline."""
 
@@ -46,7 +46,7 @@ class ConvOptions:
 
 
 @dataclass(frozen=True)
-class KernelLayer:
+class Convolution:
     """The one `conv2d` call that applies a kernel to an image of some channel count."""
 
     weight: np.ndarray               # (Cout, Cin/groups, kh, kw)
@@ -60,16 +60,10 @@ class KernelLayer:
         return make_plan(input_shape, self.weight.shape, o.stride, self.padding, o.dilation,
                          self.groups, o.pad_mode, o.mode)
 
-    def __call__(self, planes: np.ndarray) -> np.ndarray:
-        o = self.options
-        return conv2d(planes, self.weight.astype(np.float32), self.bias.astype(np.float32),
-                      o.stride, self.padding, o.dilation, self.groups, o.pad_mode, o.mode,
-                      o.algo)
 
-
-def kernel_layer(kernel: Kernel, channels: int, options: ConvOptions,
-                 cout: int | None = None) -> KernelLayer:
-    """The layer that applies `kernel` to `channels` channels.
+def kernel_convolution(kernel: Kernel, channels: int, options: ConvOptions,
+                 cout: int | None = None) -> Convolution:
+    """The convolution that applies `kernel` to `channels` channels.
 
     A 2-D kernel (or bank) is applied to each channel on its own; with `cout`, a single
     2-D kernel instead becomes a CNN layer of `cout` filters, each that kernel on every
@@ -79,45 +73,45 @@ def kernel_layer(kernel: Kernel, channels: int, options: ConvOptions,
     if options.normalize:
         sums = weights.reshape(weights.shape[0], -1).sum(axis=1)
         if np.any(np.abs(sums) < 1e-12):
-            raise ParameterError(f"--normalize: kernel {kernel.name} sums to zero, so it cannot "
-                                 "be scaled to sum 1")
+            raise ParameterError(f"cannot scale kernel {kernel.name} to sum 1: it sums "
+                                 "to zero", parameter="normalize")
         weights = weights / sums.reshape((-1,) + (1,) * (weights.ndim - 1))
     bias = kernel.bias
     groups = options.groups
     if kernel.is_layer:
         if cout is not None:
-            raise ParameterError(f"--cout builds a layer from a 2-D kernel; kernel {kernel.name} "
-                                 f"is already a layer of shape {weights.shape}")
+            raise ParameterError(f"builds a layer from a 2-D kernel; kernel {kernel.name} "
+                                 f"is already a layer of shape {weights.shape}", parameter="cout")
         expected = weights.shape[1] * groups
         if expected != channels:
             raise ParameterError(
                 f"kernel {kernel.name} has shape {weights.shape} (Cout, Cin/groups, kh, kw) "
                 f"with groups={groups}, so it needs {expected} input channel(s), but the image "
-                f"has {channels}; convert with --gray or --rgb, or change --groups")
+                f"has {channels}; convert with gray=True or rgb=True, or change groups=")
     elif cout is not None:
         if kernel.n_filters != 1:
-            raise ParameterError(f"--cout takes a single 2-D kernel; {kernel.name} is a bank of "
-                                 f"{kernel.n_filters}")
+            raise ParameterError(f"takes a single 2-D kernel; {kernel.name} is a bank of "
+                                 f"{kernel.n_filters}", parameter="cout")
         if channels % groups or cout % groups:
-            raise ParameterError(f"--groups {groups} must divide the {channels} input channels "
-                                 f"and --cout {cout}")
+            raise ParameterError(f"{groups} must divide the {channels} input channels "
+                                 f"and cout={cout}", parameter="groups")
         weights = np.broadcast_to(weights, (cout, channels // groups, *kernel.size)).copy()
         bias = np.zeros(cout)
     else:
         if groups != 1:
-            raise ParameterError("--groups applies to 4-D kernels (Cout, Cin/groups, kh, kw) and "
-                                 "--cout layers; a 2-D kernel is already applied to each "
-                                 "channel on its own")
+            raise ParameterError("applies to 4-D kernels (Cout, Cin/groups, kh, kw) and "
+                                 "cout= layers; a 2-D kernel is already applied to each "
+                                 "channel on its own", parameter="groups")
         weights = np.tile(weights, (channels, 1, 1))[:, None]
         bias = np.tile(bias, channels)
         groups = channels
     if options.bias is not None:
         extra = np.asarray(options.bias, np.float64)
         if extra.size not in (1, weights.shape[0]):
-            raise ParameterError(f"--bias has {extra.size} values; give 1, or one per output "
-                                 f"channel ({weights.shape[0]})")
+            raise ParameterError(f"has {extra.size} values; give 1, or one per output "
+                                 f"channel ({weights.shape[0]})", parameter="bias")
         bias = bias + extra
-    return KernelLayer(weights, bias, groups, padding_for(kernel, options), options)
+    return Convolution(weights, bias, groups, padding_for(kernel, options), options)
 
 
 def combine_bank(out: np.ndarray, kernel: Kernel, channels: int) -> np.ndarray:
@@ -142,15 +136,15 @@ def padding_for(kernel: Kernel, options: ConvOptions):
 
 def input_planes(picture: Picture, gray: bool = False, rgb: bool = False,
                  rows: slice = slice(None)) -> np.ndarray:
-    """A picture's colour (`rows` of it) as (C, H, W) float32 planes, converted to
+    """A picture's color (`rows` of it) as (C, H, W) float32 planes, converted to
     luminance (`gray`) or repeated into RGB (`rgb`) first."""
     color = picture.color[rows]
     if gray:
         color = to_gray(color)
     elif rgb:
         if color.shape[2] != 1:
-            raise ParameterError(f"--rgb repeats a gray image into 3 channels; this image has "
-                                 f"{color.shape[2]}")
+            raise ParameterError(f"repeats a gray image into 3 channels; this image has "
+                                 f"{color.shape[2]}", parameter="rgb")
         color = np.repeat(color, 3, axis=2)
     return np.ascontiguousarray(color.transpose(2, 0, 1), np.float32)
 
@@ -160,7 +154,7 @@ class Stage:
     """One kernel of a pipeline, planned for the image it will see."""
 
     kernel: Kernel
-    layer: KernelLayer
+    conv: Convolution
     plan: ConvPlan
     algorithm: str
     output_shape: tuple[int, int, int]        # after the bank's combination
@@ -168,17 +162,17 @@ class Stage:
     bias: np.ndarray                          # float32
 
     @classmethod
-    def make(cls, kernel: Kernel, layer: KernelLayer, input_shape, jit: bool = True) -> "Stage":
+    def make(cls, kernel: Kernel, conv: Convolution, input_shape, jit: bool = True) -> "Stage":
         """The stage, computed by the planner's choice among the compiled algorithms
         (`jit`) or those that need no compiled code."""
-        plan = layer.plan(input_shape)
-        weight = np.ascontiguousarray(correlation_weight(layer.weight, plan.mode), np.float32)
-        algorithm = resolve_algorithm(layer.options.algo, plan, weight, jit)
+        plan = conv.plan(input_shape)
+        weight = np.ascontiguousarray(correlation_weight(conv.weight, plan.mode), np.float32)
+        algorithm = resolve_algorithm(conv.options.algo, plan, weight, jit)
         _, cout, ho, wo = plan.output_shape
         combined = input_shape[0] if (not kernel.is_layer and kernel.n_filters > 1
                                       and kernel.combine) else cout
-        return cls(kernel, layer, plan, algorithm, (combined, ho, wo), weight,
-                   layer.bias.astype(np.float32))
+        return cls(kernel, conv, plan, algorithm, (combined, ho, wo), weight,
+                   conv.bias.astype(np.float32))
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -207,8 +201,8 @@ def carry_stage(kernel: Kernel, options: ConvOptions, input_shape, jit: bool = T
     centre = Kernel(f"{kernel.name}-centre", delta, np.zeros(1))
     carry = replace(options, mode="corr", algo="direct" if jit else "numpy", bias=None,
                     normalize=False, groups=1)
-    layer = KernelLayer(delta[None], np.zeros(1), 1, padding_for(kernel, options), carry)
-    return Stage.make(centre, layer, input_shape)
+    conv = Convolution(delta[None], np.zeros(1), 1, padding_for(kernel, options), carry)
+    return Stage.make(centre, conv, input_shape)
 
 
 class Pipeline:
@@ -236,16 +230,16 @@ class Pipeline:
         self.carry: list[Stage] = []
         carry_shape = (1, *picture.color.shape[:2])
         for kernel in kernels:
-            stage = Stage.make(kernel, kernel_layer(kernel, shape[0], options), shape)
+            stage = Stage.make(kernel, kernel_convolution(kernel, shape[0], options), shape)
             if self.alpha_mode == "filter" and stage.output_shape[0] != shape[0]:
-                raise ParameterError(f"--alpha filter needs one output per channel; kernel "
+                raise ParameterError(f"filter needs one output per channel; kernel "
                                      f"{kernel.name} makes {stage.output_shape[0]} from "
-                                     f"{shape[0]}")
+                                     f"{shape[0]}", parameter="alpha")
             self.stages.append(stage)
             shape = stage.output_shape
         self.jit = jit_pays(other_saving + sum(jit_saving(s.plan, s.weight) for s in self.stages))
         if not self.jit:
-            self.stages = [replace(s, algorithm=resolve_algorithm(s.layer.options.algo, s.plan,
+            self.stages = [replace(s, algorithm=resolve_algorithm(s.conv.options.algo, s.plan,
                                                                   s.weight, False))
                            for s in self.stages]
         if self.alpha_mode == "keep":
@@ -253,11 +247,11 @@ class Pipeline:
                 carried = carry_stage(kernel, options, carry_shape, self.jit)
                 self.carry.append(carried)
                 carry_shape = carried.output_shape
-        colour = shape[0] - (self.alpha_mode == "filter")
-        if self.alpha_mode and colour not in (1, 3):
-            self.notes.append(f"alpha dropped: the result has {colour} channels, not gray or RGB")
+        color = shape[0] - (self.alpha_mode == "filter")
+        if self.alpha_mode and color not in (1, 3):
+            self.notes.append(f"alpha dropped: the result has {color} channels, not gray or RGB")
             self.alpha_mode = None
-        self.output_shape = (colour, *shape[1:])
+        self.output_shape = (color, *shape[1:])
 
     def _source(self, start: int, stop: int) -> np.ndarray:
         planes = input_planes(self.picture, self.gray, self.rgb, slice(start, stop))
@@ -276,7 +270,7 @@ class Pipeline:
         return last.rows(first, stop, lambda a, b: Pipeline._chain(earlier, a, b, source))
 
     def rows(self, first: int, stop: int):
-        """(colour (C, rows, Wo), alpha (rows, Wo) or None) of output rows [first, stop)."""
+        """(color (C, rows, Wo), alpha (rows, Wo) or None) of output rows [first, stop)."""
         planes = self._chain(self.stages, first, stop, self._source)
         if self.alpha_mode == "filter":
             return planes[:-1], planes[-1]
@@ -285,7 +279,7 @@ class Pipeline:
         return planes, None
 
     def bands(self, band_rows: int | None = None):
-        """Yield (first row, colour, alpha) band after band, top to bottom."""
+        """Yield (first row, color, alpha) band after band, top to bottom."""
         _, ho, wo = self.output_shape
         band_rows = band_rows or max(16, BAND_VALUES // max(1, wo * self.output_shape[0]))
         for first in range(0, ho, band_rows):
@@ -293,13 +287,13 @@ class Pipeline:
 
     def result(self, range_policy: str = "auto") -> "FilterResult":
         """All output rows at once, as float32."""
-        colour = np.empty(self.output_shape, np.float32)
+        color = np.empty(self.output_shape, np.float32)
         alpha = np.empty(self.output_shape[1:], np.float32) if self.alpha_mode else None
         for first, planes, alpha_rows in self.bands():
-            colour[:, first:first + planes.shape[1]] = planes
+            color[:, first:first + planes.shape[1]] = planes
             if alpha is not None:
                 alpha[first:first + planes.shape[1]] = alpha_rows
-        return FilterResult(colour, alpha, self.range_policy(range_policy), self.stages,
+        return FilterResult(color, alpha, self.range_policy(range_policy), self.stages,
                             self.notes)
 
     def range_policy(self, requested: str) -> str:
@@ -329,8 +323,9 @@ def output_type(source: Picture, fmt: str, policy: str, range_policy: str, grid:
     source's bit depth where it can (saying so where it cannot)."""
     if fmt == "NPY":
         if range_policy not in ("auto", "float") or grid:
-            raise ParameterError(f"--range {range_policy}{' --grid' * grid}: .npy output keeps "
-                                 "the raw values; use another format to map them to pixels")
+            raise ParameterError(f"range_policy={range_policy}{' grid=True' * grid}: .npy output "
+                                 "keeps the raw values; use another format to map them to "
+                                 "pixels")
         policy = "float"
     dtype = output_dtype(source.color.dtype, fmt, policy)
     notes = []
@@ -355,7 +350,7 @@ def to_picture(result: FilterResult, source: Picture, fmt: str, range_policy: st
         tiled = tile_maps(np.stack([m[:, :, 0] for m in maps]),
                           fill=value_scale(dtype) / 2 if dtype.kind == "f" else int(value_scale(dtype)) // 2)
         if result.alpha is not None:
-            notes.append("alpha dropped: --grid writes one gray tile per channel")
+            notes.append("alpha dropped: a grid holds one gray tile per channel")
         report = RangeReport(policy, min(r.minimum for r in reports),
                              max(r.maximum for r in reports),
                              float(np.mean([r.clipped for r in reports])))
@@ -389,7 +384,7 @@ def stream_png(pipeline: Pipeline, source: Picture, path: Path, policy: str, tim
     alpha = pipeline.alpha_mode is not None
     if channels + alpha > 4:
         raise ParameterError(f"{channels + alpha} output channels do not fit in PNG; write .npy "
-                             "or .tiff (one page per channel), or use --grid")
+                             "or .tiff (one page per channel), or use grid=True")
     low, high, clipped = np.inf, -np.inf, 0.0
     times.update(convolve=0.0, write=0.0)
 
@@ -421,7 +416,7 @@ def stream_png(pipeline: Pipeline, source: Picture, path: Path, policy: str, tim
     return report, notes, (ho, wo, channels), alpha
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ApplyJob:
     """Everything `convcli apply` does to one file, apart from which file."""
 
@@ -482,15 +477,15 @@ class ApplyJob:
 
 def stage_report(stage: Stage) -> dict:
     """What one kernel of a pipeline did, with its conv-vs-dense comparison."""
-    from .report import conv_vs_dense
+    from .matrix import conv_vs_dense
 
-    layer, plan = stage.layer, stage.plan
+    conv, plan = stage.conv, stage.plan
     return {
         "kernel": stage.kernel.name, "weights": stage.kernel.weights.tolist(),
         "bias": stage.kernel.bias.tolist(), "combine": stage.kernel.combine,
-        "layer_weight_shape": list(layer.weight.shape), "groups": layer.groups,
+        "layer_weight_shape": list(conv.weight.shape), "groups": conv.groups,
         "padding": list(plan.padding), "pad_mode": plan.pad_mode, "mode": plan.mode,
         "input_shape": list(stage.input_shape), "output_shape": list(stage.output_shape),
         "algorithm": stage.algorithm,
-        "conv_vs_dense": conv_vs_dense(plan, layer.weight, bias=bool(np.any(layer.bias))),
+        "conv_vs_dense": conv_vs_dense(plan, conv.weight, bias=bool(np.any(conv.bias))),
     }

@@ -140,9 +140,11 @@ def int_pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
     except TypeError:
         items = ()
     if len(items) != 2 or not all(_is_int(v) for v in items):
-        raise ParameterError(f"{name} must be an int or a pair of ints (h, w), got {value!r}")
+        raise ParameterError(f"must be an int or a pair of ints (h, w), got {value!r}",
+                             parameter=name)
     if min(items) < minimum:
-        raise ParameterError(f"{name} must be at least {minimum} in each direction, got {value!r}")
+        raise ParameterError(f"must be at least {minimum} in each direction, got {value!r}",
+                             parameter=name)
     return int(items[0]), int(items[1])
 
 

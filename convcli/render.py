@@ -46,7 +46,7 @@ def heatmap(matrix: np.ndarray, cell: int = 40, labels: list[str] | None = None,
     return image
 
 
-def weight_labels(matrix: np.ndarray, digits: int = 3) -> list[str]:
+def value_labels(matrix: np.ndarray, digits: int = 3) -> list[str]:
     """Short labels for the cells of a weight matrix."""
     return [f"{v:.{digits}g}" for v in np.asarray(matrix).ravel()]
 
@@ -58,7 +58,7 @@ def kernel_picture(weights: np.ndarray, cell: int = 40):
 
     grid = weights[None] if weights.ndim == 3 else weights      # rows of filters
     limit = float(np.abs(weights).max()) or 1.0
-    tiles = [[heatmap(k, cell, weight_labels(k), limit) for k in row] for row in grid]
+    tiles = [[heatmap(k, cell, value_labels(k), limit) for k in row] for row in grid]
     gap = max(4, cell // 4)
     tile_w, tile_h = tiles[0][0].size
     canvas = Image.new("RGB", (len(tiles[0]) * (tile_w + gap) - gap,

@@ -348,26 +348,57 @@ def test_banded_pipeline_equals_whole_image_conv2d(samples, alpha, specs, option
     conv2d on the whole image (alpha carried or filtered along)."""
     from convcli.images import read_image
     from convcli.kernels import resolve_kernel
-    from convcli.pipeline import ConvOptions, Pipeline, kernel_layer
+    from convcli.pipeline import ConvOptions, Pipeline, kernel_convolution
 
     picture = read_image(samples / "chelsea_alpha.png")
     kernels = [resolve_kernel(s) for s in specs]
     conv_options = ConvOptions(**options)
     pipeline = Pipeline(picture, kernels, conv_options, alpha=alpha)
     bands = list(pipeline.bands(band_rows=7))
-    colour = np.concatenate([planes for _, planes, _ in bands], axis=1)
+    color = np.concatenate([planes for _, planes, _ in bands], axis=1)
     planes = picture.color.transpose(2, 0, 1).astype(np.float32)
     if alpha == "filter":
         planes = np.concatenate([planes, picture.alpha[None].astype(np.float32)])
     for kernel in kernels:
-        layer = kernel_layer(kernel, planes.shape[0], conv_options)
-        out = layer(planes)
+        conv = kernel_convolution(kernel, planes.shape[0], conv_options)
+        o = conv_options
+        out = conv2d(planes, conv.weight.astype(np.float32), conv.bias.astype(np.float32),
+                     o.stride, conv.padding, o.dilation, conv.groups, o.pad_mode, o.mode, o.algo)
         if kernel.combine == "magnitude":
             out = np.sqrt((out.reshape(planes.shape[0], 2, *out.shape[1:]) ** 2).sum(axis=1))
         planes = out
     expected = planes[:-1] if alpha == "filter" else planes
-    np.testing.assert_allclose(colour, expected, rtol=1e-4, atol=1e-3 * max(1, np.abs(expected).max()))
+    np.testing.assert_allclose(color, expected, rtol=1e-4, atol=1e-3 * max(1, np.abs(expected).max()))
     alpha_rows = np.concatenate([a for _, _, a in bands])
     assert alpha_rows.shape == expected.shape[1:]
     if alpha == "filter":
         np.testing.assert_allclose(alpha_rows, planes[-1], rtol=1e-4, atol=1e-2)
+
+
+def test_output_names_differ_when_kernels_differ(run, gray, tmp_path):
+    """-o DIR/ names unnamed kernels by a digest of their weights: two inline or file kernels
+    never share an output, the same weights always give the same name."""
+    path = gray[0]
+    out = tmp_path / "out"
+    np.save(tmp_path / "k.npy", np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32))
+    (tmp_path / "other").mkdir()
+    np.save(tmp_path / "other" / "k.npy", np.ones((3, 3), np.float32) / 9)
+    specs = ["[[1,2,1],[2,4,2],[1,2,1]]/16", "1 2 1; 2 4 2; 1 2 1", "[[0,1,0],[1,1,1],[0,1,0]]",
+             f"@{tmp_path / 'k.npy'}", f"@{tmp_path / 'other' / 'k.npy'}"]
+    for spec in specs:
+        assert run("apply", path, "-k", spec, "-o", f"{out}/").exit_code == 0
+    from convcli.kernels import resolve_kernel
+
+    names = {p.name for p in out.iterdir()}
+    assert names == {f"{path.stem}_{resolve_kernel(s).name}{path.suffix}" for s in specs}
+    assert len(names) == 5 and {n.split("_")[1].split("-")[0] for n in names} == {"custom", "k"}
+    assert resolve_kernel(specs[2]).name == resolve_kernel("0 1 0; 1 1 1; 0 1 0").name
+    assert resolve_kernel("[[-0.0, 1]]").name == resolve_kernel("[[0, 1]]").name
+
+
+def test_parametric_names_stay_readable():
+    from convcli.kernels import resolve_kernel
+
+    assert resolve_kernel("dog:sigma1=1,sigma2=2").name == "dog-sigma1=1-sigma2=2"
+    assert resolve_kernel("gaussian:sigma=2").name == "gaussian-sigma2"
+    assert resolve_kernel("box:3x5").name == "box-size3-width5"

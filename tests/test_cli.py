@@ -170,3 +170,14 @@ def test_it_runs_where_numba_can_cache_nothing(tmp_path):
     expected = conv2d(image, Catalogue.load().get("sobel_x").weights[None], padding=1,
                       pad_mode="reflect")
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected[0], rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+@pytest.mark.parametrize("args", [["kernels"], ["stats", "--input", "3x8x8", "-k", "box:3", "--json"]])
+def test_a_full_stdout_is_one_line_exit_1(args):
+    """Data to a full device (``> /dev/full``): one line on stderr, no traceback."""
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "convcli", *args], stdout=full,
+                                stderr=subprocess.PIPE, text=True)
+    assert result.returncode == 1
+    assert result.stderr == "Error: standard output: No space left on device\n"

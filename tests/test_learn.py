@@ -7,7 +7,7 @@ import pytest
 
 from convcli import conv2d
 from convcli.kernels import Catalogue, gaussian_kernel
-from convcli.learn import Geometry, learn
+from convcli.learn import Geometry, LearnSettings, learn
 
 RNG = np.random.default_rng(11)
 SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], float)
@@ -19,7 +19,7 @@ def synthetic(weight, bias=None, size=(48, 52), cin=1, stride=(1, 1), dilation=(
     x = rng.standard_normal((*size, cin))
     weight = np.asarray(weight, float)
     kh, kw = weight.shape[-2:]
-    geometry = Geometry((kh, kw), stride, dilation)
+    geometry = Geometry(size=(kh, kw), stride=stride, dilation=dilation)
     w4 = weight[None, None] if weight.ndim == 2 else weight
     if depthwise:
         w4 = np.repeat(w4, cin, axis=0)
@@ -35,7 +35,7 @@ def synthetic(weight, bias=None, size=(48, 52), cin=1, stride=(1, 1), dilation=(
                          ids=["sobel", "gaussian", "random5x5", "nonsquare2x5", "even4x3"])
 def test_recovers_a_2d_kernel_exactly(weight):
     x, y, geometry = synthetic(weight, bias=[0.75])
-    result = learn([(x, y)], geometry)
+    result = learn([(x, y)], LearnSettings(geometry=geometry))
     np.testing.assert_allclose(result.weight[0, 0], weight, atol=1e-4)
     np.testing.assert_allclose(result.bias, [0.75], atol=1e-4)
     assert result.fit["r2"] > 0.999999
@@ -44,14 +44,14 @@ def test_recovers_a_2d_kernel_exactly(weight):
 def test_recovers_with_stride_and_dilation():
     weight = RNG.standard_normal((3, 3))
     x, y, geometry = synthetic(weight, stride=(2, 1), dilation=(1, 2), size=(60, 61))
-    result = learn([(x, y)], geometry, bias=False)
+    result = learn([(x, y)], LearnSettings(geometry=geometry, bias=False))
     np.testing.assert_allclose(result.weight[0, 0], weight, atol=1e-4)
 
 
 def test_recovers_a_depthwise_rgb_kernel():
     weight = RNG.standard_normal((3, 3))
     x, y, geometry = synthetic(weight, cin=3, depthwise=True, bias=[2.0, 2.0, 2.0])
-    result = learn([(x, y)], geometry, depthwise=True)
+    result = learn([(x, y)], LearnSettings(geometry=geometry, depthwise=True))
     assert result.kernel_2d
     np.testing.assert_allclose(result.weight[0, 0], weight, atol=1e-4)
     np.testing.assert_allclose(result.bias, [2.0], atol=1e-4)
@@ -60,7 +60,7 @@ def test_recovers_a_depthwise_rgb_kernel():
 def test_recovers_a_3_to_2_channel_layer_with_bias():
     weight = RNG.standard_normal((2, 3, 3, 3))
     x, y, geometry = synthetic(weight, cin=3, bias=[0.5, -1.5])
-    result = learn([(x, y)], geometry)
+    result = learn([(x, y)], LearnSettings(geometry=geometry))
     assert result.weight.shape == (2, 3, 3, 3)
     np.testing.assert_allclose(result.weight, weight, atol=1e-4)
     np.testing.assert_allclose(result.bias, [0.5, -1.5], atol=1e-4)
@@ -69,7 +69,7 @@ def test_recovers_a_3_to_2_channel_layer_with_bias():
 def test_several_pairs_fit_together():
     weight = RNG.standard_normal((3, 3))
     pairs = [synthetic(weight, size=(20 + i, 30))[:2] for i in range(3)]
-    result = learn(pairs, Geometry((3, 3)), bias=False)
+    result = learn(pairs, LearnSettings(geometry=Geometry(size=(3, 3)), bias=False))
     np.testing.assert_allclose(result.weight[0, 0], weight, atol=1e-4)
 
 
@@ -78,7 +78,7 @@ def test_noise_error_shrinks_as_the_image_grows():
     errors = []
     for side in (32, 128, 512):
         x, y, geometry = synthetic(weight, size=(side, side), noise=0.5, rng=np.random.default_rng(side))
-        result = learn([(x, y)], geometry)
+        result = learn([(x, y)], LearnSettings(geometry=geometry))
         errors.append(np.abs(result.weight[0, 0] - weight).max())
     assert errors[0] > errors[1] > errors[2]
     assert errors[2] < 0.02             # ≈ noise / √pixels
@@ -87,8 +87,8 @@ def test_noise_error_shrinks_as_the_image_grows():
 def test_gradient_descent_reaches_the_least_squares_answer():
     weight = RNG.standard_normal((5, 5))
     x, y, geometry = synthetic(weight, bias=[3.0], size=(64, 64), noise=0.1)
-    exact = learn([(x, y)], geometry)
-    descended = learn([(x, y)], geometry, method="gd", epochs=300)
+    exact = learn([(x, y)], LearnSettings(geometry=geometry))
+    descended = learn([(x, y)], LearnSettings(geometry=geometry, method="gd", epochs=300))
     np.testing.assert_allclose(descended.weight, exact.weight, atol=1e-3)
     np.testing.assert_allclose(descended.bias, exact.bias, atol=1e-3)
     assert descended.losses[0] > 10 * descended.losses[-1]
@@ -97,7 +97,7 @@ def test_gradient_descent_reaches_the_least_squares_answer():
 
 def test_holdout_reports_both_fits():
     x, y, geometry = synthetic(SOBEL_X, noise=0.1, size=(64, 64))
-    result = learn([(x, y)], geometry, holdout=0.25)
+    result = learn([(x, y)], LearnSettings(geometry=geometry, holdout=0.25))
     assert result.held_out is not None
     assert abs(result.held_out["pixels"] / (result.fit["pixels"] + result.held_out["pixels"]) - 0.25) < 0.03
     assert 0.9 < result.held_out["r2"] <= 1
@@ -231,3 +231,32 @@ def test_recipe_regenerates_the_shipped_learned_kernels_bit_for_bit():
     for name in ("learned_deblur", "learned_denoise"):
         evaluation = fresh[name]["learned"]["evaluation"]
         assert evaluation["psnr_after_db"] > evaluation["psnr_before_db"] + 3   # on an unseen image
+
+
+def test_readme_colour_example_learns_sobel_x(run, tmp_path, samples):
+    """`learn photo.png edges.npy -s 3` on a colour photo and its Sobel map: one 2-D kernel,
+    printed once, ≈ sobel_x (1.0000)."""
+    edges = tmp_path / "edges.npy"
+    assert run("apply", samples / "astronaut.png", "-k", "sobel_x", "--range", "float",
+               "-o", edges).exit_code == 0
+    result = run("learn", samples / "astronaut.png", edges, "-s", "3")
+    assert result.exit_code == 0, result.output
+    assert "one 2-D kernel 3×3" in result.stdout and "filter" not in result.stdout
+    assert result.stdout.rstrip().endswith("≈ sobel_x (1.0000)")
+
+
+def test_a_layers_filters_and_their_matches_are_numbered_alike(run, tmp_path, samples):
+    """With --cout, the printed blocks are 'filter F, channel C' and the matches 'filter F':
+    the diagonal of a per-channel Sobel, so each filter is sobel_x on one of 3 channels."""
+    edges = tmp_path / "edges.npy"
+    run("apply", samples / "astronaut.png", "-k", "sobel_x", "--range", "float", "-o", edges)
+    result = run("learn", samples / "astronaut.png", edges, "-s", "3", "--cout", "3", "--json")
+    weight = np.array(json.loads(result.stdout)["weights"])
+    for f in range(3):
+        for c in range(3):
+            expected = SOBEL_X if f == c else np.zeros((3, 3))
+            np.testing.assert_allclose(weight[f, c], expected, atol=1e-6)
+    text = run("learn", samples / "astronaut.png", edges, "-s", "3", "--cout", "3").stdout
+    headers = [line for line in text.splitlines() if line.startswith("filter")]
+    assert headers[:9] == [f"filter {f}, channel {c}:" for f in (1, 2, 3) for c in (1, 2, 3)]
+    assert headers[9:] == [f"filter {f} ≈ sobel_x ({1 / np.sqrt(3):.4f})" for f in (1, 2, 3)]

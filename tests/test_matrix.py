@@ -7,7 +7,7 @@ import pytest
 
 from convcli import conv2d
 from convcli.plan import PAD_MODES, make_plan
-from convcli.report import (DENSE_LIMIT, equivalent_matrix, equivalent_matrix_sparse,
+from convcli.matrix import (DENSE_LIMIT, equivalent_matrix, equivalent_matrix_sparse,
                             grouped_product, im2col, matrix_nonzeros)
 from test_conv2d import random_case
 
@@ -132,7 +132,7 @@ def test_every_padding_mode_is_linear(pad_mode):
 
 
 def test_dense_matrix_over_the_limit_is_refused_and_points_to_sparse(run):
-    with pytest.raises(ValueError, match="--sparse"):
+    with pytest.raises(ValueError, match="equivalent_matrix_sparse"):
         equivalent_matrix((3, 256, 256), np.ones((8, 3, 3, 3)), padding=1)
     assert (8 * 256 * 256) * (3 * 256 * 256) > DENSE_LIMIT
     result = run("matrix", "--input", "3x256x256", "-k", "box:3", "--cout", "8", "--padding", "1",

@@ -87,7 +87,7 @@ def check_dense_size(shape: tuple[int, int]) -> None:
         raise ParameterError(
             f"the dense matrix would be {shape[0]:,}×{shape[1]:,} = {size:,} entries "
             f"({size * 8 / 2**20:,.0f} MiB as float64), over the limit of {DENSE_LIMIT:,}; "
-            "use the sparse form (--sparse FILE.npz)")
+            "use the sparse form (equivalent_matrix_sparse, sparse=FILE.npz)")
 
 
 @dataclass
@@ -108,6 +108,11 @@ class SparseMatrix:
         dense = np.zeros(self.shape)
         dense[self.row, self.col] = self.value
         return dense
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """row, col, value and shape as arrays, as ``.npz`` files hold them."""
+        return {"row": self.row, "col": self.col, "value": self.value,
+                "shape": np.array(self.shape)}
 
 
 def equivalent_matrix_sparse(input_shape, weight, stride=1, padding=0, dilation=1, groups=1,
@@ -257,7 +262,7 @@ class MatrixView:
         return out
 
 
-def explain_matrix(plan: ConvPlan, weight: np.ndarray, bias: np.ndarray,
+def explain_matrix(plan: ConvPlan, weight: np.ndarray, bias: np.ndarray | None = None,
                    patch_matrix: bool = False, seed: int = 0, dense: bool = False,
                    trials: int = 3) -> MatrixView:
     """Build the equivalent matrix (or the im2col patch matrix) of a convolution and verify
@@ -265,9 +270,11 @@ def explain_matrix(plan: ConvPlan, weight: np.ndarray, bias: np.ndarray,
 
     Small matrices come with symbolic cells: ``k11+k13`` where weights add up, ``x23`` for
     input pixels in the patch matrix.  `dense` asks for dense values of any size (up to
-    `DENSE_LIMIT`).
+    `DENSE_LIMIT`).  Without `bias`, the convolution has none.
     """
     from .conv import conv2d
+
+    bias = np.zeros(weight.shape[0]) if bias is None else bias
 
     if dense and not patch_matrix:
         check_dense_size(matrix_shape(plan))
@@ -311,7 +318,7 @@ def grouped_product(weight: np.ndarray, patches: np.ndarray, groups: int) -> np.
                            @ patches[g * rows_g:(g + 1) * rows_g] for g in range(groups)])
 
 
-def weight_labels(weight: np.ndarray) -> list[str]:
+def weight_symbols(weight: np.ndarray) -> list[str]:
     """k11, k12, … for the weights of one 2-D kernel (k1,1 once an index passes 9); the
     values themselves for a layer of several."""
     cout, cin_g, kh, kw = weight.shape
@@ -331,7 +338,7 @@ def pixel_labels(shape) -> list[str]:
 
 def weight_cells(plan: ConvPlan, weight: np.ndarray) -> list[list[str]]:
     """The equivalent matrix as text: each cell the weights that land on it, "0" if none."""
-    labels = weight_labels(correlation_weight(weight, plan.mode))
+    labels = weight_symbols(correlation_weight(weight, plan.mode))
     rows, cols = matrix_shape(plan)
     cells = [[[] for _ in range(cols)] for _ in range(rows)]
     for r, c, tap in zip(*matrix_entries(plan)):
