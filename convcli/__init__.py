@@ -9,6 +9,7 @@ _PUBLIC = {
     "conv2d": "convcli.conv",
     "conv2d_input": "convcli.grad",
     "conv2d_weight": "convcli.grad",
+    "conv_transpose2d": "convcli.transpose",
 }
 __all__ = sorted(_PUBLIC)
 

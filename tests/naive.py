@@ -130,4 +130,35 @@ def naive_conv2d_weight(x, weight_shape, grad_output, stride=(1, 1), padding=(0,
                     patch = xp[:, g * cig + ci, i * dh:i * dh + sh * (ho - 1) + 1:sh,
                                j * dw:j * dw + sw * (wo - 1) + 1:sw]
                     out[co, ci, i, j] = np.sum(patch * grad_output[:, co])
+def naive_conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0),
+                           output_padding=(0, 0), groups=1, dilation=(1, 1)):
+    """PyTorch's conv_transpose2d by its definition, float64: every input value scatters
+    its kernel times itself into the output at (position · stride − padding + tap · dilation).
+
+    x: (N, Cin, H, W); weight: (Cin, Cout/groups, kh, kw); padding: (top, bottom, left, right).
+    """
+    x = np.asarray(x, np.float64)
+    weight = np.asarray(weight, np.float64)
+    n, cin, h, w = x.shape
+    _, cog, kh, kw = weight.shape
+    top, bottom, left, right = padding
+    sh, sw = stride
+    dh, dw = dilation
+    ho = (h - 1) * sh - top - bottom + dh * (kh - 1) + output_padding[0] + 1
+    wo = (w - 1) * sw - left - right + dw * (kw - 1) + output_padding[1] + 1
+    cig = cin // groups
+    out = np.zeros((n, cog * groups, ho, wo))
+    for b in range(n):
+        for ci in range(cin):
+            g = ci // cig
+            for y in range(h):
+                for xx in range(w):
+                    for co in range(cog):
+                        for i in range(kh):
+                            for j in range(kw):
+                                oy, ox = y * sh - top + i * dh, xx * sw - left + j * dw
+                                if 0 <= oy < ho and 0 <= ox < wo:
+                                    out[b, g * cog + co, oy, ox] += x[b, ci, y, xx] * weight[ci, co, i, j]
+    if bias is not None:
+        out += np.asarray(bias, np.float64)[None, :, None, None]
     return out
