@@ -4,10 +4,10 @@ cross-entropy, with the arguments and results of PyTorch's ``torch.nn.grad``.
 Both convolution gradients run on the forward engine (`convcli.conv.conv2d`, its planner
 and algorithms):
 
-- the input gradient is a transposed convolution of the output gradient onto the padded
-  input, whose border is then folded back onto the pixels it copies through the same row
-  and column source maps the forward pass pads with (so reflect, replicate, circular and
-  symmetric padding get their gradients too);
+- the input gradient is the transposed convolution (`convcli.conv_transpose2d`) of the
+  output gradient onto the padded input, whose border is then folded back onto the pixels
+  it copies through the same row and column source maps the forward pass pads with (so
+  reflect, replicate, circular and symmetric padding get their gradients too);
 - the weight gradient is a correlation of the padded input with the output gradient: the
   batch axis becomes the channel axis, the forward stride becomes the dilation and the
   forward dilation the stride.
@@ -20,6 +20,7 @@ import numpy as np
 from .conv import compute_dtype, conv2d
 from .errors import ParameterError
 from .plan import ConvPlan, make_plan
+from .transpose import conv_transpose2d
 
 
 def _batched(array: np.ndarray, shape: tuple) -> np.ndarray:
@@ -60,29 +61,11 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     weight = np.ascontiguousarray(weight, dtype)
     plan = make_plan(input_shape, weight.shape, stride, padding, dilation, groups, pad_mode)
     grad_output = _check_grad_output(grad_output, plan, dtype)
-    padded = transposed(grad_output, weight, plan, algo)
+    # the output gradient scattered onto the padded grid (as far as the forward pass reads)
+    padded = conv_transpose2d(grad_output, weight, stride=plan.stride, groups=plan.groups,
+                              dilation=plan.dilation, algo=algo)
     result = fold_padding(padded, plan)
     return result.reshape(tuple(int(v) for v in input_shape))
-
-
-def transposed(grad_output: np.ndarray, weight: np.ndarray, plan: ConvPlan, algo: str = "auto"
-               ) -> np.ndarray:
-    """The transposed convolution of `grad_output` onto the padded input grid: rows and
-    columns 0 … s·(Ho−1) + d·(k−1) of it (the ones a forward pass reads), by conv2d of the
-    stride-dilated output with the channel-swapped, flipped weights and full padding."""
-    n, cout, ho, wo = plan.output_shape
-    cout_w, cin_g, kh, kw = weight.shape
-    groups = plan.groups
-    (sh, sw), (dh, dw) = plan.stride, plan.dilation
-    if (sh, sw) == (1, 1):
-        spread = grad_output
-    else:
-        spread = np.zeros((n, cout, sh * (ho - 1) + 1, sw * (wo - 1) + 1), grad_output.dtype)
-        spread[:, :, ::sh, ::sw] = grad_output
-    swapped = weight.reshape(groups, cout // groups, cin_g, kh, kw).transpose(0, 2, 1, 3, 4)
-    swapped = np.ascontiguousarray(swapped[..., ::-1, ::-1]).reshape(
-        groups * cin_g, cout // groups, kh, kw)
-    return conv2d(spread, swapped, None, 1, "full", (dh, dw), groups, algo=algo)
 
 
 def fold_padding(padded: np.ndarray, plan: ConvPlan) -> np.ndarray:

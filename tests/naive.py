@@ -75,28 +75,16 @@ def naive_png_filter_rows(rows, bpp, prior):
 
 def naive_conv2d_input(input_shape, weight, grad_output, stride=(1, 1), padding=(0, 0, 0, 0),
                        dilation=(1, 1), groups=1, pad_mode="zeros"):
-    """The input gradient of conv2d by its definition: each output's gradient times each
-    tap scattered onto the padded grid, then every padded position's sum added to the pixel
-    numpy.pad copies there (found by padding an image of pixel numbers), float64."""
+    """The input gradient of conv2d by its definition: the output gradient scattered onto
+    the padded grid (`naive_conv_transpose2d`, unpadded), then every padded position's
+    sum added to the pixel numpy.pad copies there (found by padding an image of pixel
+    numbers), float64."""
     n, cin, h, w = input_shape
-    weight = np.asarray(weight, np.float64)
-    cout, cig, kh, kw = weight.shape
     top, bottom, left, right = padding
-    sh, sw = stride
-    dh, dw = dilation
-    _, _, ho, wo = grad_output.shape
+    scattered = naive_conv_transpose2d(grad_output, weight, stride=stride, groups=groups,
+                                       dilation=dilation)
     grid = np.zeros((n, cin, h + top + bottom, w + left + right))
-    cog = cout // groups
-    for b in range(n):
-        for co in range(cout):
-            g = co // cog
-            for oy in range(ho):
-                for ox in range(wo):
-                    for ci in range(cig):
-                        for i in range(kh):
-                            for j in range(kw):
-                                grid[b, g * cig + ci, oy * sh + i * dh, ox * sw + j * dw] += \
-                                    weight[co, ci, i, j] * grad_output[b, co, oy, ox]
+    grid[:, :, :scattered.shape[2], :scattered.shape[3]] = scattered
     numbers = np.arange(h * w).reshape(h, w)
     if pad_mode == "zeros":
         numbers = np.pad(numbers, ((top, bottom), (left, right)), constant_values=-1)
@@ -130,6 +118,9 @@ def naive_conv2d_weight(x, weight_shape, grad_output, stride=(1, 1), padding=(0,
                     patch = xp[:, g * cig + ci, i * dh:i * dh + sh * (ho - 1) + 1:sh,
                                j * dw:j * dw + sw * (wo - 1) + 1:sw]
                     out[co, ci, i, j] = np.sum(patch * grad_output[:, co])
+    return out
+
+
 def naive_conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0),
                            output_padding=(0, 0), groups=1, dilation=(1, 1)):
     """PyTorch's conv_transpose2d by its definition, float64: every input value scatters
