@@ -152,7 +152,7 @@ def _output_path(source: Path, output: str, job) -> Path:
                    "log:sigma=1.4, dog:sigma1=1,sigma2=2, motion:length=9,angle=30, "
                    "unsharp:sigma=1,amount=1.5), a matrix (\"[[1,2,1],[2,4,2],[1,2,1]]/16\" or "
                    "\"1 2 1; 2 4 2; 1 2 1\") or a file (@k.npy, @k.txt, @k.csv, "
-                   "@bank.yaml:name). Repeat to apply several in turn.")
+                   "@bank.yaml:name, @weights.npz:layer). Repeat to apply several in turn.")
 @click.option("-o", "--output", required=True, metavar="FILE|DIR/",
               help="Output file, or a folder (then NAME_KERNEL.EXT); for folders or several "
                    "inputs, the folder that mirrors the input tree.")
@@ -208,10 +208,15 @@ def _output_path(source: Path, output: str, job) -> Path:
                    "pixel at each depth.")
 @click.option("--at", "at", default=None, metavar="Y,X",
               help="An output pixel of the network's last spatial layer, for --rf-overlay.")
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="WEIGHTS.npz",
+              help="Trained weights (convcli train): -k LAYER applies that conv layer "
+                   "(the same as -k @WEIGHTS.npz:LAYER).")
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
           groups, mode, algo, threads, bias, normalize, range_policy, alpha, gray, rgb, fmt,
           quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
-          jobs, skip_existing, overwrite, fail_fast, quiet, net_path, overlay_path, at):
+          jobs, skip_existing, overwrite, fail_fast, quiet, net_path, overlay_path, at,
+          weights_path):
     """Apply kernels to an image, or to folders of images.
 
     A 2-D kernel is applied to each colour channel on its own; a 4-D kernel
@@ -239,6 +244,9 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     if skip_existing and overwrite:
         raise click.UsageError("--skip-existing and --overwrite exclude each other")
     catalogue = Catalogue.load(catalogues)
+    if weights_path is not None:
+        kernel_specs = tuple(f"@{weights_path}:{spec}" if spec in _conv_layers(weights_path)
+                             else spec for spec in kernel_specs)
     kernels = tuple(resolve_kernel(spec, catalogue) for spec in kernel_specs)
     options = ConvOptions(stride=stride, padding=padding, dilation=dilation, groups=groups,
                           pad_mode=pad_mode, mode=mode, bias=bias, normalize=normalize, algo=algo)
@@ -803,8 +811,12 @@ def _axes(fields, attribute: str):
                    "sees, clipped to the image.")
 @click.option("--layer", "layer_key", default=None, metavar="NAME|INDEX",
               help="The layer --at refers to (default: the last spatial layer).")
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="WEIGHTS.npz",
+              help="Trained weights to check against the network and describe (provenance, "
+                   "each layer's weight range).")
 @JSON
-def receptive_field(net_path, at, layer_key, as_json):
+def receptive_field(net_path, at, layer_key, weights_path, as_json):
     """Shapes, parameters and receptive fields of a layer stack, layer by layer.
 
     r is the receptive field, S the effective stride and P the effective padding (before
@@ -829,6 +841,13 @@ def receptive_field(net_path, at, layer_key, as_json):
         top, bottom, left, right = window_at(rows[position], y, x, network.input_shape)
         result["at"] = {"layer": rows[position].layer.name, "y": y, "x": x,
                         "rows": [top, bottom], "cols": [left, right]}
+    if weights_path is not None:
+        from .model import load_weights
+
+        trained = load_weights(weights_path, network)
+        result["weights"] = {"file": str(weights_path), "provenance": trained.provenance,
+                             "range": {name: [float(a.min()), float(a.max())]
+                                       for name, a in trained.arrays.items()}}
     if as_json:
         import json
 
@@ -853,6 +872,15 @@ def receptive_field(net_path, at, layer_key, as_json):
         click.echo(f"{window['layer']} pixel ({window['y']}, {window['x']}) sees input rows "
                    f"{window['rows'][0]}…{window['rows'][1]}, columns "
                    f"{window['cols'][0]}…{window['cols'][1]}")
+    if weights_path is not None:
+        trained = result["weights"]
+        made = trained["provenance"]
+        click.echo(f"weights {weights_path}: fit the network; "
+                   + (f"trained by {made.get('trainer')} on {made.get('data')} for "
+                      f"{made.get('epochs_completed')} epoch(s), val accuracy "
+                      f"{made.get('val_accuracy')}" if made else "no provenance"))
+        for name, (low, high) in trained["range"].items():
+            click.echo(f"  {name}: {low:.4g} … {high:.4g}")
 
 
 def _axes_text(value) -> str:
@@ -921,6 +949,21 @@ def kernels_show(catalogue, spec, png, cell):
 
 # ----------------------------------------------------------------------------------------
 # train, visualize, attack: a small CNN trained by convcli's own gradients
+
+
+def _conv_layers(weights_path) -> list[str]:
+    """The conv layers a weights file holds (those with 4-D weights)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(weights_path, allow_pickle=False) as archive:
+            return [n[:-len(".weight")] for n in archive.files
+                    if n.endswith(".weight") and archive[n].ndim == 4]
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise click.BadParameter(f"{weights_path}: not a readable weights file ({exc})",
+                                 param_hint="'--weights'") from None
 
 
 def _model(net_path, weights_path):
