@@ -83,13 +83,14 @@ def kernel_figure(weights: dict) -> list[tuple[str, float]]:
 
 
 def attacked_image() -> Path:
-    """The first validation-split image of class bar_45, as a PNG."""
+    """samples/shapes/bar_45.png: the data set's first picture of class bar_45."""
     from PIL import Image
 
+    path = Path("samples/shapes/bar_45.png")
     with np.load(ROOT / DATA) as data:
         index = int(np.flatnonzero(data["labels"] == 1)[0])
-        Image.fromarray(data["images"][index, 0]).save(ROOT / DOCS / "bar_45.png")
-    return DOCS / "bar_45.png"
+        Image.fromarray(data["images"][index, 0]).save(ROOT / path)
+    return path
 
 
 def run() -> Path:
