@@ -198,25 +198,16 @@ def _output_path(source: Path, output: str, job) -> Path:
               help="Replace outputs that exist (a batch refuses by default).")
 @click.option("--fail-fast", is_flag=True, help="Stop a batch at its first failure.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-file warnings.")
-@click.option("--net", "net_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              metavar="NET.yaml",
-              help="Run a layer stack instead of -k and write every layer's feature maps to "
-                   "-o DIR/ (.npy, or one tiled PNG per layer with --grid).")
-@click.option("--rf-overlay", "overlay_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="OUT.png",
-              help="With --net and --at: draw on the image the receptive field of that output "
-                   "pixel at each depth.")
-@click.option("--at", "at", default=None, metavar="Y,X",
-              help="An output pixel of the network's last spatial layer, for --rf-overlay.")
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="WEIGHTS.npz",
               help="Trained weights (convcli train): -k LAYER applies that conv layer "
                    "(the same as -k @WEIGHTS.npz:LAYER).")
+@click.option("--net", "--rf-overlay", "--at", "moved", hidden=True, expose_value=False,
+              callback=lambda ctx, param, value: _moved_to_forward(value))
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
           groups, mode, algo, threads, bias, normalize, range_policy, alpha, gray, rgb, fmt,
           quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
-          jobs, skip_existing, overwrite, fail_fast, quiet, net_path, overlay_path, at,
-          weights_path):
+          jobs, skip_existing, overwrite, fail_fast, quiet, weights_path):
     """Apply kernels to an image, or to folders of images.
 
     A 2-D kernel is applied to each colour channel on its own; a 4-D kernel
@@ -229,18 +220,8 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
 
     if gray and rgb:
         raise click.UsageError("--gray and --rgb exclude each other")
-    if net_path is not None:
-        if kernel_specs:
-            raise click.UsageError("--net runs its own layers; drop -k")
-        if len(inputs) != 1 or inputs[0].is_dir():
-            raise click.UsageError("--net runs on one image")
-        _apply_net(inputs[0], net_path, Path(output), gray, rgb, grid, range_policy,
-                   overlay_path, at, catalogues)
-        return
-    if overlay_path is not None or at is not None:
-        raise click.UsageError("--rf-overlay and --at go with --net")
     if not kernel_specs:
-        raise click.UsageError("Missing option '-k' / '--kernel' (or --net)")
+        raise click.UsageError("Missing option '-k' / '--kernel'")
     if skip_existing and overwrite:
         raise click.UsageError("--skip-existing and --overwrite exclude each other")
     catalogue = Catalogue.load(catalogues)
@@ -282,53 +263,12 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         _write_json(report_path, report)
 
 
-def _apply_net(source, net_path, output_dir, gray, rgb, grid, range_policy, overlay_path, at,
-               catalogues):
-    """apply --net: every layer's feature maps, and the receptive-field picture."""
-    import numpy as np
-
-    from .images import Picture, read_image, write_image
-    from .kernels import Catalogue
-    from .net import fields_at_depth, forward, load_network
-    from .pipeline import FilterResult, input_planes, to_picture
-
-    if (overlay_path is None) != (at is None):
-        raise click.UsageError("--rf-overlay and --at go together")
-    network = load_network(net_path)
-    picture = read_image(source)
-    planes = input_planes(picture, gray, rgb)
-    if planes.shape[0] != network.input_shape[0]:
-        raise click.UsageError(
-            f"{net_path} takes {network.input_shape[0]} channel(s) but {source} has "
-            f"{planes.shape[0]}; convert with --gray or --rgb")
-    suffix = ".png" if grid else ".npy"
-    policy = "minmax" if range_policy == "auto" else range_policy
-    catalogue = Catalogue.load(catalogues)
-    written = 0
-    for net_layer, maps in forward(network, planes, catalogue):
-        target = output_dir / f"{net_layer.index:02d}_{net_layer.name}{suffix}"
-        result = FilterResult(maps, None, policy)
-        if grid:
-            out, _, _ = to_picture(result, Picture(np.zeros((1, 1, 1), np.uint8)), "PNG", policy,
-                                   grid=True)
-        else:
-            out = Picture(np.ascontiguousarray(maps.transpose(1, 2, 0)))
-        write_image(target, out)
-        written += 1
-    click.echo(f"wrote the feature maps of {written} layers to {output_dir}/ ({suffix[1:]})")
-    if overlay_path is not None:
-        from .images import save_pillow
-        from .render import draw_windows
-
-        y, x = _point(at)
-        rows = network.summary(planes.shape)
-        drawn = fields_at_depth(rows, y, x, planes.shape)
-        rgb_pixels = _display_rgb(picture)
-        labels = [f"{row.layer.name}: r={_axes_text(_axes(row.fields, 'size'))}" for row, _ in drawn]
-        save_pillow(draw_windows(rgb_pixels, [w for _, w in drawn], labels), overlay_path)
-        top, bottom, left, right = drawn[-1][1]
-        click.echo(f"wrote {overlay_path}: output pixel ({y}, {x}) of {drawn[-1][0].layer.name} "
-                   f"sees input rows {top}…{bottom}, columns {left}…{right}")
+def _moved_to_forward(value) -> None:
+    """apply's old network options: a pointer to the command that has them."""
+    if value is not None:
+        raise click.UsageError("--net, --rf-overlay and --at moved to their own command: "
+                               "convcli forward IMAGE NET.yaml -o DIR/ [--rf-overlay OUT.png "
+                               "--at Y,X]")
 
 
 def _display_rgb(picture):
@@ -787,60 +727,108 @@ def _loss_progress(epochs: int):
 
 
 # ----------------------------------------------------------------------------------------
-# receptive-field
+# networks: receptive-field, forward, stats --net
 
 
 def _point(text: str) -> tuple[int, int]:
     try:
         y, x = (int(v) for v in text.replace(" ", "").split(","))
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not Y,X (two whole numbers)") from None
+        raise click.BadParameter(f"{text!r} is not Y,X (two whole numbers)",
+                                 param_hint="'--at'") from None
     return y, x
 
 
-def _axes(fields, attribute: str):
-    """One number when H and W agree, else [h, w]."""
-    h, w = (getattr(f, attribute) for f in fields)
-    return h if h == w else [h, w]
+NET_ARGUMENT = click.argument("net_path", metavar="NET.yaml|MODEL.onnx",
+                              type=click.Path(dir_okay=False, path_type=Path))
+LAYER = click.option("--layer", "layer_key", default=None, metavar="NAME|INDEX",
+                     help="The layer --at refers to (default: the last spatial layer).")
+
+
+def _net_input_option(help_text: str):
+    from .options import SHAPE
+
+    return click.option("--input", "shape", type=SHAPE, default=None, help=help_text)
+
+
+def _window(network, rows, at, layer_key, input_shape) -> dict:
+    """--at (and --layer) checked against the layer: the window record."""
+    from .net import last_spatial, window_at
+
+    position = network.find(layer_key) if layer_key else last_spatial(rows)
+    y, x = _point(at)
+    top, bottom, left, right = window_at(rows[position], y, x, input_shape)
+    return {"layer": rows[position].node.name, "position": position, "y": y, "x": x,
+            "rows": [top, bottom], "cols": [left, right]}
+
+
+def _window_text(window: dict) -> str:
+    return (f"{window['layer']} pixel ({window['y']}, {window['x']}) sees input rows "
+            f"{window['rows'][0]}…{window['rows'][1]}, columns "
+            f"{window['cols'][0]}…{window['cols'][1]}")
+
+
+def _network_table(report: dict, fields: bool):
+    """The per-layer table of `net.network_report`; with `fields`, r, S and P too."""
+    from rich.table import Table
+
+    layers = report["layers"]
+    branching = any(record["inputs"] != [previous["name"]]
+                    for previous, record in zip(layers, layers[1:]))
+    columns = ["#", "name", "type", *(["inputs"] if branching else []), "output", "params",
+               "mult-adds", *(["r", "S", "P"] if fields else [])]
+    table = Table(title=f"{report['name']}: input {shape_text(report['input_shape'])}",
+                  title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("name", "type", "inputs",
+                                                              "output") else "right")
+    for index, record in enumerate(layers, 1):
+        cells = [str(index), record["name"], record["type"],
+                 *([", ".join(record["inputs"])] if branching else []),
+                 shape_text(record["output_shape"]), f"{record['params']:,}",
+                 f"{record['macs']:,}"]
+        if fields and record["spatial"] and not record["grid"]:
+            cells += ["not a grid", "", ""]
+        elif fields:
+            cells += [_axes_text(record[k]) for k in ("rf", "stride", "padding")]
+        table.add_row(*cells)
+    table.caption = (f"total parameters: {report['total_params']:,}; mult-adds: "
+                     f"{report['total_macs']:,}")
+    table.caption_justify = "left"
+    return table
 
 
 @cli.command("receptive-field")
-@click.argument("net_path", metavar="NET.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@NET_ARGUMENT
+@_net_input_option("Input shape CxHxW (or HxW) instead of the network's own.")
 @click.option("--at", "at", default=None, metavar="Y,X",
               help="Print the input window this output pixel of the last (or --layer) layer "
                    "sees, clipped to the image.")
-@click.option("--layer", "layer_key", default=None, metavar="NAME|INDEX",
-              help="The layer --at refers to (default: the last spatial layer).")
+@LAYER
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="WEIGHTS.npz",
               help="Trained weights to check against the network and describe (provenance, "
                    "each layer's weight range).")
 @JSON
-def receptive_field(net_path, at, layer_key, weights_path, as_json):
-    """Shapes, parameters and receptive fields of a layer stack, layer by layer.
+def receptive_field(net_path, shape, at, layer_key, weights_path, as_json):
+    """Shapes, parameters, mult-adds and receptive fields of a network, layer by layer.
 
-    r is the receptive field, S the effective stride and P the effective padding (before
-    the first pixel), all with respect to the input; output pixel y sees input pixels
-    y·S − P … y·S − P + r − 1.
+    NET is a network file (YAML) or an ONNX model.  r is the receptive field, S the
+    effective stride and P the effective padding (before the first pixel), all with
+    respect to the input; output pixel y sees input pixels y·S − P … y·S − P + r − 1.
+    Where paths with different effective strides meet, a layer is "not a grid".
     """
-    from .net import load_network, window_at
+    from .net import load_network, network_report
 
-    network = load_network(net_path)
+    network = load_network(net_path, shape)
     rows = network.summary()
-    records = [{"name": row.layer.name, "type": row.layer.kind,
-                "output_shape": list(row.output_shape), "params": row.params.total,
-                **({"rf": _axes(row.fields, "size"), "stride": _axes(row.fields, "stride"),
-                    "padding": _axes(row.fields, "padding")} if row.fields else
-                   {"rf": None, "stride": None, "padding": None})} for row in rows]
-    result = {"name": network.name, "input_shape": list(network.input_shape),
-              "layers": records, "total_params": sum(row.params.total for row in rows)}
+    result = network_report(network, rows, network.input_shape)
     if at is not None:
-        spatial = [i for i, row in enumerate(rows) if row.fields is not None]
-        position = network.find(layer_key) if layer_key else spatial[-1]
-        y, x = _point(at)
-        top, bottom, left, right = window_at(rows[position], y, x, network.input_shape)
-        result["at"] = {"layer": rows[position].layer.name, "y": y, "x": x,
-                        "rows": [top, bottom], "cols": [left, right]}
+        window = _window(network, rows, at, layer_key, network.input_shape)
+        del window["position"]
+        result["at"] = window
+    elif layer_key is not None:
+        raise click.UsageError("--layer says which layer --at refers to; give --at Y,X")
     if weights_path is not None:
         from .model import load_weights
 
@@ -853,25 +841,9 @@ def receptive_field(net_path, at, layer_key, weights_path, as_json):
 
         click.echo(json.dumps(result))
         return
-    from rich.table import Table
-
-    table = Table(title=f"{network.name}: input {shape_text(network.input_shape)}",
-                  title_justify="left")
-    for column in ("#", "name", "type", "output", "params", "r", "S", "P"):
-        table.add_column(column, justify="right" if column in ("#", "params", "r", "S", "P")
-                         else "left")
-    for index, record in enumerate(records, 1):
-        table.add_row(str(index), record["name"], record["type"],
-                      shape_text(record["output_shape"]), f"{record['params']:,}",
-                      *(_axes_text(record[k]) for k in ("rf", "stride", "padding")))
-    table.caption = f"total parameters: {result['total_params']:,}"
-    table.caption_justify = "left"
-    _console().print(table)
+    _console().print(_network_table(result, fields=True))
     if at is not None:
-        window = result["at"]
-        click.echo(f"{window['layer']} pixel ({window['y']}, {window['x']}) sees input rows "
-                   f"{window['rows'][0]}…{window['rows'][1]}, columns "
-                   f"{window['cols'][0]}…{window['cols'][1]}")
+        click.echo(_window_text(result["at"]))
     if weights_path is not None:
         trained = result["weights"]
         made = trained["provenance"]
@@ -887,6 +859,101 @@ def _axes_text(value) -> str:
     if value is None:
         return "all"
     return f"{value[0]}×{value[1]}" if isinstance(value, list) else str(value)
+
+
+@cli.command()
+@click.argument("image", metavar="IMAGE", type=click.Path(dir_okay=False, path_type=Path))
+@NET_ARGUMENT
+@click.option("-o", "--output", "output_dir", required=True, metavar="DIR/",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="The folder for the feature maps: NN_LAYER.npy (H×W×C float32), or "
+                   "NN_LAYER.png with --grid.")
+@click.option("--grid", is_flag=True,
+              help="Write each layer as one gray PNG tiling its channels, each stretched "
+                   "on its own (see --range).")
+@click.option("--range", "range_policy", type=click.Choice(["minmax", "clip", "abs", "offset"]),
+              default=None, help="How --grid tiles map values to gray (default minmax).")
+@click.option("--gray", is_flag=True, help="Convert the image to luminance (BT.601) first.")
+@click.option("--rgb", is_flag=True, help="Repeat a gray image into 3 channels first.")
+@click.option("--rf-overlay", "overlay_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="OUT.png",
+              help="With --at: draw on the image the receptive field of that output pixel "
+                   "at each depth.")
+@click.option("--at", "at", default=None, metavar="Y,X",
+              help="An output pixel of the last spatial layer (or --layer), for --rf-overlay.")
+@LAYER
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="FILE.json",
+              help="Write what was done: the network, image, every map written with its "
+                   "shape and value range, the window of --at.")
+@CATALOGUES
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="WEIGHTS.npz",
+              help="Trained weights (convcli train) for the network's conv layers; the "
+                   "image is then scaled to 0…1, as in training.")
+def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_path, at,
+            layer_key, report_path, catalogues, weights_path):
+    """Run a network on an image and write every spatial layer's feature maps.
+
+    NET is a network file (YAML: weights from kernel specs or seeded random
+    initialisation) or an ONNX model (its weights).  Layers from flatten on are not run.
+    Every option is checked before any map is written.
+    """
+    import numpy as np
+
+    from .images import image_format, read_image
+    from .kernels import Catalogue
+    from .net import check_input, load_network, write_feature_maps
+    from .pipeline import input_planes
+
+    if gray and rgb:
+        raise click.UsageError("--gray and --rgb exclude each other")
+    if (overlay_path is None) != (at is None):
+        raise click.UsageError("--rf-overlay and --at go together")
+    if layer_key is not None and at is None:
+        raise click.UsageError("--layer says which layer --at refers to; give --at Y,X")
+    if range_policy is not None and not grid:
+        raise click.UsageError("--range maps the tiles of --grid; .npy maps keep their values")
+    if overlay_path is not None and image_format(overlay_path) == "NPY":
+        raise click.BadParameter(f"{overlay_path}: a picture needs an image format such as "
+                                 ".png", param_hint="'--rf-overlay'")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise click.BadParameter(f"{output_dir} is a file; -o is a folder", param_hint="'-o'")
+    network = load_network(net_path)
+    if weights_path is not None:
+        from .model import load_weights, with_weights
+
+        network = with_weights(network, load_weights(weights_path, network))
+    catalogue = Catalogue.load(catalogues)
+    picture = read_image(image)
+    planes = input_planes(picture, gray, rgb)
+    if weights_path is not None:          # trained networks see pixels on a 0…1 scale
+        planes = planes / np.float32(picture.max_value)
+    rows = check_input(network, planes.shape, catalogue)
+    window = _window(network, rows, at, layer_key, planes.shape) if at is not None else None
+    maps = write_feature_maps(network, planes, output_dir, grid=grid,
+                              range_policy=range_policy or "minmax", catalogue=catalogue)
+    click.echo(f"wrote the feature maps of {len(maps)} layers to {output_dir}/ "
+               f"({'png' if grid else 'npy'})")
+    report = {"image": str(image), "network": str(net_path), "name": network.name,
+              "input_shape": list(planes.shape), "maps": maps}
+    if window is not None:
+        _draw_overlay(picture, rows, window, planes.shape, overlay_path)
+        click.echo(f"wrote {overlay_path}: {_window_text(window)}")
+        del window["position"]
+        report.update(at=window, rf_overlay=str(overlay_path))
+    if report_path is not None:
+        _write_json(report_path, report)
+
+
+def _draw_overlay(picture, rows, window, input_shape, path) -> None:
+    from .images import save_pillow
+    from .net import axes, fields_at_depth
+    from .render import draw_windows
+
+    drawn = fields_at_depth(rows, window["position"], window["y"], window["x"], input_shape)
+    labels = [f"{row.node.name}: r={_axes_text(axes(row.fields, 'size'))}" for row, _ in drawn]
+    save_pillow(draw_windows(_display_rgb(picture), [w for _, w in drawn], labels), path)
 
 
 # ----------------------------------------------------------------------------------------
@@ -1014,7 +1081,7 @@ def train(data, net_path, output, epochs, lr, batch, seed, val, optimizer, momen
     options = TrainOptions(epochs=epochs, lr=lr, batch=batch, seed=seed, val=val,
                            optimizer=optimizer, momentum=momentum)
     network = load_network(net_path)
-    if network.layers[-1].kind != "softmax":
+    if network.nodes[-1].kind != "softmax":
         raise click.BadParameter(f"{net_path} must end in a softmax layer to be trained as a "
                                  "classifier", param_hint="'--net'")
     dataset = load_dataset(data)
@@ -1146,14 +1213,14 @@ def visualize(net_path, weights_path, layer_key, channel, output, steps, lr, jit
             raise click.BadParameter(f"{channel!r} is not a channel number or 'all'",
                                      param_hint="'--channel'") from None
         if not 0 <= channels[0] < count:
-            raise click.BadParameter(f"{row.layer.name} has channels 0…{count - 1}, got "
+            raise click.BadParameter(f"{row.node.name} has channels 0…{count - 1}, got "
                                      f"{channels[0]}", param_hint="'--channel'")
     options = VisualizeOptions(steps=steps, lr=lr, jitter=jitter, scale=scale, tv=tv, blur=blur,
                                seed=seed)
     images, before, after = optimise(model, position, channels, options)
     write_image(output, _grid_picture(images, cell))
     for c, b, a in zip(channels, before, after):
-        click.echo(f"{row.layer.name} channel {c}: mean activation {b:.4f} → {a:.4f}")
+        click.echo(f"{row.node.name} channel {c}: mean activation {b:.4f} → {a:.4f}")
     _console().print(f"wrote {output}")
 
 

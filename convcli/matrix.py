@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ParameterError
-from .layers import Conv, Dense
+from .layers import ConvOp, DenseOp
 from .conv import correlation_weight, im2col
 from .plan import ConvPlan, make_plan
 
@@ -209,10 +209,10 @@ def conv_vs_dense(plan: ConvPlan, weight: np.ndarray, bias: bool,
     _, cin, h, w = plan.input_shape
     in_shape = (cin, h, w)
     cout, _, kh, kw = plan.weight_shape
-    conv = Conv((kh, kw), plan.stride, plan.padding, plan.dilation, cout, plan.groups, bias,
+    conv = ConvOp((kh, kw), plan.stride, plan.padding, plan.dilation, cout, plan.groups, bias,
                 plan.pad_mode)
     out_shape = conv.output_shape(in_shape)
-    dense = Dense(dense_out or int(np.prod(out_shape)), bias)
+    dense = DenseOp(dense_out or int(np.prod(out_shape)), bias)
     conv_params, dense_params = conv.params(in_shape), dense.params(in_shape)
     rows, cols = matrix_shape(plan)
     nonzeros = matrix_nonzeros(plan, weight)

@@ -19,6 +19,8 @@ from .net import Network
 
 #: Layers that hold parameters.
 PARAMETRIC = ("conv", "dense")
+#: The layers training runs (forward and backward).
+TRAINABLE = ("conv", "relu", "maxpool", "avgpool", "flatten", "dense", "softmax")
 
 
 @dataclass
@@ -48,15 +50,26 @@ def weight_shapes(network: Network) -> dict[str, tuple]:
     """The shape of every parameter array of `network`, by its file name."""
     shapes = {}
     for row in network.summary():
-        layer = row.layer.layer
-        if layer.kind == "conv":
-            shapes[f"{row.layer.name}.weight"] = layer.plan(row.input_shape).weight_shape
-        elif layer.kind == "dense":
-            shapes[f"{row.layer.name}.weight"] = (layer.out, row.input_shape[0])
+        op, name, shape = row.node.op, row.node.name, row.input_shapes[0]
+        if op.kind == "conv":
+            shapes[f"{name}.weight"] = op.plan(shape).weight_shape
+        elif op.kind == "dense":
+            shapes[f"{name}.weight"] = (op.out, shape[0])
         else:
             continue
-        shapes[f"{row.layer.name}.bias"] = (layer.out,)
+        shapes[f"{name}.bias"] = (op.out,)
     return shapes
+
+
+def with_weights(network: Network, weights: "Weights") -> Network:
+    """`network` with its conv layers reading `weights` (for `convcli.net.forward`)."""
+    from dataclasses import replace
+
+    names = {name.rsplit(".", 1)[0] for name in weights.arrays}
+    nodes = tuple(replace(node, arrays=dict(zip(("weight", "bias"), weights.layer(node.name))))
+                  if node.kind == "conv" and node.name in names else node
+                  for node in network.nodes)
+    return replace(network, nodes=nodes)
 
 
 def load_weights(path, network: Network) -> Weights:
@@ -96,24 +109,22 @@ def initial_weights(network: Network, seed: int) -> Weights:
     """PyTorch's default initialisation (uniform in ±1/√fan_in for weights and biases),
     each layer from its own stream of `seed`; a conv layer with a ``kernel`` starts from
     it."""
-    from .net import layer_weights
-
     arrays = {}
     shapes = weight_shapes(network)
     for row in network.summary():
-        net_layer = row.layer
-        if net_layer.kind not in PARAMETRIC:
+        node = row.node
+        if node.kind not in PARAMETRIC:
             continue
-        name = net_layer.name
-        if net_layer.kind == "conv" and net_layer.kernel is not None:
-            weight, bias = layer_weights(net_layer, row.input_shape[0])
+        name = node.name
+        if node.kind == "conv" and node.kernel is not None:
+            found = node.weights(row.input_shapes[0])
+            weight, bias = found["weight"], found["bias"]
         else:
-            rng = np.random.default_rng([seed, net_layer.index])
+            rng = np.random.default_rng([seed, node.index])
             shape = shapes[f"{name}.weight"]
             bound = 1 / math.sqrt(int(np.prod(shape[1:])))
             weight = rng.uniform(-bound, bound, shape)
-            bias = rng.uniform(-bound, bound, shape[0]) if net_layer.layer.bias else \
-                np.zeros(shape[0])
+            bias = rng.uniform(-bound, bound, shape[0]) if node.op.bias else np.zeros(shape[0])
         arrays[f"{name}.weight"] = weight.astype(np.float32)
         arrays[f"{name}.bias"] = bias.astype(np.float32)
     return Weights(arrays)
@@ -135,10 +146,19 @@ class Model:
     algo: str = TRAIN_ALGO
 
     def __post_init__(self):
+        from .net import INPUT
+
         self.rows = self.network.summary()
-        kinds = [row.layer.kind for row in self.rows]
+        kinds = [row.node.kind for row in self.rows]
         if "softmax" in kinds[:-1]:
             raise ParameterError(f"network {self.network.name}: softmax must be the last layer")
+        previous = INPUT
+        for row in self.rows:
+            if row.node.inputs != (previous,) or row.node.kind not in TRAINABLE:
+                raise ParameterError(
+                    f"network {self.network.name}: layer {row.node.label} — training runs "
+                    f"chains of {', '.join(TRAINABLE)} layers, each reading the one before")
+            previous = row.node.name
 
     def position(self, key: str) -> int:
         return self.network.find(key)
@@ -150,11 +170,11 @@ class Model:
 
         last = len(self.rows) - 1
         if stop is None:
-            stop = last - 1 if self.rows[-1].layer.kind == "softmax" else last
+            stop = last - 1 if self.rows[-1].node.kind == "softmax" else last
         x = np.ascontiguousarray(x, np.float32)
         tape = []
         for row in self.rows[:stop + 1]:
-            layer, name = row.layer.layer, row.layer.name
+            layer, name = row.node.op, row.node.name
             tape.append(x)
             if layer.kind == "conv":
                 weight, bias = self.weights.layer(name)
@@ -190,7 +210,7 @@ class Model:
         g = np.ascontiguousarray(grad_output, np.float32)
         for position in range(len(tape) - 1, -1, -1):
             row, x = self.rows[position], tape[position]
-            layer, name = row.layer.layer, row.layer.name
+            layer, name = row.node.op, row.node.name
             needed = position > 0 or input_grad
             if layer.kind == "conv":
                 weight, _ = self.weights.layer(name)

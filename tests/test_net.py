@@ -1,5 +1,5 @@
-"""Layer stacks: published figures, shape arithmetic, receptive fields measured by
-perturbation, apply --net, and bad network files."""
+"""Networks: published figures, shape arithmetic, receptive fields measured by
+perturbation, the forward command, and bad network files."""
 
 import json
 from pathlib import Path
@@ -9,14 +9,14 @@ import pytest
 
 from convcli import conv2d
 from convcli.errors import ParameterError
-from convcli.net import fields_at_depth, forward, load_network, window_at
+from convcli.net import fields_at_depth, forward, last_spatial, load_network, window_at
 
 NETS = Path(__file__).resolve().parent.parent / "samples" / "nets"
 
 
 def summary_of(name):
     network = load_network(NETS / f"{name}.yaml")
-    return network, {row.layer.name: row for row in network.summary()}
+    return network, {row.node.name: row for row in network.summary()}
 
 
 def test_vgg16_matches_araujo_and_pytorch():
@@ -57,7 +57,7 @@ def test_hand_computed_stack_with_dilation_asymmetric_padding_and_rectangles(tmp
         {"type": "flatten", "name": "f"},
         {"type": "dense", "name": "d", "out": 5},
     ], input_shape=(2, 20, 23))
-    rows = {r.layer.name: r for r in load_network(path).summary()}
+    rows = {r.node.name: r for r in load_network(path).summary()}
     # a: H (20+1+0-3)/1+1 = 19, W (23+2+2-5)/2+1 = 12; params 4·2·3·5 + 4
     assert rows["a"].output_shape == (4, 19, 12) and rows["a"].params.total == 124
     assert rows["b"].output_shape == (4, 9, 6)
@@ -81,8 +81,12 @@ def test_json_gives_integers_when_axes_agree_else_pairs(run, tmp_path):
     a, b = data["layers"]
     assert (a["rf"], a["stride"], a["padding"]) == (3, 1, 1)
     assert (b["rf"], b["stride"], b["padding"]) == ([5, 3], [2, 1], 1)
-    assert set(a) == {"name", "type", "output_shape", "params", "rf", "stride", "padding"}
+    assert set(a) == {"name", "type", "inputs", "output_shape", "params", "macs", "rf",
+                      "stride", "padding", "spatial", "grid"}
     assert data["total_params"] == (2 * 9 + 2) + (2 * 2 * 3 + 2)
+    # a: 2 outputs × 20×23 pixels × 1·3·3 weights; b: 2 × 9×23 × 2·3·1
+    assert (a["macs"], b["macs"]) == (2 * 20 * 23 * 9, 2 * 9 * 23 * 6)
+    assert data["total_macs"] == a["macs"] + b["macs"] and b["inputs"] == ["a"]
 
 
 def test_receptive_field_at_prints_the_clipped_window(run):
@@ -152,39 +156,94 @@ def test_measured_receptive_field_equals_the_computed_one(tmp_path, layers, at):
 def test_fields_at_depth_grow_and_nest(tmp_path):
     network = load_network(NETS / "alexnet_v2.yaml")
     rows = network.summary()
-    windows = [w for _, w in fields_at_depth(rows, 2, 3, network.input_shape)]
+    windows = [w for _, w in fields_at_depth(rows, last_spatial(rows), 2, 3, network.input_shape)]
     sizes = [(b - t + 1) * (r - l + 1) for t, b, l, r in windows]
     assert sizes == sorted(sizes)
     for (t1, b1, l1, r1), (t2, b2, l2, r2) in zip(windows, windows[1:]):
         assert t2 <= t1 and b1 <= b2 and l2 <= l1 and r1 <= r2
 
 
-def test_apply_net_writes_every_layers_maps_and_the_overlay(run, samples, tmp_path):
-    path = write_net(tmp_path, [
-        {"type": "conv", "name": "edges", "out": 1, "kernel": "sobel_x", "bias": False, "p": 1},
-        {"type": "relu", "name": "r1"},
-        {"type": "maxpool", "name": "pool", "k": 2},
-        {"type": "conv", "name": "mix", "out": 3, "k": 3, "s": 2, "init": "random", "seed": 3},
-        {"type": "flatten", "name": "f"},
-        {"type": "dense", "name": "fc", "out": 2},
-    ], input_shape=(1, 512, 512))
+STACK = [
+    {"type": "conv", "name": "edges", "out": 1, "kernel": "sobel_x", "bias": False, "p": 1},
+    {"type": "relu", "name": "r1"},
+    {"type": "maxpool", "name": "pool", "k": 2},
+    {"type": "conv", "name": "mix", "out": 3, "k": 3, "s": 2, "init": "random", "seed": 3},
+    {"type": "flatten", "name": "f"},
+    {"type": "dense", "name": "fc", "out": 2},
+]
+
+
+def test_forward_writes_every_layers_maps_the_overlay_and_the_report(run, samples, tmp_path):
+    path = write_net(tmp_path, STACK, input_shape=(1, 512, 512))
     out = tmp_path / "maps"
-    result = run("apply", samples / "camera.png", "--net", path, "-o", f"{out}/",
-                 "--rf-overlay", tmp_path / "rf.png", "--at", "10,20")
+    result = run("forward", samples / "camera.png", path, "-o", f"{out}/",
+                 "--rf-overlay", tmp_path / "rf.png", "--at", "10,20",
+                 "--report", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["01_edges.npy", "02_r1.npy", "03_pool.npy",
                                                      "04_mix.npy"]
     from convcli.images import read_image
     image = read_image(samples / "camera.png").color.transpose(2, 0, 1).astype(np.float32)
     sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32)[None, None]
-    np.testing.assert_allclose(np.load(out / "01_edges.npy"), conv2d(image, sobel, padding=1)[0],
-                               rtol=1e-5, atol=1e-3)
+    edges = conv2d(image, sobel, padding=1)[0]
+    np.testing.assert_allclose(np.load(out / "01_edges.npy"), edges, rtol=1e-5, atol=1e-3)
+    pooled = np.maximum(edges, 0).reshape(256, 2, 256, 2).max(axis=(1, 3))
+    np.testing.assert_allclose(np.load(out / "03_pool.npy"), pooled, rtol=1e-5, atol=1e-3)
     assert np.load(out / "04_mix.npy").shape == (127, 127, 3)
-    assert (tmp_path / "rf.png").is_file() and "sees input rows" in result.stdout
-    grid = run("apply", samples / "camera.png", "--net", path, "-o", f"{tmp_path}/g/", "--grid")
-    assert grid.exit_code == 0 and len(list((tmp_path / "g").glob("*.png"))) == 4
-    wrong = run("apply", samples / "astronaut.png", "--net", path, "-o", f"{tmp_path}/w/")
-    assert wrong.exit_code == 2 and "--gray" in wrong.stderr
+    # edges r 3, S 1, P 1; pool r 4, S 2, P 1; mix r 4 + 2·2 = 8, S 4, P 1: 10·4 − 1 = 39
+    assert "sees input rows 39…46, columns 79…86" in result.stdout
+    assert read_image(tmp_path / "rf.png").shape[2] == 3
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [m["layer"] for m in report["maps"]] == ["edges", "r1", "pool", "mix"]
+    assert report["maps"][3]["shape"] == [3, 127, 127]
+    assert report["at"]["rows"] == [39, 46] and report["at"]["layer"] == "mix"
+    assert report["maps"][0]["max"] == pytest.approx(float(edges.max()), rel=1e-5)
+
+
+def test_forward_grid_writes_one_tiled_png_per_layer(run, samples, tmp_path):
+    path = write_net(tmp_path, STACK, input_shape=(1, 512, 512))
+    result = run("forward", samples / "camera.png", path, "-o", f"{tmp_path}/g/", "--grid")
+    assert result.exit_code == 0, result.output
+    from convcli.images import read_image
+    mix = read_image(tmp_path / "g" / "04_mix.png").color[:, :, 0]
+    # three 127×127 tiles on a 2×2 grid with 2-pixel borders, each stretched 0…255
+    assert mix.shape == (2 * 129 + 2, 2 * 129 + 2)
+    tile = mix[2:129, 2:129]
+    assert tile.min() == 0 and tile.max() == 255
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--at", "200,20", "--rf-overlay", "rf.png"], "--at 200,20 is outside layer mix's 127×127"),
+    (["--at", "1,2"], "--rf-overlay and --at go together"),
+    (["--rf-overlay", "rf.npy", "--at", "1,2"], "--rf-overlay"),
+    (["--at", "1,2", "--rf-overlay", "rf.png", "--layer", "nope"], "--layer 'nope' does not exist"),
+    (["--at", "1,2", "--rf-overlay", "rf.png", "--layer", "fc"], "layer fc is not spatial"),
+    (["--range", "abs"], "--range maps the tiles of --grid"),
+    (["--gray", "--rgb"], "exclude each other"),
+    (["--rgb"], "--rgb"),
+])
+def test_forward_checks_every_option_before_writing_anything(run, samples, tmp_path, extra, words):
+    path = write_net(tmp_path, STACK, input_shape=(1, 512, 512))
+    out = tmp_path / "maps"
+    result = run("forward", samples / "camera.png", path, "-o", f"{out}/",
+                 *[str(tmp_path / a) if a.startswith("rf.") else a for a in extra])
+    assert result.exit_code == 2 and words in result.stderr and result.stderr.count("\n") == 1
+    assert not out.exists() and not (tmp_path / "rf.png").exists()
+
+
+def test_forward_needs_the_networks_channels(run, samples, tmp_path):
+    path = write_net(tmp_path, STACK, input_shape=(1, 512, 512))
+    wrong = run("forward", samples / "astronaut.png", path, "-o", f"{tmp_path}/w/")
+    assert wrong.exit_code == 2 and "--gray" in wrong.stderr and not (tmp_path / "w").exists()
+    gray = run("forward", samples / "astronaut.png", path, "-o", f"{tmp_path}/w/", "--gray")
+    assert gray.exit_code == 0, gray.output
+
+
+@pytest.mark.parametrize("flag", [["--net", "n.yaml"], ["--rf-overlay", "rf.png"], ["--at", "1,2"]])
+def test_apply_points_network_options_to_forward(run, samples, tmp_path, flag):
+    result = run("apply", samples / "camera.png", "-k", "box:3", "-o", tmp_path / "o.png", *flag)
+    assert result.exit_code == 2 and "convcli forward IMAGE NET.yaml" in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "o.png").exists()
 
 
 @pytest.mark.parametrize("body, words", [

@@ -213,3 +213,24 @@ def test_trained_conv_layer_is_a_kernel_bank(tiny, tmp_path):
     np.testing.assert_array_equal(kernel.weights, weights.arrays["conv1.weight"][:, 0])
     with pytest.raises(ValueError, match="conv1, conv2"):
         resolve_kernel(f"@{tmp_path / 'w.npz'}:fc")
+
+
+def test_forward_with_weights_runs_the_trained_conv_layers(tiny, tmp_path, run):
+    from PIL import Image
+
+    from convcli import conv2d
+
+    net, data = tiny
+    network = load_network(net)
+    weights = initial_weights(network, 5)
+    weights.save(tmp_path / "w.npz")
+    pixels = np.random.default_rng(0).integers(0, 256, (12, 12)).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "in.png")
+    result = run("forward", tmp_path / "in.png", net, "--weights", tmp_path / "w.npz",
+                 "-o", tmp_path / "maps")
+    assert result.exit_code == 0, result.output
+    conv1 = np.load(next((tmp_path / "maps").glob("*conv1.npy")))
+    weight, bias = weights.layer("conv1")
+    expected = conv2d((pixels / 255.0)[None].astype(np.float32), weight, bias, padding=1,
+                      pad_mode="reflect")
+    np.testing.assert_allclose(conv1.transpose(2, 0, 1), expected[:, :, :], rtol=1e-5, atol=1e-5)
