@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conv import compute_dtype, conv2d
+from .conv import compute_dtype, conv2d, padded_block
 from .errors import ParameterError
 from .plan import ConvPlan, make_plan
 from .transpose import conv_transpose2d
@@ -118,8 +118,6 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     ndarray
         Of `weight_shape`; the bias gradient is ``grad_output.sum(axis=(0, 2, 3))``.
     """
-    from .conv import padded_block
-
     dtype = compute_dtype(input, grad_output)
     x = np.ascontiguousarray(input, dtype)
     plan = make_plan(x.shape, weight_shape, stride, padding, dilation, groups, pad_mode)
@@ -138,7 +136,8 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
         inputs = np.ascontiguousarray(padded[:, g * cin_g:(g + 1) * cin_g].transpose(1, 0, 2, 3))
         kernels = np.ascontiguousarray(
             grad_output[:, g * cout_g:(g + 1) * cout_g].transpose(1, 0, 2, 3))
-        found = conv2d(inputs, kernels, None, (dh, dw), 0, (sh, sw), algo=algo)  # cin_g, cout_g, kh, kw
+        # (cin_g, cout_g, kh, kw): batch as channels, stride and dilation swapped
+        found = conv2d(inputs, kernels, None, (dh, dw), 0, (sh, sw), algo=algo)
         result[g * cout_g:(g + 1) * cout_g] = found.transpose(1, 0, 2, 3)
     return result
 
@@ -170,8 +169,6 @@ def max_pool2d_backward(x, grad_output, kernel, stride=None, padding=0, dilation
     rows, cols = plan.row_sources(), plan.col_sources()
     rows = rows[:sh * (ho - 1) + dh * (kh - 1) + 1]
     cols = cols[:sw * (wo - 1) + dw * (kw - 1) + 1]
-    from .conv import padded_block
-
     padded = np.array(padded_block(_batched(x, plan.input_shape[1:]), rows, cols))
     padded[:, :, rows < 0] = -np.inf
     padded[:, :, :, cols < 0] = -np.inf

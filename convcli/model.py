@@ -72,6 +72,19 @@ def with_weights(network: Network, weights: "Weights") -> Network:
     return replace(network, nodes=nodes)
 
 
+def read_npz(path: Path, where: str) -> dict[str, np.ndarray]:
+    """Every array of an .npz archive (no pickles); errors start with `where`."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise ParameterError(f"{where}: no such file") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ParameterError(f"{where}: not a readable .npz archive ({exc})") from None
+
+
 def load_weights(path, network: Network) -> Weights:
     """Read a weights file and check it holds every parameter of `network`, shaped to fit.
 
@@ -80,17 +93,9 @@ def load_weights(path, network: Network) -> Weights:
     ParameterError
         Naming the file and the array that is missing or the wrong shape.
     """
-    import zipfile
-
     path = Path(path)
     where = f"weights {path}"
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise ParameterError(f"{where}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ParameterError(f"{where}: not a readable .npz archive ({exc})") from None
+    arrays = read_npz(path, where)
     provenance = json.loads(str(arrays.pop("provenance"))) if "provenance" in arrays else {}
     for name, shape in weight_shapes(network).items():
         if name not in arrays:
@@ -221,7 +226,8 @@ class Model:
                 g = grad.conv2d_input(x.shape, weight, g, *options) if needed else None
             elif layer.kind == "dense":
                 weight, _ = self.weights.layer(name)
-                g, grads[f"{name}.weight"], grads[f"{name}.bias"] = grad.dense_backward(x, weight, g)
+                g, grads[f"{name}.weight"], grads[f"{name}.bias"] = grad.dense_backward(
+                    x, weight, g)
             elif layer.kind == "relu":
                 g = grad.relu_backward(x, g)
             elif layer.kind == "maxpool":

@@ -36,19 +36,12 @@ def load_dataset(path) -> Dataset:
     ParameterError
         Naming the file and what is wrong with it.
     """
-    import zipfile
-
     from .learn import file_digest
+    from .model import read_npz
 
     path = Path(path)
     where = f"data {path}"
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise ParameterError(f"{where}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ParameterError(f"{where}: not a readable .npz archive ({exc})") from None
+    arrays = read_npz(path, where)
     if "images" not in arrays or "labels" not in arrays:
         raise ParameterError(f"{where}: needs arrays 'images' (N, C, H, W) and 'labels' (N,); "
                              f"it has {', '.join(arrays) or 'none'}")
