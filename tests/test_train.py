@@ -234,3 +234,17 @@ def test_forward_with_weights_runs_the_trained_conv_layers(tiny, tmp_path, run):
     expected = conv2d((pixels / 255.0)[None].astype(np.float32), weight, bias, padding=1,
                       pad_mode="reflect")
     np.testing.assert_allclose(conv1.transpose(2, 0, 1), expected[:, :, :], rtol=1e-5, atol=1e-5)
+
+
+def test_the_catalogue_ships_the_trained_conv1_bank_matching_the_shipped_weights():
+    from pathlib import Path
+
+    from convcli.kernels import Catalogue
+
+    kernel = Catalogue.load(use_env=False).get("cnn_conv1")
+    root = Path(__file__).resolve().parents[1]
+    network = load_network(root / "samples/nets/shapes_cnn.yaml")
+    weights = load_weights(root / "samples/nets/shapes_cnn.npz", network)
+    np.testing.assert_allclose(kernel.weights, weights.arrays["conv1.weight"][:, 0], atol=5e-5)
+    assert kernel.learned["recipe"] == "samples/nets/recipe.py"
+    assert kernel.learned["val_accuracy"] == weights.provenance["val_accuracy"] > 0.9
