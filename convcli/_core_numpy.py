@@ -1,6 +1,7 @@
-"""The compiled core's pixel helpers in numpy alone, for a process that has not loaded the
-core (small jobs; see `convcli.plan.jit_pays`): same arguments, same results.  Both run
-their quantizer through `quantize_in_parallel`."""
+"""Pixel helpers in numpy alone: the twins of the compiled core's `finite_range` and
+`png_filter_rows`, for a process that has not loaded the core (small jobs; see
+`convcli.backend.jit_pays`), with the same arguments and results; and the quantizer, which
+has no compiled twin (numpy's is faster at the pipeline's band sizes)."""
 
 import numpy as np
 
@@ -17,17 +18,6 @@ def finite_range(values):
     low = np.min(values, where=finite, initial=np.inf)
     high = np.max(values, where=finite, initial=-np.inf)
     return (np.nan, np.nan) if low > high else (low, high)
-
-
-def quantize_in_parallel(kernel, planes, absolute, offset, scale, top, rounding, out):
-    """Run a quantizer of rows [start, stop) — compiled or `quantize_rows` — over the rows
-    of `planes` on the thread pool; returns (values clipped by more than rounding would,
-    smallest and largest finite input value)."""
-    parts = parallel_for(kernel, planes.shape[1], planes, absolute, offset, scale, top,
-                         rounding, out)
-    low, high = min(p[1] for p in parts), max(p[2] for p in parts)
-    outside = sum(p[0] for p in parts)
-    return (outside, np.nan, np.nan) if low > high else (outside, low, high)
 
 
 def quantize_rows(planes, absolute, offset, scale, top, rounding, out, start, stop):
@@ -60,9 +50,13 @@ def quantize_rows(planes, absolute, offset, scale, top, rounding, out, start, st
 def quantize(planes, absolute, offset, scale, top, rounding, out):
     """out (H, W, C) = clip((|v| if absolute else v) · scale + offset, 0, top) of planar
     (C, H, W) values, rounded to nearest when `rounding`, NaN as 0; returns (values clipped
-    by more than rounding would, smallest and largest finite input value)."""
-    return quantize_in_parallel(quantize_rows, planes, absolute, offset, scale, top, rounding,
-                                out)
+    by more than rounding would, smallest and largest finite input value), in blocks of rows
+    on the thread pool."""
+    parts = parallel_for(quantize_rows, planes.shape[1], planes, absolute, offset, scale, top,
+                         rounding, out)
+    low, high = min(p[1] for p in parts), max(p[2] for p in parts)
+    outside = sum(p[0] for p in parts)
+    return (outside, np.nan, np.nan) if low > high else (outside, low, high)
 
 
 #: Bytes of raw PNG rows the numpy filter handles at once (its trial rows stay in cache).

@@ -9,15 +9,15 @@ none compiles or starts an interpreter; each handles one image at a time.
 from __future__ import annotations
 
 import fnmatch
-import glob
 import os
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .choices import FORMATS
+from .formats import BY_EXTENSION, input_globs
 from .errors import ConvcliError, ParameterError
+from .files import remove_temporaries
 from .pipeline import ApplyJob
 
 
@@ -59,7 +59,7 @@ class BatchReport:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return 143 if self.interrupted == "SIGTERM" else 130
+            return 128 + signal.Signals[self.interrupted].value      # 130, 143, 129
         return 1 if self.failures else 0
 
     def as_dict(self) -> dict:
@@ -113,7 +113,7 @@ def find_inputs(inputs: list[Path], output_dir: Path, options: BatchOptions = Ba
         (the run would process its own outputs) that no exclude pattern removes.
     """
     recursive, excludes = options.recursive, options.excludes
-    patterns = options.globs or tuple(f"*{ext}" for ext in FORMATS)
+    patterns = options.globs or input_globs()
     output_real = Path(os.path.realpath(output_dir))
     found: list[tuple[Path, Path]] = []
     notes: list[str] = []
@@ -143,6 +143,8 @@ def find_inputs(inputs: list[Path], output_dir: Path, options: BatchOptions = Ba
                 dirs[:] = []
                 continue
             relative_dir = Path(folder).relative_to(item)
+            if not recursive and dirs:
+                notes.append(_unwalked(item, folder, dirs, patterns))
             dirs[:] = sorted(d for d in dirs if recursive and not _matches(
                 excludes, d, (relative_dir / d).as_posix()))
             ancestors.update({os.path.join(folder, d): ancestors[folder] | {key} for d in dirs})
@@ -151,6 +153,39 @@ def find_inputs(inputs: list[Path], output_dir: Path, options: BatchOptions = Ba
                 if _matches(patterns, name) and not _matches(excludes, name, relative):
                     found.append((Path(folder) / name, relative_dir))
     return found, notes
+
+
+#: Entries counted, at the most, to say what a walk without subfolders leaves out.
+UNWALKED_COUNT_LIMIT = 10_000
+
+
+def _unwalked(item: Path, folder: str, dirs: list[str], patterns) -> str:
+    """The note for subfolders a walk without `recursive` skips, counting the matching
+    files in them (up to `UNWALKED_COUNT_LIMIT` entries)."""
+    files = seen = 0
+    for sub in dirs:
+        for _, _, names in os.walk(os.path.join(folder, sub)):
+            seen += len(names) + 1
+            files += sum(_matches(patterns, name) for name in names)
+            if seen > UNWALKED_COUNT_LIMIT:
+                break
+    count = f"{files:,}{'+' * (seen > UNWALKED_COUNT_LIMIT)}"
+    return (f"{item}: {count} image file(s) in {len(dirs)} subfolder(s) not walked; use "
+            "recursive=True to walk subfolders")
+
+
+def no_inputs_reason(inputs: list[Path], options: BatchOptions = BatchOptions()) -> str:
+    """Why `find_inputs` found nothing, in words: which inputs are empty folders, and
+    what the patterns were."""
+    patterns = options.globs or input_globs()
+    folders = [str(item) for item in inputs if item.is_dir()]
+    named = [f for f in folders if Path(f).suffix.lower() in BY_EXTENSION]
+    what = (f"{', '.join(named)} {'is a folder' if len(named) == 1 else 'are folders'}, not "
+            "an image; " if named else "")
+    notes = [" outside excludes=" if options.excludes else "",
+             "" if options.recursive else "; subfolders are not walked: recursive=True walks them"]
+    return (f"{what}no file in {', '.join(folders)} matches {' '.join(patterns)}"
+            f"{notes[0]}{notes[1]}")
 
 
 def plan_tasks(found: list[tuple[Path, Path]], output_dir: Path, job: ApplyJob,
@@ -197,13 +232,21 @@ def _process(job: ApplyJob, task: Task) -> Record:
                   None, report["input_shape"], report["output_shape"])
 
 
+#: A worker's exit status when the parent stops it (128 + SIGTERM).
+STOPPED = 143
+
+
 def _stop_worker(signum, frame):
-    raise SystemExit(1)          # unwinds through atomic_write, which removes its temporary
+    """Leave at once, running no Python cleanup: an exception raised here could surface
+    inside a compiled kernel as a SystemError traceback.  The parent removes the
+    temporary file of the task it was on (`run_tasks`)."""
+    os._exit(STOPPED)
 
 
 def _worker_main(connection, job: ApplyJob, threads: int) -> None:
     """A worker: take a task, send back its record, until told to stop (None)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # the parent decides what Ctrl-C does
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)       # and what a closed terminal does
     signal.signal(signal.SIGTERM, _stop_worker)
     from .threads import set_threads
 
@@ -267,7 +310,8 @@ class WorkerPool:
                     connection.send(busy[index])
 
     def close(self) -> None:
-        """Stop every worker: SIGTERM (they remove their temporaries), then SIGKILL."""
+        """Stop every worker: SIGTERM (they exit at once), then SIGKILL; `run_tasks` then
+        removes the temporaries of unfinished tasks."""
         for process, connection in self._workers:
             if process.is_alive():
                 process.terminate()
@@ -294,8 +338,8 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
     """Run `tasks` on ``options.jobs`` worker processes (in this process if 1), dividing the
     threads (`convcli.threads.thread_count`) between them.
 
-    `on_record(record)` is called as each file finishes.  SIGINT and SIGTERM stop the run:
-    workers are stopped, their temporary files removed, and the report says so.
+    `on_record(record)` is called as each file finishes.  SIGINT, SIGTERM and SIGHUP stop
+    the run: workers are stopped, their temporary files removed, and the report says so.
     """
     from .conv import warm_up
     from .threads import set_threads, thread_count
@@ -305,7 +349,8 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
     warm_up()                        # load the compiled core once, before forking
     jobs = max(1, min(options.jobs or os.cpu_count() or 1, len(tasks) or 1))
     threads = max(1, thread_count() // jobs)
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, _raise_interrupted)
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     pool = None
     try:
         if jobs == 1:
@@ -323,20 +368,15 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
     except _Interrupted as exc:
         report.interrupted = exc.name
     finally:
+        for s in previous:                       # a second Ctrl-C must not cut the cleanup
+            signal.signal(s, signal.SIG_IGN)
         if pool is not None:
             pool.close()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         finished = {r.target for r in report.records}
         for task in tasks:
             if str(task.target) not in finished:
                 remove_temporaries(task.target)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     report.elapsed = time.perf_counter() - start
     return report
-
-
-def remove_temporaries(target: Path) -> None:
-    """Delete what an interrupted atomic write of `target` may have left behind."""
-    if target.parent.is_dir():
-        for temp in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
-            temp.unlink(missing_ok=True)

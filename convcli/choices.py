@@ -1,7 +1,8 @@
 """The lists of names a user can type, in a module light enough for ``--help``.
 
 The CLI's `click.Choice`s, the library's validation and the docs all read them from here
-(padding modes live with their aliases in `convcli.plan`).
+(padding modes live with their aliases in `convcli.plan`, formats in `convcli.formats`,
+algorithms in `convcli.algorithms`).
 """
 
 #: How convolution results become pixel values (``auto`` asks the kernel).
@@ -12,8 +13,3 @@ RANGE_HINTS = ("clip", "abs", "offset", "minmax")
 ALPHA_POLICIES = ("keep", "filter", "drop")
 #: How a filter bank's outputs become one image.
 COMBINES = ("magnitude", "max", "sum")
-#: Output formats by file extension.
-FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
-           ".bmp": "BMP", ".webp": "WEBP", ".npy": "NPY"}
-#: The ways `conv2d` can compute a convolution (``auto`` lets the planner choose).
-ALGORITHMS = ("direct", "separable", "fft", "gemm", "numpy")

@@ -15,9 +15,13 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .choices import ALPHA_POLICIES, FORMATS, RANGE_POLICIES
+from .choices import ALPHA_POLICIES, RANGE_POLICIES
+from .formats import BY_EXTENSION, extensions
 from .errors import ConvcliError, ParameterError
-from .options import CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, conv_options
+from .files import check_distinct, child_path
+from .options import (CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, FiniteFloatRange,
+                      conv_options)
+from .limits import MAX_EPOCHS, MAX_WORKERS
 from .plan import shape_text
 
 
@@ -26,12 +30,19 @@ class ConvcliGroup(click.Group):
     """A group whose errors are one line on stderr, never a traceback."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from .backend import one_shot
+
         warnings.showwarning = _warning_line
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with one_shot():            # a command is one job: see convcli.backend
+                code = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                    **extra)
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
             code = 130
+        except click.exceptions.NoArgsIsHelpError as exc:      # `convcli` alone: its help
+            click.echo(exc.ctx.get_help())
+            code = 0
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             code = exc.exit_code
@@ -78,15 +89,17 @@ class ConvcliCommand(click.Command):
 CLI_NAMES = {"input_shape": "shape", "layer": "layer_key", "catalogue": "catalogues"}
 
 
-def flag_error(exc: ParameterError, ctx: click.Context) -> click.ClickException:
-    """The click error that says `exc` with this command's flags for the library's names."""
-    options = {p.name: p for p in ctx.command.params if isinstance(p, click.Option)}
+def _option(ctx: click.Context, name: str) -> click.Option | None:
+    """The option of the running command that stands for library parameter `name`."""
+    name = CLI_NAMES.get(name, name)
+    return next((p for p in ctx.command.params if isinstance(p, click.Option) and p.name == name),
+                None)
 
-    def option(name: str):
-        return options.get(CLI_NAMES.get(name, name))
 
+def flag_text(message: str, ctx: click.Context) -> str:
+    """`message` with each ``name=value`` of a library parameter as this command's flag."""
     def flag_of(match: re.Match) -> str:
-        found = option(match[1])
+        found = _option(ctx, match[1])
         if found is None:
             return match[0]
         flag = max(found.opts, key=len)
@@ -94,11 +107,15 @@ def flag_error(exc: ParameterError, ctx: click.Context) -> click.ClickException:
             return found.secondary_opts[0] if match[2] == "False" and found.secondary_opts else flag
         return f"{flag} {match[2]}" if match[2] else flag
 
-    message = re.sub(r"\b([a-z_]+)=([^\s,;:)]*)", flag_of, exc.message)
+    return re.sub(r"\b([a-z_]+)=([^\s,;:)]*)", flag_of, message)
+
+
+def flag_error(exc: ParameterError, ctx: click.Context) -> click.ClickException:
+    """The click error that says `exc` with this command's flags for the library's names."""
+    message = flag_text(exc.message, ctx)
     if exc.parameter:
-        found = option(exc.parameter)
-        name = max(found.opts, key=len) if found is not None else exc.parameter
-        message = f"{name} {message}"
+        found = _option(ctx, exc.parameter)
+        message = f"{max(found.opts, key=len) if found else exc.parameter} {message}"
     return click.UsageError(message, ctx)
 
 
@@ -123,6 +140,14 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
 def main(args=None, prog_name: str = "convcli"):
     """Entry point of the ``convcli`` script and ``python -m convcli``."""
     cli.main(args=args, prog_name=prog_name)
+
+
+def _text(value) -> str:
+    """A value read from a file or typed by the user, shown as itself, never as rich
+    markup (``[red]`` stays ``[red]``)."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 def _console(stderr: bool = False):
@@ -170,8 +195,11 @@ def _output_path(source: Path, output: str, job) -> Path:
 @click.option("--gray", is_flag=True, help="Convert to luminance (BT.601) first.")
 @click.option("--rgb", is_flag=True, help="Repeat a gray image into 3 channels first.")
 @click.option("--format", "fmt", default=None,
-              type=click.Choice(sorted({ext[1:] for ext in FORMATS}), case_sensitive=False),
+              type=click.Choice(extensions(), case_sensitive=False),
               help="Output format, instead of the output's (or input's) extension.")
+@click.option("--page", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Page of a multi-page input (TIFF), from 1 (default: the first, with a "
+                   "note when there are more).")
 @click.option("--quality", type=click.IntRange(1, 100), default=None,
               help="JPEG/WebP quality (default 92).")
 @click.option("--grid", is_flag=True,
@@ -190,7 +218,7 @@ def _output_path(source: Path, output: str, job) -> Path:
 @click.option("--exclude", "excludes", multiple=True, metavar="PATTERN",
               help="Skip files and folders whose name or relative path matches; repeatable.")
 @click.option("--follow-links", is_flag=True, help="Follow symbolic links to folders.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+@click.option("-j", "--jobs", type=click.IntRange(1, MAX_WORKERS), default=None,
               help="Worker processes for folders (default: the number of CPUs).")
 @click.option("--skip-existing", is_flag=True,
               help="Keep outputs that exist (resume an interrupted batch).")
@@ -206,7 +234,7 @@ def _output_path(source: Path, output: str, job) -> Path:
               callback=lambda ctx, param, value: _moved_to_forward(value))
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
           groups, mode, algo, threads, bias, normalize, range_policy, alpha, gray, rgb, fmt,
-          quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
+          page, quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
           jobs, skip_existing, overwrite, fail_fast, quiet, weights_path):
     """Apply kernels to an image, or to folders of images.
 
@@ -220,6 +248,9 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
 
     if gray and rgb:
         raise click.UsageError("--gray and --rgb exclude each other")
+    if not output.strip():
+        raise click.BadParameter("is empty; give an output file, or a folder as DIR/",
+                                 param_hint="'-o'")
     if not kernel_specs:
         raise click.UsageError("Missing option '-k' / '--kernel'")
     if skip_existing and overwrite:
@@ -232,7 +263,7 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     options = ConvOptions(stride=stride, padding=padding, dilation=dilation, groups=groups,
                           pad_mode=pad_mode, mode=mode, bias=bias, normalize=normalize, algo=algo)
     job = ApplyJob(kernels=kernels, options=options, range_policy=range_policy, alpha=alpha,
-                   gray=gray, rgb=rgb, quality=quality, grid=grid, fmt=fmt)
+                   gray=gray, rgb=rgb, quality=quality, grid=grid, fmt=fmt, page=page)
     if threads is not None:
         from .threads import set_threads
 
@@ -240,18 +271,23 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     if len(inputs) > 1 or inputs[0].is_dir():
         if show_stats:
             raise click.UsageError("--stats describes one file; for a batch use --report")
+        if not output.endswith(("/", "\\")) and not Path(output).is_dir() \
+                and Path(output).suffix.lower() in BY_EXTENSION:
+            raise click.BadParameter(f"{output} names a file, but several inputs or a folder "
+                                     f"write a folder of outputs; give a folder ({output}/ if "
+                                     "that is the name you want)", param_hint="'-o'")
         from .batch import BatchOptions
 
         batch = BatchOptions(recursive=recursive, globs=globs, excludes=excludes,
                              follow_links=follow_links, jobs=jobs, skip_existing=skip_existing,
                              overwrite=overwrite, fail_fast=fail_fast)
-        _apply_batch(inputs, Path(output), job, batch, quiet, report_path)
+        _apply_batch(inputs, Path(output), job, batch, quiet, report_path,
+                     _read_files(catalogue, kernel_specs))
         return
     source = inputs[0]
     target = _output_path(source, output, job)
-    if target.exists() and source.exists() and target.resolve() == source.resolve():
-        raise click.BadParameter(f"{target} is the input; convcli never overwrites its input",
-                                 param_hint="'-o'")
+    check_distinct([("input", source), *_read_files(catalogue, kernel_specs)],
+                   [("-o", target), ("--report", report_path)])
     report = job.run(source, target, details=show_stats or report_path is not None)
     for note in report["notes"]:
         click.echo(f"Warning: {note}", err=True)
@@ -260,7 +296,17 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         for stage in report["stages"]:
             _console().print(_comparison_table(stage["conv_vs_dense"], stage["kernel"]))
     if report_path is not None:
-        _write_json(report_path, report)
+        from .files import write_json
+
+        write_json(report_path, report)
+
+
+def _read_files(catalogue, specs=()) -> list[tuple[str, Path]]:
+    """The files a run reads besides its images: catalogues and kernel files."""
+    from .kernels import spec_file
+
+    return ([("--kernels catalogue", path) for path in catalogue.files]
+            + [(f"kernel file of -k {spec}", spec_file(spec)) for spec in specs])
 
 
 def _moved_to_forward(value) -> None:
@@ -271,33 +317,25 @@ def _moved_to_forward(value) -> None:
                                "--at Y,X]")
 
 
-def _display_rgb(picture):
-    """An 8-bit RGB view of a picture, for drawing on."""
-    import numpy as np
-
-    color = picture.color.astype(np.float64)
-    if picture.color.dtype.kind == "f":
-        low, high = float(color.min()), float(color.max())
-        color = (color - low) / (high - low or 1) * 255
-    else:
-        color = color * (255 / picture.max_value)
-    color = np.rint(color).clip(0, 255).astype(np.uint8)
-    return np.repeat(color, 3, axis=2) if color.shape[2] == 1 else color[:, :, :3]
-
-
-def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
+def _apply_batch(inputs, output_dir, job, options, quiet, report_path, read_files):
     import time
 
-    from .batch import Record, find_inputs, plan_tasks, run_tasks
+    from .batch import Record, find_inputs, no_inputs_reason, plan_tasks, run_tasks
 
     if output_dir.exists() and not output_dir.is_dir():
         raise click.BadParameter(f"{output_dir} is a file; with folders or several inputs -o "
                                  "must be a folder", param_hint="'-o'")
     found, notes = find_inputs(list(inputs), output_dir, options)
     tasks, existing = plan_tasks(found, output_dir, job, options)
+    check_distinct([("input", source) for source, _ in found] + read_files,
+                   [("output", task.target) for task in tasks + existing]
+                   + [("--report", report_path)])
     if not quiet:
         for note in notes:
-            click.echo(f"Warning: {note}", err=True)
+            click.echo(f"Warning: {flag_text(note, click.get_current_context())}", err=True)
+    if not found:
+        raise click.UsageError(flag_text(f"no input files: {no_inputs_reason(inputs, options)}",
+                                         click.get_current_context()))
     show_progress = not quiet and sys.stderr.isatty()
     progress = _batch_progress(len(tasks)) if show_progress else None
     failed = finished = 0
@@ -329,7 +367,9 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path):
                    f"{report.total} files finished; outputs are complete or absent. Run again "
                    "with --skip-existing to resume.", err=True)
     if report_path is not None:
-        _write_json(report_path, report.as_dict())
+        from .files import write_json
+
+        write_json(report_path, report.as_dict())
     sys.exit(report.exit_code)
 
 
@@ -368,35 +408,19 @@ def _apply_summary(report: dict) -> str:
             f"--range {r['policy']}, {100 * r['clipped_fraction']:.2f}% clipped")
 
 
-def _write_json(path: Path, data) -> None:
-    import json
-
-    from .images import atomic_write
-
-    text = json.dumps(data, indent=2, default=_json_default) + "\n"
-    atomic_write(path, lambda out: out.write(text.encode()))
-
-
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (np.ndarray, tuple)):
-        return list(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
 # ----------------------------------------------------------------------------------------
 # stats and matrix
 
 
-def _convolution_from_options(shape, spec, catalogues, cout, options):
-    """The convolution (and its kernel and plan) a stats or matrix command describes."""
+def _convolution_from_options(shape, spec, catalogues, cout, options, outputs=()):
+    """The convolution (and its kernel and plan) a stats or matrix command describes,
+    after checking that none of `outputs` (role, path) is a file it reads."""
     from .kernels import Catalogue, resolve_kernel
     from .pipeline import kernel_convolution
 
-    kernel = resolve_kernel(spec, Catalogue.load(catalogues))
+    catalogue = Catalogue.load(catalogues)
+    check_distinct(_read_files(catalogue, [spec]), outputs)
+    kernel = resolve_kernel(spec, catalogue)
     conv = kernel_convolution(kernel, shape[0], options, cout)
     return kernel, conv, conv.plan(shape)
 
@@ -436,7 +460,7 @@ def _options(stride, padding, pad_mode, dilation, groups, mode):
 def _comparison_table(stats: dict, title: str):
     from rich.table import Table
 
-    table = Table(title=f"{title}: convolution vs dense layer", title_justify="left")
+    table = Table(title=f"{_text(title)}: convolution vs dense layer", title_justify="left")
     table.add_column("")
     table.add_column("convolution", justify="right")
     table.add_column("dense", justify="right")
@@ -485,11 +509,13 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
     kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)
     with_bias = cout is not None if with_bias is None else with_bias
-    result = conv_vs_dense(plan, conv.weight, with_bias, dense_out)
+    result = conv_vs_dense(plan.input_shape[1:], conv.weight, plan.stride, plan.padding,
+                           plan.dilation, plan.groups, plan.pad_mode, plan.mode, with_bias,
+                           dense_out)
     if as_json:
-        import json
+        from .files import json_text
 
-        click.echo(json.dumps(result, default=_json_default))
+        click.echo(json_text(result))
     else:
         _console().print(_comparison_table(result, kernel.name))
 
@@ -507,7 +533,7 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
 @click.option("--im2col", "show_im2col", is_flag=True,
               help="Show the patch matrix (Cin·kh·kw × Ho·Wo) instead, as fast "
                    "implementations multiply it.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random inputs used to verify the matrix.")
 def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
            with_bias, as_json, png, npy, sparse, show_im2col, seed):
@@ -519,19 +545,23 @@ def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, g
     from .matrix import explain_matrix
 
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
-    kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)
+    kernel, conv, plan = _convolution_from_options(
+        shape, spec, catalogues, cout, options,
+        [("--png", png), ("--npy", npy), ("--sparse", sparse)])
     if kernel.combine:
         click.echo(f"Note: {kernel.name} combines its filters by {kernel.combine}, which is not "
                    f"linear; this is the matrix of its {kernel.n_filters} filters.", err=True)
     bias = conv.bias if with_bias is not False else None
     view = explain_matrix(plan, conv.weight, bias, patch_matrix=show_im2col, seed=seed,
                           dense=bool(png or npy))
+    from .files import save_npy, save_npz
+
     if sparse is not None:
         if view.sparse is None:
             raise click.UsageError("--sparse saves the equivalent matrix; drop --im2col")
-        _save_npz(sparse, **view.sparse.arrays())
+        save_npz(sparse, **view.sparse.arrays())
     if npy is not None:
-        _save_npy(npy, view.values)
+        save_npy(npy, view.values)
     if png is not None:
         from .images import save_pillow
         from .render import heatmap
@@ -540,12 +570,12 @@ def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, g
         labels = [c for row in view.cells for c in row] if view.cells and cell >= 24 else None
         save_pillow(heatmap(view.values, cell, labels), png)
     if as_json:
-        import json
+        from .files import json_text
 
-        click.echo(json.dumps(view.summary(), default=_json_default))
+        click.echo(json_text(view.summary()))
         return
     console = _console()
-    console.print(f"[bold]{view.title}[/bold] of {kernel.name} on {shape_text(shape)} → "
+    console.print(f"[bold]{view.title}[/bold] of {_text(kernel.name)} on {shape_text(shape)} → "
                   f"{shape_text(plan.output_shape[1:])}")
     if view.cells is not None:
         console.print(_cells_table(view.cells, view.values))
@@ -570,22 +600,6 @@ def _cells_table(cells, values):
                              "red" if v > 0 else "blue" if v < 0 else "")
                         for text, v in zip(row_cells, row_values)))
     return table
-
-
-def _save_npy(path: Path, array) -> None:
-    import numpy as np
-
-    from .images import atomic_write
-
-    atomic_write(path, lambda out: np.save(out, array, allow_pickle=False))
-
-
-def _save_npz(path: Path, **arrays) -> None:
-    import numpy as np
-
-    from .images import atomic_write
-
-    atomic_write(path, lambda out: np.savez(out, **arrays))
 
 
 # ----------------------------------------------------------------------------------------
@@ -615,15 +629,16 @@ def _save_npz(path: Path, **arrays) -> None:
                    "whose window lies inside the image).")
 @click.option("--method", type=click.Choice(["lstsq", "gd"]), default="lstsq", show_default=True,
               help="lstsq: exact least squares; gd: gradient descent, watching the loss.")
-@click.option("--ridge", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--ridge", type=FiniteFloatRange(min=0), default=0.0, show_default=True,
               help="Ridge penalty λ·|w|² (per pixel); helps when images barely vary.")
-@click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True,
+@click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), default=200, show_default=True,
               help="Gradient descent steps.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="Gradient descent step (default: 1/curvature, found by power iteration).")
-@click.option("--holdout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--holdout", type=FiniteFloatRange(0, 1, max_open=True), default=0.0,
               show_default=True, help="Share of pixels kept out of the fit to test it.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the holdout split.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the holdout split.")
 @click.option("--name", default="learned", show_default=True,
               help="Name of the learned kernel (its catalogue entry with --save).")
 @click.option("--save", "save_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -653,6 +668,9 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
     if plot_path is not None and method != "gd":
         raise click.UsageError("--plot draws the loss curve of --method gd")
     files = [(source, target), *pairs]
+    images = [(role, path) for pair in files for role, path in zip(("INPUT", "TARGET"), pair)]
+    check_distinct(images, [("--save", save_path), ("--plot", plot_path)])
+    check_distinct([("--kernels catalogue", path) for path in catalogues], [("--plot", plot_path)])
     arrays = [(read_image(x).color, read_image(y).color) for x, y in files]
     geometry = Geometry(size=int_pair(size, "size"), stride=int_pair(stride, "stride"),
                         dilation=int_pair(dilation, "dilation"), pad_mode=pad_mode)
@@ -692,15 +710,13 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
 
         save_pillow(line_chart(result.losses, "epoch", "loss (mean squared error)"), plot_path)
     if as_json:
-        import json
+        from .files import json_text
 
-        click.echo(json.dumps(summary, default=_json_default))
+        click.echo(json_text(summary))
         return
     console = _console()
-    from rich.markup import escape
-
     shape = weights.shape[1:] if result.kernel_2d else weights.shape
-    console.print(f"[bold]{escape(name)}[/bold]: "
+    console.print(f"[bold]{_text(name)}[/bold]: "
                   f"{'one 2-D kernel' if result.kernel_2d else 'a layer'} "
                   f"{'×'.join(map(str, shape))} by {method}")
     click.echo(weights_text(kernel))
@@ -710,10 +726,10 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
                           f"over {report['pixels']:,} values")
     for index, (k, v) in enumerate(closest):
         prefix = "" if len(closest) == 1 else f"filter {index + 1} "
-        console.print(f"{prefix}≈ {k} ({v:.4f})")
+        console.print(f"{prefix}≈ {_text(k)} ({v:.4f})")
     if save_path is not None:
-        console.print(f"saved as {name} in {save_path}: convcli apply IMAGE -k {name} "
-                      f"--kernels {save_path}")
+        console.print(_text(f"saved as {name} in {save_path}: convcli apply IMAGE -k {name} "
+                            f"--kernels {save_path}"))
 
 
 def _loss_progress(epochs: int):
@@ -901,7 +917,8 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
     """
     import numpy as np
 
-    from .images import image_format, read_image
+    from .formats import format_of
+    from .images import read_image
     from .kernels import Catalogue
     from .net import check_input, load_network, write_feature_maps
     from .pipeline import input_planes
@@ -914,7 +931,7 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
         raise click.UsageError("--layer says which layer --at refers to; give --at Y,X")
     if range_policy is not None and not grid:
         raise click.UsageError("--range maps the tiles of --grid; .npy maps keep their values")
-    if overlay_path is not None and image_format(overlay_path) == "NPY":
+    if overlay_path is not None and format_of(overlay_path).name == "NPY":
         raise click.BadParameter(f"{overlay_path}: a picture needs an image format such as "
                                  ".png", param_hint="'--rf-overlay'")
     if output_dir.exists() and not output_dir.is_dir():
@@ -943,17 +960,20 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
         del window["position"]
         report.update(at=window, rf_overlay=str(overlay_path))
     if report_path is not None:
-        _write_json(report_path, report)
+        from .files import write_json
+
+        write_json(report_path, report)
 
 
 def _draw_overlay(picture, rows, window, input_shape, path) -> None:
     from .images import save_pillow
     from .net import axes, fields_at_depth
+    from .pixels import display_rgb
     from .render import draw_windows
 
     drawn = fields_at_depth(rows, window["position"], window["y"], window["x"], input_shape)
     labels = [f"{row.node.name}: r={_axes_text(axes(row.fields, 'size'))}" for row, _ in drawn]
-    save_pillow(draw_windows(_display_rgb(picture), [w for _, w in drawn], labels), path)
+    save_pillow(draw_windows(display_rgb(picture.color), [w for _, w in drawn], labels), path)
 
 
 # ----------------------------------------------------------------------------------------
@@ -981,10 +1001,13 @@ def kernels(ctx, catalogues):
         kh, kw = kernel.size
         size = f"{kh}×{kw}" + (f" ×{kernel.n_filters}" if kernel.n_filters > 1 else "")
         total = ", ".join(sorted({f"{s + 0.0:.4g}" for s in kernel.filter_sums()}))
-        table.add_row(name, size, total, "yes" if kernel.separable() else "no",
+        table.add_row(_text(name), size, total, "yes" if kernel.separable() else "no",
                       kernel.range_hint() + (f" ({kernel.combine})" if kernel.combine else ""),
-                      ("(learned) " if kernel.learned else "") + kernel.description)
+                      ("(learned) " if kernel.learned else "") + _text(kernel.description))
     _console().print(table)
+
+
+kernels.command_class = ConvcliCommand
 
 
 @kernels.command("show")
@@ -998,19 +1021,23 @@ def kernels_show(catalogue, spec, png, cell):
     """Print a kernel's weights (SPEC is anything -k accepts)."""
     from .kernels import resolve_kernel, weights_text
 
+    check_distinct(_read_files(catalogue, [spec]), [("--png", png)])
     kernel = resolve_kernel(spec, catalogue)
+    if png is not None:                         # first, so a refused size prints nothing
+        from .render import kernel_picture
+
+        picture = kernel_picture(kernel.weights, cell)
     console = _console()
-    console.print(f"[bold]{kernel.name}[/bold]  {kernel.description}")
+    console.print(f"[bold]{_text(kernel.name)}[/bold]  {_text(kernel.description)}")
     if kernel.source:
-        console.print(f"source: {kernel.source}")
+        console.print(f"source: {_text(kernel.source)}")
     if kernel.learned:
-        console.print(f"learned: {kernel.learned}")
+        console.print(f"learned: {_text(kernel.learned)}")
     click.echo(weights_text(kernel))
     if png is not None:
         from .images import save_pillow
-        from .render import kernel_picture
 
-        save_pillow(kernel_picture(kernel.weights, cell), png)
+        save_pillow(picture, png)
         click.echo(f"wrote {png}")
 
 
@@ -1245,7 +1272,8 @@ def attack(net_path, image, weights_path, eps, target, steps, output):
     import numpy as np
 
     from .attack import attack as perturb
-    from .images import Picture, read_image, to_gray, write_image
+    from .images import Picture, read_image, write_image
+    from .pixels import to_gray
 
     model = _model(net_path, weights_path)
     channels, height, width = model.network.input_shape

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .algorithms import ALGORITHMS
 from .errors import ParameterError
-from .plan import make_plan
+from .limits import check_convolution
+from .plan import int_pair, make_plan
 
 
 def _as_float_array(value, name: str, dtype) -> np.ndarray:
@@ -61,13 +63,48 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     ------
     ValueError
         For any input or option that is not allowed; the message names it.
+
+    Notes
+    -----
+    An empty batch (N = 0) gives an empty result, and an input of no channels (Cin = 0)
+    a result of no channels, as in PyTorch.  ``auto`` loads the compiled core when it pays
+    (see `convcli.backend`): in a long-lived process from the second call that gains.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcli import conv2d
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    >>> conv2d(x, np.ones((1, 1, 3, 3), np.float32))           # sums of 3×3 windows
+    array([[[45., 54.],
+            [81., 90.]]], dtype=float32)
+    >>> conv2d(x, np.ones((2, 1, 3, 3)), padding="same").shape   # float64 weights: float64
+    (2, 4, 4)
     """
+    source = x
     plan, x, weight, bias = prepare(x, weight, bias, stride, padding, dilation, groups,
                                     pad_mode, mode)
-    algorithm = resolve_algorithm(algo, plan, weight)
     out = np.empty(plan.output_shape, x.dtype)
-    ALGORITHM_RUNNERS[algorithm](x.reshape(plan.input_shape), weight, bias, plan, out)
+    if out.size == 0 or plan.input_shape[1] == 0:
+        # nothing to compute; like PyTorch, an input of no channels gives no channels
+        resolve_algorithm(algo, plan, weight, jit=False)
+        out = out[:, :0] if plan.input_shape[1] == 0 else out
+        return out if x.ndim == 4 else out[0]
+    algorithm = resolve_algorithm(algo, plan, weight,
+                                  rounding=lambda: integer_rounding(source, x, weight))
+    run(algorithm, x.reshape(plan.input_shape), weight, bias, plan, out)
     return out if x.ndim == 4 else out[0]
+
+
+def integer_rounding(source, x: np.ndarray, weight: np.ndarray) -> tuple[float, float] | None:
+    """(1, max |x|) when integer inputs and integer weights make every exact result an
+    integer, which an inexact algorithm must then not round to the wrong one (see
+    `convcli.plan.choose_algorithm`); else None."""
+    if not np.array_equal(weight, np.round(weight)):
+        return None
+    if np.asarray(source).dtype.kind not in "biu" and not np.array_equal(x, np.round(x)):
+        return None
+    return 1.0, float(np.abs(x).max())
 
 
 def prepare(x, weight, bias, stride, padding, dilation, groups, pad_mode, mode):
@@ -79,6 +116,7 @@ def prepare(x, weight, bias, stride, padding, dilation, groups, pad_mode, mode):
     if x.ndim not in (3, 4):
         raise ParameterError(f"x must have shape (Cin, H, W) or (N, Cin, H, W), got {x.shape}")
     plan = make_plan(x.shape, weight.shape, stride, padding, dilation, groups, pad_mode, mode)
+    check_convolution(plan)
     weight = correlation_weight(weight, mode)
     cout = weight.shape[0]
     if bias is None:
@@ -101,16 +139,26 @@ def correlation_weight(weight: np.ndarray, mode: str) -> np.ndarray:
     return np.ascontiguousarray(weight[:, :, ::-1, ::-1]) if mode == "conv" else weight
 
 
-def resolve_algorithm(algo: str, plan, weight, jit: bool | None = None) -> str:
+def resolve_algorithm(algo: str, plan, weight, jit: bool | None = None, rounding=None) -> str:
     """`algo` checked, or the planner's choice for ``auto`` (see `choose_algorithm`)."""
-    from .choices import ALGORITHMS
+    from .algorithms import NAMES
     from .plan import choose_algorithm
 
     if algo == "auto":
-        return choose_algorithm(plan, weight, jit)
-    if algo not in ALGORITHMS:
-        raise ParameterError(f"algo {algo!r} is not one of auto, {', '.join(ALGORITHMS)}")
+        return choose_algorithm(plan, weight, jit, rounding)
+    if algo not in NAMES:
+        raise ParameterError(f"algo {algo!r} is not one of auto, {', '.join(NAMES)}")
     return algo
+
+
+def run(algorithm: str, x, weight, bias, plan, out) -> None:
+    """Compute the convolution `plan` by `algorithm` into `out`: the engine's one entry.
+
+    x is (N, Cin, H, W) and out (N, Cout, Ho, Wo) as `plan` says (a `BandPlan` computes a
+    band of output rows from the input rows it names), weight and bias as `prepare` makes
+    them; all contiguous, of one float dtype.
+    """
+    ALGORITHMS[algorithm].run(x, weight, bias, plan, out)
 
 
 #: Output channels a direct task computes from one padding of its input rows.
@@ -130,18 +178,18 @@ def block_rows(plan, channels: int = 1) -> int:
                       2**16 // max(1, wo * channels)))
 
 
-def _direct(x, weight, bias, plan, out):
-    from . import _core
+def run_direct(x, weight, bias, plan, out):
+    from ._core import conv as core
 
     chunk = min(CHANNEL_CHUNK, plan.weight_shape[0] // plan.groups)
-    _core.correlate(x, weight, bias, plan.row_sources(), plan.col_sources(), *plan.stride,
-                    *plan.dilation, plan.padding[2], plan.groups, block_rows(plan, chunk),
-                    chunk, out)
+    core.correlate(x, weight, bias, plan.row_sources(), plan.col_sources(), *plan.stride,
+                   *plan.dilation, plan.padding[2], plan.groups, block_rows(plan, chunk),
+                   chunk, out)
 
 
-def _separable(x, weight, bias, plan, out):
+def run_separable(x, weight, bias, plan, out):
     """Each 2-D kernel as rank-1 terms (exact: a full-rank kernel keeps all its terms)."""
-    from . import _core
+    from ._core import conv as core
     from .plan import low_rank_terms
 
     cout, cin_g, kh, kw = weight.shape
@@ -154,9 +202,9 @@ def _separable(x, weight, bias, plan, out):
             c, r = terms[co][ci]
             cols[co, ci, :c.shape[0]] = c
             rows[co, ci, :r.shape[0]] = r
-    _core.correlate_separable(x, cols, rows, bias, plan.row_sources(), plan.col_sources(),
-                              *plan.stride, *plan.dilation, plan.padding[2], plan.groups,
-                              block_rows(plan), out)
+    core.correlate_separable(x, cols, rows, bias, plan.row_sources(), plan.col_sources(),
+                             *plan.stride, *plan.dilation, plan.padding[2], plan.groups,
+                             block_rows(plan), out)
 
 
 #: Patch values the gemm path builds at once (32 MB of float32): one band for most layers;
@@ -172,7 +220,7 @@ def im2col(x: np.ndarray, plan, rows: slice = slice(None), out: np.ndarray | Non
     ``weight_g.reshape(Cout/groups, -1) @ patches[rows of g]`` is that group's output.
     `rows` limits it to a band of output rows (columns in C order of (rows, Wo)); `out`, if
     given, is the C-contiguous array to write it into."""
-    from . import _core
+    from ._core import conv as core
 
     _, _, kh, kw = plan.weight_shape
     ho, wo = plan.output_shape[2:]
@@ -180,11 +228,11 @@ def im2col(x: np.ndarray, plan, rows: slice = slice(None), out: np.ndarray | Non
     x = np.ascontiguousarray(x[None], compute_dtype(x))
     if out is None:
         out = np.empty((x.shape[1] * kh * kw, max(0, stop - first) * wo), x.dtype)
-    return _core.im2col(x, plan.row_sources(), plan.col_sources(), kh, kw, *plan.stride,
-                        *plan.dilation, plan.padding[2], first, out)
+    return core.im2col(x, plan.row_sources(), plan.col_sources(), kh, kw, *plan.stride,
+                       *plan.dilation, plan.padding[2], first, wo, out)
 
 
-def _gemm(x, weight, bias, plan, out):
+def run_gemm(x, weight, bias, plan, out):
     """im2col in bands of output rows (one buffer), then one BLAS product per group straight
     into the output; each group's patch matrix ends with a row of ones and its weights with
     the bias, so the product adds the bias too (no second pass over the output)."""
@@ -209,7 +257,7 @@ def _gemm(x, weight, bias, plan, out):
             np.matmul(matrices, patches, out=result[:, :, first * wo:last * wo])
 
 
-def _fft(x, weight, bias, plan, out):
+def run_fft(x, weight, bias, plan, out):
     """Overlap-save: tiles of the padded input times the kernels' spectra (numpy's FFT),
     tiles spread over the thread pool; strides keep every s-th value of the stride-1
     result."""
@@ -288,7 +336,7 @@ def padded_block(planes: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.n
 NUMPY_BLOCK = 2**15
 
 
-def _numpy(x, weight, bias, plan, out):
+def run_numpy(x, weight, bias, plan, out):
     """Tap by tap, each a multiply-add over a block of output rows of every channel (numpy
     only): slower per value than the compiled core, but with nothing to load or compile.
     Blocks small enough to stay in cache run in parallel (numpy frees the GIL)."""
@@ -322,38 +370,112 @@ def _numpy(x, weight, bias, plan, out):
     parallel_for(run_blocks, (ho + rows - 1) // rows)
 
 
-ALGORITHM_RUNNERS = {"direct": _direct, "separable": _separable, "fft": _fft, "gemm": _gemm,
-                     "numpy": _numpy}
-
-
 def warm_up() -> None:
     """Load the compiled core that applying a kernel to an 8-bit image uses (from numba's
     cache, or compiling it) before it is timed or forked into workers."""
-    from . import _core
+    from ._core import codecs, pixels
 
     planes = conv2d(np.zeros((1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32),
                     padding=1, pad_mode="reflect", algo="direct")
-    pixels = np.empty((4, 4, 1), np.uint8)
-    _core.quantize(planes, False, 0.0, 1.0, 255.0, True, pixels)
-    _core.png_filter_rows(pixels.reshape(4, 4), 1, np.zeros(4, np.uint8))
+    pixels.finite_range(planes)
+    codecs.png_filter_rows(np.zeros((4, 4), np.uint8), 1, np.zeros(4, np.uint8))
+
+
+def _pooling_input(x) -> np.ndarray:
+    x = np.asarray(x)
+    x = _as_float_array(x, "x", compute_dtype(x))
+    if x.ndim not in (3, 4):
+        raise ParameterError(f"x must have shape (C, H, W) or (N, C, H, W), got {x.shape}")
+    return x
 
 
 def max_pool2d(x, kernel, stride=None, padding=0, dilation=1) -> np.ndarray:
-    """PyTorch's ``max_pool2d``: the largest value under each window of each channel
-    (padding never wins).  `x` is (C, H, W) or (N, C, H, W); `stride` defaults to `kernel`."""
-    from . import _core
-    from .plan import int_pair
+    """PyTorch's ``max_pool2d``: the largest value under each window of each channel.
 
-    x = np.asarray(x)
-    dtype = compute_dtype(x)
-    x = _as_float_array(x, "x", dtype)
-    if x.ndim not in (3, 4):
-        raise ParameterError(f"x must have shape (C, H, W) or (N, C, H, W), got {x.shape}")
+    Parameters
+    ----------
+    x : array_like
+        (C, H, W) or (N, C, H, W).
+    kernel : int or (int, int)
+        The window.
+    stride : int or (int, int), optional
+        Defaults to `kernel`.
+    padding, dilation : int or (int, int)
+        As in `conv2d`; padding never wins.
+
+    Returns
+    -------
+    ndarray
+        (C, Ho, Wo) or (N, C, Ho, Wo), float64 if x is, else float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcli import max_pool2d
+    >>> max_pool2d(np.arange(16.0).reshape(1, 4, 4), 2)
+    array([[[ 5.,  7.],
+            [13., 15.]]])
+    """
+    from ._core import conv as core
+
+    x = _pooling_input(x)
     kernel = int_pair(kernel, "kernel")
     stride = kernel if stride is None else stride
     plan = make_plan(x.shape, (x.shape[-3], 1, *kernel), stride, padding, dilation,
                      x.shape[-3], "zeros", window="window")
-    out = np.empty(plan.output_shape, dtype)
-    _core.max_pool(x.reshape(plan.input_shape), plan.row_sources(), plan.col_sources(),
-                   *kernel, *plan.stride, *plan.dilation, out)
+    out = np.empty(plan.output_shape, x.dtype)
+    if out.size:
+        core.max_pool(x.reshape(plan.input_shape), plan.row_sources(), plan.col_sources(),
+                      *kernel, *plan.stride, *plan.dilation, out)
     return out if x.ndim == 4 else out[0]
+
+
+def avg_pool2d(x, kernel, stride=None, padding=0, count_include_pad=True) -> np.ndarray:
+    """PyTorch's ``avg_pool2d``: the mean under each window of each channel.
+
+    Parameters
+    ----------
+    x : array_like
+        (C, H, W) or (N, C, H, W).
+    kernel : int or (int, int)
+        The window.
+    stride : int or (int, int), optional
+        Defaults to `kernel`.
+    padding : int or (int, int)
+        Zeros on each side, at most half the window (as in PyTorch).
+    count_include_pad : bool
+        Whether the padded zeros count in the mean (PyTorch's default), or only the
+        window's real pixels.
+
+    Returns
+    -------
+    ndarray
+        (C, Ho, Wo) or (N, C, Ho, Wo), float64 if x is, else float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcli import avg_pool2d
+    >>> avg_pool2d(np.arange(16.0).reshape(1, 4, 4), 2)
+    array([[[ 2.5,  4.5],
+            [10.5, 12.5]]])
+    >>> avg_pool2d(np.ones((1, 2, 2)), 2, stride=1, padding=1, count_include_pad=False)
+    array([[[1., 1., 1.],
+            [1., 1., 1.],
+            [1., 1., 1.]]])
+    """
+    x = _pooling_input(x)
+    kernel = int_pair(kernel, "kernel")
+    pads = int_pair(padding, "padding", minimum=0)
+    if pads[0] > kernel[0] // 2 or pads[1] > kernel[1] // 2:
+        raise ParameterError(f"{padding!r} must be at most half the {kernel[0]}×{kernel[1]} "
+                             "window, as in PyTorch", parameter="padding")
+    channels = x.shape[-3]
+    stride = kernel if stride is None else stride
+    window = np.full((channels, 1, *kernel), 1 / (kernel[0] * kernel[1]), x.dtype)
+    out = conv2d(x, window, None, stride, pads, 1, channels)
+    if not count_include_pad and any(pads):
+        counts = conv2d(np.ones((1, *x.shape[-2:]), x.dtype),
+                        np.ones((1, 1, *kernel), x.dtype), None, stride, pads)
+        out *= (kernel[0] * kernel[1]) / counts[0]
+    return out

@@ -38,9 +38,22 @@ class ParameterError(ConvcliError, ValueError):
         return f"{self.parameter} {self.message}" if self.parameter else self.message
 
 
+class FileError(ConvcliError):
+    """A file cannot be read or written (missing, permissions, a full disk); the message
+    names it."""
+
+
+class FileFormatError(FileError, ParameterError):
+    """A file the user named is not in a form convcli takes: not valid YAML, too large,
+    too deeply nested, with aliases that expand past the budget, or a name that cannot
+    become part of a path."""
+
+    exit_code = 2
+
+
 class KernelError(ParameterError):
     """A kernel spec, kernel file or catalogue entry cannot be used."""
 
 
-class ImageError(ConvcliError):
+class ImageError(FileError):
     """An image cannot be read or written."""

@@ -19,6 +19,8 @@ import numpy as np
 
 from .choices import COMBINES, RANGE_HINTS
 from .errors import KernelError
+from .files import NAME_PATTERN, NAME_RULE, atomic_write, read_yaml
+from .limits import MAX_WEIGHTS, check_size, product
 from .plan import kernel_rank
 
 ENTRY_KEYS = {"weights", "bank", "spec", "scale", "bias", "combine", "range", "description",
@@ -91,16 +93,22 @@ def _odd_size(radius: float) -> int:
 
 def _check_positive(name: str, **values: float) -> None:
     for key, value in values.items():
-        if not value > 0:
-            raise KernelError(f"kernel {name}: {key} must be > 0, got {value}")
+        if not (math.isfinite(value) and value > 0):
+            raise KernelError(f"kernel {name}: {key} must be > 0 and finite, got {value}")
 
 
 def _size(name: str, size, default: int) -> int:
     if size is None:
         return default
-    if size != int(size) or size < 1:
+    if not math.isfinite(size) or size != int(size) or size < 1:
         raise KernelError(f"kernel {name}: size must be a positive whole number, got {size}")
     return int(size)
+
+
+def _check_area(name: str, height: int, width: int) -> None:
+    """Refuse a parametric kernel of more than `MAX_WEIGHTS` weights before building it."""
+    check_size(f"kernel {name}: a {height}×{width} kernel", height * width, MAX_WEIGHTS,
+               "weights", "choose a smaller size or sigma")
 
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -112,6 +120,7 @@ def gaussian_kernel(sigma: float, size: int | None = None) -> np.ndarray:
     """Sampled 2-D Gaussian normalised to sum 1; size defaults to ⌈3σ⌉·2+1."""
     _check_positive("gaussian", sigma=sigma)
     size = _size("gaussian", size, _odd_size(3 * sigma))
+    _check_area("gaussian", size, size)
     yy, xx = _grid(size)
     g = np.exp(-(yy**2 + xx**2) / (2 * sigma**2))
     return g / g.sum()
@@ -121,6 +130,7 @@ def box_kernel(size: float, width: float | None = None) -> np.ndarray:
     """Mean over a size×size (or size×width) window."""
     h = _size("box", size, 3)
     w = _size("box", width, h)
+    _check_area("box", h, w)
     return np.full((h, w), 1.0 / (h * w))
 
 
@@ -128,6 +138,7 @@ def log_kernel(sigma: float, size: int | None = None) -> np.ndarray:
     """Laplacian of Gaussian (negative centre), shifted to sum exactly zero."""
     _check_positive("log", sigma=sigma)
     size = _size("log", size, _odd_size(3 * sigma))
+    _check_area("log", size, size)
     yy, xx = _grid(size)
     r2 = (yy**2 + xx**2) / (2 * sigma**2)
     k = -(1 - r2) * np.exp(-r2) / (math.pi * sigma**4)
@@ -138,6 +149,7 @@ def dog_kernel(sigma1: float, sigma2: float, size: int | None = None) -> np.ndar
     """Difference of Gaussians G(σ1) − G(σ2), each normalised, so the sum is zero."""
     _check_positive("dog", sigma1=sigma1, sigma2=sigma2)
     size = _size("dog", size, _odd_size(3 * max(sigma1, sigma2)))
+    _check_area("dog", size, size)
     return gaussian_kernel(sigma1, size) - gaussian_kernel(sigma2, size)
 
 
@@ -145,7 +157,10 @@ def motion_kernel(length: float, angle: float = 0.0) -> np.ndarray:
     """A line `length` pixels long through the centre at `angle` degrees (counter-clockwise
     from the x axis), anti-aliased, summing to 1."""
     _check_positive("motion", length=length)
+    if not math.isfinite(angle):
+        raise KernelError(f"kernel motion: angle must be a finite number, got {angle}")
     size = _odd_size((length - 1) / 2)
+    _check_area("motion", size, size)
     k = np.zeros((size, size))
     c = (size - 1) / 2
     theta = math.radians(angle)
@@ -204,10 +219,16 @@ def parametric_kernel(spec: str) -> Kernel:
         if key not in names:
             raise KernelError(f"kernel {spec!r}: {name} has no parameter {key!r}; it takes "
                               f"{', '.join(names)}")
+        if key in values:
+            raise KernelError(f"kernel {spec!r}: {key} is given twice; the form is "
+                              f"{name}:{','.join(f'{n}=V' for n in names)}")
         try:
             values[key] = float(text)
         except ValueError:
-            raise KernelError(f"kernel {spec!r}: {key}={text!r} is not a number") from None
+            raise KernelError(f"kernel {spec!r}: {key}={text!r} is not a number; the form is "
+                              f"{name}:{','.join(f'{n}=V' for n in names)}") from None
+        if not math.isfinite(values[key]):
+            raise KernelError(f"kernel {spec!r}: {key}={text.strip()} is not a finite number")
     try:
         weights = function(**values)
     except TypeError:
@@ -225,16 +246,23 @@ def parametric_kernel(spec: str) -> Kernel:
 _SCALE_SUFFIX = re.compile(r"^(?P<body>.*\S)\s*(?P<op>[/*])\s*(?P<factor>[-+]?[0-9.]+(?:[eE][-+]?\d+)?)$", re.S)
 
 
-def parse_number(text, what: str) -> float:
-    """A number, or a fraction written as a string such as "1/16" or "-1/256"."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
+def parse_number(text, what: str, finite: bool = True) -> float:
+    """A number, or a fraction written as a string such as "1/16" or "-1/256"; NaN and
+    infinity (1e400 included) are refused if `finite`, else returned as they are."""
     try:
-        from fractions import Fraction
+        if isinstance(text, (int, float)) and not isinstance(text, bool):
+            value = float(text)
+        else:
+            from fractions import Fraction
 
-        return float(Fraction(str(text).strip()))
+            value = float(Fraction(str(text).strip()))
     except (ValueError, ZeroDivisionError):
         raise KernelError(f"{what}: {text!r} is not a number") from None
+    except OverflowError:
+        value = math.inf
+    if finite and not math.isfinite(value):
+        raise KernelError(f"{what}: {text!r} is not a finite number (NaN and infinity are refused)")
+    return value
 
 
 def _rows_to_matrix(rows: list[list[str]], what: str) -> np.ndarray:
@@ -266,9 +294,15 @@ def _is_float(text: str) -> bool:
     return True
 
 
+#: The forms of a matrix written as text.
+MATRIX_FORMS = "[[a,b],[c,d]] (rows in brackets), [a,b,c] (one row) or 'a b; c d'"
+_EMPTY_VALUE = re.compile(r"(^|[\[,;\n])\s*,|,\s*($|[\];\n])")
+
+
 def parse_matrix(text: str, what: str = "matrix") -> np.ndarray:
-    """Parse ``[[1,2,1],[2,4,2]]``, ``1 2 1; 2 4 2`` or lines of numbers, with an optional
-    trailing ``/16`` or ``*0.5``."""
+    """Parse ``[[1,2,1],[2,4,2]]``, ``[1,2,1]``, ``1 2 1; 2 4 2`` or lines of numbers, with
+    an optional trailing ``/16`` or ``*0.5``; anything else (``[1,[2,3]]``, ``1,,2``) is
+    refused with the forms allowed."""
     factor = 1.0
     match = _SCALE_SUFFIX.match(text.strip())
     if match:
@@ -277,13 +311,53 @@ def parse_matrix(text: str, what: str = "matrix") -> np.ndarray:
             raise KernelError(f"{what}: cannot divide by zero")
         factor = 1 / value if match["op"] == "/" else value
         text = match["body"]
-    if text.count("[") != text.count("]"):
+    body = text.strip()
+    if body.count("[") != body.count("]"):
         raise KernelError(f"{what}: the brackets do not balance")
-    text = re.sub(r"\]\s*,?\s*\[", ";", text.strip()).replace("[", "").replace("]", "")
-    rows = [[v for v in re.split(r"[,\s]+", line.strip()) if v] for line in re.split(r"[;\n]", text)]
+    if _EMPTY_VALUE.search(body):
+        raise KernelError(f"{what}: a value is missing between commas; a matrix is {MATRIX_FORMS}")
+    if body.startswith("["):
+        rows = _bracketed_rows(body, what)
+    elif "[" in body:
+        raise KernelError(f"{what}: brackets must enclose the whole matrix; a matrix is "
+                          f"{MATRIX_FORMS}")
+    else:
+        rows = [[v for v in re.split(r"[,\s]+", line.strip()) if v]
+                for line in re.split(r"[;\n]", body)]
     while rows and not rows[-1]:
         rows.pop()
-    return _rows_to_matrix(rows, what) * factor
+    with np.errstate(over="ignore"):
+        matrix = _rows_to_matrix(rows, what) * factor
+    if not np.isfinite(matrix).all():
+        raise KernelError(f"{what}: scaling by {factor:g} overflows to infinity")
+    return matrix
+
+
+def _bracketed_rows(body: str, what: str) -> list[list[str]]:
+    """The rows of ``[[…],[…]]`` or ``[…]`` (``;`` may end rows inside one pair)."""
+    top: list = []
+    stack = [top]
+    for token in re.findall(r"[\[\];]|[^\[\];,\s]+", body):
+        if token == "[":
+            stack[-1].append([])
+            stack.append(stack[-1][-1])
+        elif token == "]":
+            if len(stack) == 1:
+                raise KernelError(f"{what}: the brackets do not balance")
+            stack.pop()
+        else:
+            stack[-1].append(token)
+    wrong = KernelError(f"{what}: not a matrix; a matrix is {MATRIX_FORMS}")
+    if len(top) != 1 or not isinstance(top[0], list):
+        raise wrong
+    outer = top[0]
+    if all(isinstance(item, str) for item in outer):
+        text = " ".join(outer)
+        return [line.split() for line in text.split(";")]
+    if all(isinstance(row, list) and all(isinstance(v, str) and v != ";" for v in row)
+           for row in outer):
+        return outer
+    raise wrong
 
 
 def inline_kernel(spec: str) -> Kernel:
@@ -312,103 +386,6 @@ def looks_like_matrix(spec: str) -> bool:
 # Catalogues
 
 
-def _yaml_loader():
-    import yaml
-
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    class UniqueKeyLoader(base):
-        """The safe loader, refusing a mapping that names a key twice."""
-
-    def construct_mapping(loader, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise KernelError(f"line {key_node.start_mark.line + 1}: {key!r} is defined twice")
-            seen.add(key)
-        return base.construct_mapping(loader, node, deep=deep)
-
-    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                                    construct_mapping)
-    return UniqueKeyLoader
-
-
-def read_yaml(path: Path, what: str, cache: bool = False):
-    """Load a YAML file with the safe loader; errors name the file.
-
-    With `cache`, through a JSON copy in the user's cache directory
-    (``$XDG_CACHE_HOME/convcli``, else ``~/.cache/convcli``), used while the file's path and
-    contents are the same: JSON loads without importing and running the YAML parser, 35 ms
-    of every run that reads the catalogue.  Data JSON cannot hold exactly (dates, numeric
-    keys, NaN) is not copied; a cache directory that cannot be written is not used."""
-    import zlib
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KernelError(f"{what} {path}: cannot read it ({exc.strerror if isinstance(exc, OSError) else exc})") from None
-    folder = _cache_folder() if cache else None
-    if folder:
-        stamp = [str(Path(path).resolve()), zlib.crc32(text.encode())]
-        copy = folder / f"catalogue-{zlib.crc32(stamp[0].encode()):08x}.json"
-        data = _json_copy(copy, stamp)
-        if data is not None:
-            return data
-    data = _parse_yaml(text, path, what)
-    if folder:
-        _write_json_copy(copy, stamp, data)
-    return data
-
-
-def _cache_folder() -> Path | None:
-    """``$XDG_CACHE_HOME/convcli``, else ``~/.cache/convcli``; None without a home."""
-    try:
-        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convcli"
-    except (RuntimeError, KeyError):           # no $HOME and no password entry
-        return None
-
-
-def _parse_yaml(text: str, path: Path, what: str):
-    import yaml
-
-    try:
-        return yaml.load(text, Loader=_yaml_loader())
-    except KernelError as exc:
-        raise KernelError(f"{what} {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise KernelError(f"{what} {path}: {where}not valid YAML ({getattr(exc, 'problem', exc)})") from None
-
-
-def _json_copy(copy: Path, stamp: list):
-    """The data of a JSON copy written with this stamp, else None."""
-    import json
-
-    try:
-        cached = json.loads(copy.read_text(encoding="utf-8"))
-        return cached["data"] if cached["stamp"] == stamp else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _write_json_copy(copy: Path, stamp: list, data) -> None:
-    """Write data as JSON (atomically) if JSON holds it exactly and the folder is writable."""
-    import json
-
-    try:
-        text = json.dumps({"stamp": stamp, "data": data})
-        if data is None or json.loads(text)["data"] != data:
-            return
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        temporary = copy.with_name(f".{copy.name}.{os.getpid()}")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, copy)
-    except (OSError, TypeError, ValueError):
-        pass
-
-
 def builtin_catalogue_path() -> Path:
     """kernels.yaml inside the installed package, or at the root of a source checkout."""
     here = Path(__file__).resolve().parent
@@ -417,10 +394,21 @@ def builtin_catalogue_path() -> Path:
 
 
 class Catalogue:
-    """Named kernels from one or more catalogue files; later files override earlier ones."""
+    """Named kernels from one or more catalogue files; later files override earlier ones.
+
+    `load` reads the built-in catalogue, ``$CONVCLI_KERNELS`` and the given files.
+
+    Examples
+    --------
+    >>> from convcli import Catalogue
+    >>> catalogue = Catalogue.load(use_env=False)
+    >>> "sobel_x" in catalogue, catalogue.get("sharpen").size
+    (True, (3, 3))
+    """
 
     def __init__(self) -> None:
         self._entries: dict[str, dict] = {}
+        self.files: list[Path] = []           # the catalogue files read, in order
         self._origin: dict[str, Path] = {}
         self._cache: dict[str, Kernel] = {}
 
@@ -436,7 +424,8 @@ class Catalogue:
         return catalogue
 
     def add_file(self, path: Path) -> None:
-        data = read_yaml(path, "kernel catalogue", cache=True)
+        data = read_yaml(path, "kernel catalogue", cache=True, error=KernelError)
+        self.files.append(Path(path))
         if data is None:
             data = {"kernels": {}}
         if not isinstance(data, dict) or not isinstance(data.get("kernels"), dict):
@@ -444,9 +433,8 @@ class Catalogue:
                               "mapping of name → entry")
         entries = data["kernels"]
         for name, entry in entries.items():
-            if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w.-]*", name):
-                raise KernelError(f"kernel catalogue {path}: entry {name!r}: a name is letters, "
-                                  "digits, '_', '-' or '.', starting with a letter or '_'")
+            if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+                raise KernelError(f"kernel catalogue {path}: entry {name!r}: {NAME_RULE}")
             if not isinstance(entry, dict):
                 raise KernelError(f"kernel catalogue {path}: entry {name!r}: expected a mapping "
                                   "with weights, bank or spec")
@@ -498,12 +486,20 @@ class Catalogue:
                     raise KernelError(f"{what}: bank refers back to {member!r} (a cycle)")
                 if member not in self._entries:
                     raise KernelError(f"{what}: bank member {member!r} is not in the catalogue")
-                parts.append(self._build(member, self._entries[member], chain + (name,)).weights)
+                if member not in self._cache:
+                    self._cache[member] = self._build(member, self._entries[member],
+                                                      chain + (name,))
+                parts.append(self._cache[member].weights)
             if len({p.shape[1:] for p in parts}) != 1:
                 raise KernelError(f"{what}: bank members differ in size "
                                   f"({', '.join('×'.join(map(str, p.shape[1:])) for p in parts)})")
+            check_size(f"{what}: bank", sum(p.size for p in parts), MAX_WEIGHTS, "weights")
             weights = np.concatenate(parts)
-        weights = weights * parse_number(entry.get("scale", 1), f"{what}: scale")
+        check_size(f"{what}: weights", weights.size, MAX_WEIGHTS, "weights")
+        with np.errstate(over="ignore"):
+            weights = weights * parse_number(entry.get("scale", 1), f"{what}: scale")
+        if not np.isfinite(weights).all():
+            raise KernelError(f"{what}: scale makes a weight overflow to infinity")
         bias = entry.get("bias", 0)
         values = bias if isinstance(bias, list) else [bias] * weights.shape[0]
         if len(values) != weights.shape[0]:
@@ -546,7 +542,7 @@ def _weights_from_yaml(value, what: str) -> np.ndarray:
                 f", channel {channel}" if depth == 4 else "")
             if not isinstance(matrix, list) or not all(isinstance(r, list) for r in matrix):
                 raise KernelError(f"{label}: weights must be a list of rows of numbers")
-            rows = [[str(parse_number(v, label)) for v in row] for row in matrix]
+            rows = [[str(parse_number(v, label, finite=False)) for v in row] for row in matrix]
             mats.append(_rows_to_matrix(rows, label))
         if len({m.shape for m in mats}) != 1:
             raise KernelError(f"{what}: filter {index}: its matrices differ in size")
@@ -560,13 +556,22 @@ def _weights_from_yaml(value, what: str) -> np.ndarray:
 # Specs
 
 
-def _kernel_from_file(spec: str, catalogue: Catalogue) -> Kernel:
-    body = spec[1:]
-    path_text, entry = body, None
+def _file_spec(spec: str) -> tuple[Path, str | None]:
+    """``@FILE`` or ``@BANK.yaml:NAME`` → (path, entry name or None)."""
+    body = spec.strip()[1:]
     head, sep, tail = body.rpartition(":")
     if sep and head.lower().endswith((".yaml", ".yml", ".npz")):
-        path_text, entry = head, tail
-    path = Path(path_text)
+        return Path(head), tail
+    return Path(body), None
+
+
+def spec_file(spec: str) -> Path | None:
+    """The file a ``-k`` spec reads (``@k.npy``, ``@bank.yaml:NAME``), else None."""
+    return _file_spec(spec)[0] if spec.strip().startswith("@") else None
+
+
+def _kernel_from_file(spec: str, catalogue: Catalogue) -> Kernel:
+    path, entry = _file_spec(spec)
     what = f"kernel file {path}"
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
@@ -584,9 +589,11 @@ def _kernel_from_file(spec: str, catalogue: Catalogue) -> Kernel:
         return _trained_layer(path, entry, what)
     if suffix == ".npy":
         try:
-            weights = np.load(path, allow_pickle=False)
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
         except (OSError, ValueError) as exc:
             raise KernelError(f"{what}: not a readable .npy array ({exc})") from None
+        check_size(f"{what}: an array of shape {shape}", product(shape), MAX_WEIGHTS, "weights")
+        weights = np.load(path, allow_pickle=False)
         if weights.dtype.kind not in "biuf":
             raise KernelError(f"{what}: holds {weights.dtype}, not numbers")
         weights = weights.astype(np.float64)
@@ -638,7 +645,37 @@ def _trained_layer(path: Path, layer: str | None, what: str) -> Kernel:
 
 
 def resolve_kernel(spec: str, catalogue: Catalogue | None = None) -> Kernel:
-    """Turn a ``-k`` spec into a `Kernel` (see the module docstring for the forms)."""
+    """Turn a kernel spec into a `Kernel`.
+
+    Parameters
+    ----------
+    spec : str
+        A catalogue name (``sobel_x``), a parametric kernel (``gaussian:1.5``,
+        ``box:5``), an inline matrix (``"1 2 1; 0 0 0; -1 -2 -1"``) or ``@FILE`` (.npy,
+        text or YAML); the module docstring lists every form.
+    catalogue : Catalogue, optional
+        Where names are looked up; by default `Catalogue.load()`.
+
+    Returns
+    -------
+    Kernel
+        Its ``weights`` (bank, kh, kw) or (Cout, Cin, kh, kw), ``bias`` and name.
+
+    Raises
+    ------
+    KernelError
+        A ValueError saying what was wrong with the spec.
+
+    Examples
+    --------
+    >>> from convcli import resolve_kernel
+    >>> resolve_kernel("sobel_x").weights[0]
+    array([[-1.,  0.,  1.],
+           [-2.,  0.,  2.],
+           [-1.,  0.,  1.]])
+    >>> resolve_kernel("gaussian:1.5").size
+    (11, 11)
+    """
     if not isinstance(spec, str) or not spec.strip():
         raise KernelError("kernel spec is empty; give a name, name:params, a matrix or @file")
     spec = spec.strip()
@@ -665,21 +702,18 @@ def append_to_catalogue(path, name: str, entry: dict) -> None:
     """
     import yaml
 
-    from .images import atomic_write
-
     path = Path(path)
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if old:
-        data = read_yaml(path, "kernel catalogue")
+        data = read_yaml(path, "kernel catalogue", error=KernelError)
         if not isinstance(data, dict) or set(data) != {"kernels"}:
             raise KernelError(f"kernel catalogue {path}: convcli appends only to a file whose "
                               "single top-level key is 'kernels'")
         if name in (data["kernels"] or {}):
             raise KernelError(f"{name!r} exists already in kernel catalogue {path}; choose another",
                               parameter="name")
-    if not re.fullmatch(r"[A-Za-z_][\w.-]*", name):
-        raise KernelError(f"{name!r} is not a name: a name is letters, digits, '_', '-' or '.', "
-                          "starting with a letter or '_'", parameter="name")
+    if not NAME_PATTERN.fullmatch(name):
+        raise KernelError(f"{name!r} is not a name: {NAME_RULE}", parameter="name")
     block = yaml.safe_dump({name: entry}, sort_keys=False, allow_unicode=True, width=100,
                            default_flow_style=None)
     text = (old if old.endswith("\n") or not old else old + "\n") or "kernels:\n"

@@ -8,7 +8,9 @@ same `conv2d` core — the way a CNN learns its filters.
 
 from __future__ import annotations
 
+
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +18,8 @@ import numpy as np
 
 from .conv import conv2d
 from .errors import ParameterError
-from .plan import make_plan, padding_amounts
+from .limits import MAX_DENSE_ENTRIES, check_size, product
+from .plan import int_pair, make_plan, padding_amounts
 from .conv import im2col
 
 #: Patch values per band when summing the normal equations (bounds memory).
@@ -322,18 +325,27 @@ def learn(pairs, settings: LearnSettings, on_epoch=None) -> LearnResult:
     bias, depthwise = settings.bias, settings.depthwise
     if method not in ("lstsq", "gd"):
         raise ParameterError(f"must be lstsq or gd, got {method!r}", parameter="method")
-    if ridge < 0:
-        raise ParameterError(f"must be ≥ 0, got {ridge}", parameter="ridge")
+    if not 0 <= ridge < math.inf:
+        raise ParameterError(f"must be finite and ≥ 0, got {ridge}", parameter="ridge")
+    if settings.lr is not None and not 0 < settings.lr < math.inf:
+        raise ParameterError(f"must be finite and > 0, got {settings.lr}", parameter="lr")
     samples, cout, cin = make_samples(pairs, geometry, depthwise, settings.cout, holdout,
                                       settings.seed)
+    unknowns = cin * product(geometry.size) + 1
+    check_size(f"{'×'.join(map(str, geometry.size))} on {cin} channel(s) gives {unknowns:,} "
+               "unknowns, whose normal equations have", unknowns * unknowns, MAX_DENSE_ENTRIES,
+               "entries", hint="learn a smaller kernel", parameter="size")
     if not any(s.fit.any() for s in samples):
         raise ParameterError("no output pixel is left to fit; lower holdout=")
     losses = []
     if method == "lstsq":
         weight, b = solve_lstsq(samples, geometry, cout, bias, ridge)
     else:
-        weight, b, losses = descend(samples, geometry, cout, bias, ridge, settings.epochs,
-                                    settings.lr, on_epoch)
+        from .backend import repeating
+
+        with repeating():               # two convolutions an epoch: worth the core's load
+            weight, b, losses = descend(samples, geometry, cout, bias, ridge, settings.epochs,
+                                        settings.lr, on_epoch)
     return LearnResult(weight, b, depthwise or (cin == 1 and cout == 1),
                        quality(samples, weight, b, geometry, "fit"),
                        quality(samples, weight, b, geometry, "held") if holdout else None, losses)
@@ -423,3 +435,65 @@ def catalogue_entry(result: LearnResult, files, options: dict) -> dict:
         "source": "convcli learn",
         "learned": learned,
     }
+
+
+def learn_kernel(pairs, size, *, stride=1, dilation=1, pad_mode: str | None = None,
+                 depthwise: bool = False, cout: int | None = None, bias: bool = True,
+                 method: str = "lstsq", ridge: float = 0.0, epochs: int = 200,
+                 lr: float | None = None, holdout: float = 0.0, seed: int = 0,
+                 on_epoch=None) -> LearnResult:
+    """Fit the kernel that turns each input into its target (what ``convcli learn`` does).
+
+    Parameters
+    ----------
+    pairs : sequence of (input, target)
+        Arrays (H, W) or (H, W, C); each target is the input filtered at this `stride`
+        with "same" padding, so of size ⌈H/s⌉ × ⌈W/s⌉.
+    size : int or (int, int)
+        The kernel's size.
+    stride, dilation : int or (int, int)
+        The options the kernel will be applied with.
+    pad_mode : str, optional
+        Fit border pixels too, padding with this mode; by default only pixels whose window
+        lies inside the image are fitted.
+    depthwise : bool
+        Learn one 2-D kernel for every channel (always so for gray pairs).
+    cout : int, optional
+        Learn a layer of this many filters over all input channels.
+    bias : bool
+        Learn a bias per output channel.
+    method : {"lstsq", "gd"}
+        Exact least squares, or gradient descent (`epochs` steps of `lr`, by default
+        1/curvature), calling ``on_epoch(epoch, loss)`` after each.
+    ridge : float
+        Penalty λ·|w|² per pixel.
+    holdout : float
+        Share of pixels kept out of the fit to test it (drawn with `seed`).
+
+    Returns
+    -------
+    LearnResult
+        ``weight`` (Cout, Cin, kh, kw), ``bias``, ``fit`` and ``held_out`` quality (RMSE,
+        R²), and ``losses`` of gd.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcli import conv2d, learn_kernel
+    >>> x = np.random.default_rng(0).random((40, 40), np.float32)
+    >>> sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32)
+    >>> y = conv2d(x[None], sobel[None, None], padding="same")[0]
+    >>> result = learn_kernel([(x, y)], 3)
+    >>> np.round(result.weight[0, 0], 3) + 0.0
+    array([[-1.,  0.,  1.],
+           [-2.,  0.,  2.],
+           [-1.,  0.,  1.]])
+    """
+    geometry = Geometry(size=int_pair(size, "size"), stride=int_pair(stride, "stride"),
+                        dilation=int_pair(dilation, "dilation"), pad_mode=pad_mode)
+    settings = LearnSettings(geometry=geometry, depthwise=depthwise, cout=cout, bias=bias,
+                             method=method, ridge=ridge, epochs=epochs, lr=lr,
+                             holdout=holdout, seed=seed)
+    pairs = [tuple(a[..., None] if a.ndim == 2 else a for a in map(np.asarray, pair))
+             for pair in pairs]
+    return learn(pairs, settings, on_epoch)

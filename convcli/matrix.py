@@ -17,10 +17,11 @@ import numpy as np
 from .errors import ParameterError
 from .layers import ConvOp, DenseOp
 from .conv import correlation_weight, im2col
-from .plan import ConvPlan, make_plan
+from .limits import MAX_DENSE_ENTRIES, MAX_SPARSE_ENTRIES, MAX_WEIGHTS, check_size, product
+from .plan import ConvPlan, make_plan, sources_at
 
 #: Largest dense matrix (in entries) `equivalent_matrix` builds: 2**26 float64 = 512 MiB.
-DENSE_LIMIT = 2**26
+DENSE_LIMIT = MAX_DENSE_ENTRIES
 
 
 def _plan_and_weight(input_shape, weight, stride, padding, dilation, groups, pad_mode, mode):
@@ -87,7 +88,20 @@ def check_dense_size(shape: tuple[int, int]) -> None:
         raise ParameterError(
             f"the dense matrix would be {shape[0]:,}×{shape[1]:,} = {size:,} entries "
             f"({size * 8 / 2**20:,.0f} MiB as float64), over the limit of {DENSE_LIMIT:,}; "
-            "use the sparse form (equivalent_matrix_sparse, sparse=FILE.npz)")
+            "use the sparse form (equivalent_matrix_sparse, sparse=FILE.npz) or a smaller "
+            "input_shape=")
+
+
+def check_sparse_size(plan: ConvPlan) -> None:
+    """Refuse an equivalent matrix whose weight placements (one per weight and output
+    value) exceed `MAX_SPARSE_ENTRIES`, before building any."""
+    _, cin, h, w = plan.input_shape
+    kh, kw = plan.weight_shape[2:]
+    check_size(f"{cin}×{h}×{w} with a {kh}×{kw} kernel gives",
+               product(plan.weight_shape[:2]) * product(plan.output_shape[2:]) * kh * kw,
+               MAX_SPARSE_ENTRIES, "weight placements in the matrix",
+               hint="choose a smaller input_shape=",
+               parameter="input_shape")
 
 
 @dataclass
@@ -117,9 +131,30 @@ class SparseMatrix:
 
 def equivalent_matrix_sparse(input_shape, weight, stride=1, padding=0, dilation=1, groups=1,
                              pad_mode="zeros", mode="corr") -> SparseMatrix:
-    """The equivalent matrix in coordinate form; no scipy needed (see `equivalent_matrix`)."""
+    """The equivalent matrix in coordinate form; no scipy needed.
+
+    Parameters
+    ----------
+    input_shape, weight, stride, padding, dilation, groups, pad_mode, mode
+        As in `equivalent_matrix`.
+
+    Returns
+    -------
+    SparseMatrix
+        Its nonzero entries (``row``, ``col``, ``value``) and ``shape``; ``M @ v``
+        multiplies and ``M.todense()`` expands it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcli import equivalent_matrix_sparse
+    >>> m = equivalent_matrix_sparse((1, 64, 64), np.ones((1, 1, 3, 3)), padding=1)
+    >>> m.shape, m.value.size           # 9 taps per output, fewer at the borders
+    ((4096, 4096), 36100)
+    """
     plan, weight = _plan_and_weight(input_shape, weight, stride, padding, dilation, groups,
                                     pad_mode, mode)
+    check_sparse_size(plan)
     rows, cols, taps = matrix_entries(plan)
     shape = matrix_shape(plan)
     linear = rows * shape[1] + cols
@@ -153,6 +188,20 @@ def equivalent_matrix(input_shape, weight, stride=1, padding=0, dilation=1, grou
     ValueError
         For the options `conv2d` refuses, and for a matrix over `DENSE_LIMIT` entries
         (use `equivalent_matrix_sparse`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcli import conv2d, equivalent_matrix
+    >>> weight = np.array([[[[1.0, -1.0]]]])                 # a 1×2 difference
+    >>> equivalent_matrix((1, 1, 3), weight)
+    array([[ 1., -1.,  0.],
+           [ 0.,  1., -1.]])
+    >>> x = np.random.default_rng(0).random((2, 5, 5))
+    >>> w = np.random.default_rng(1).random((3, 2, 3, 3))
+    >>> m = equivalent_matrix(x.shape, w, padding=1, pad_mode="reflect")
+    >>> bool(np.allclose(m @ x.ravel(), conv2d(x, w, padding=1, pad_mode="reflect").ravel()))
+    True
     """
     plan, _ = _plan_and_weight(input_shape, weight, stride, padding, dilation, groups, pad_mode,
                                mode)
@@ -169,10 +218,13 @@ def matrix_nonzeros(plan: ConvPlan, weight: np.ndarray) -> int:
     pairs of classes, each weight slice summed per cell as the matrix does.
     """
     weight = correlation_weight(np.asarray(weight, np.float64), plan.mode)
-    src_rows, src_cols = _tap_sources(plan)
-    row_classes = Counter(_relabel(src_rows[:, oy]) for oy in range(src_rows.shape[1]))
-    col_classes = Counter(_relabel(src_cols[:, ox]) for ox in range(src_cols.shape[1]))
+    _, _, ho, wo = plan.output_shape
+    _, _, h, w = plan.input_shape
     kh, kw = weight.shape[2:]
+    top, bottom, left, right = plan.padding
+    row_classes = _axis_classes(h, top, kh, plan.stride[0], plan.dilation[0], ho, plan.pad_mode)
+    col_classes = _axis_classes(w, left, kw, plan.stride[1], plan.dilation[1], wo,
+                                plan.pad_mode)
     slices = weight.reshape(-1, kh * kw)
     tolerance = 1e-12 * max(1.0, float(np.abs(weight).max()))
     total = 0
@@ -193,26 +245,74 @@ def matrix_nonzeros(plan: ConvPlan, weight: np.ndarray) -> int:
     return total
 
 
+def _axis_classes(length: int, before: int, kernel: int, stride: int, dilation: int,
+                  outputs: int, pad_mode: str) -> Counter:
+    """How many outputs of one axis map their taps to input positions in each pattern
+    (`_relabel`), counting the interior (every tap a distinct real position) without
+    enumerating it, so an axis of any length costs only its borders."""
+    span = (kernel - 1) * dilation
+    first = min(outputs, -(-before // stride))                   # first interior output
+    last = max(first - 1, min(outputs - 1, (length - 1 - span + before) // stride))
+    check_size(f"{before} gives outputs at the border", first + outputs - 1 - last,
+               MAX_WEIGHTS // kernel, "outputs", hint="use less padding", parameter="padding")
+    border = list(range(first)) + list(range(last + 1, outputs))
+    classes = Counter({tuple(range(kernel)): last - first + 1} if last >= first else {})
+    if border:
+        taps = np.arange(kernel, dtype=np.int64) * dilation - before
+        positions = np.array(border, dtype=np.int64)[:, None] * stride + taps[None, :]
+        classes.update(_relabel(row) for row in sources_at(positions, length, pad_mode))
+    return classes
+
+
 def _relabel(sources: np.ndarray) -> tuple[int, ...]:
     """Sources of one output row's taps, renamed by first appearance (-1 kept)."""
     names: dict[int, int] = {}
     return tuple(-1 if s < 0 else names.setdefault(int(s), len(names)) for s in sources)
 
 
-def conv_vs_dense(plan: ConvPlan, weight: np.ndarray, bias: bool,
+def conv_vs_dense(input_shape, weight, stride=1, padding=0, dilation=1, groups=1,
+                  pad_mode="zeros", mode="corr", bias: bool = False,
                   dense_out: int | None = None) -> dict:
-    """Parameters and costs of a convolution and of a dense layer on the same input.
+    """Parameters and costs of a convolution and of a dense layer on the same input (what
+    ``convcli stats`` prints).
 
-    The dense layer maps every input value to `dense_out` outputs (by default as many as
-    the convolution has).  Counts come from the layers themselves (`convcli.layers`).
+    Parameters
+    ----------
+    input_shape : tuple
+        (Cin, H, W).
+    weight : array_like
+        (Cout, Cin/groups, kh, kw).
+    stride, padding, dilation, groups, pad_mode, mode
+        As in `convcli.conv2d`.
+    bias : bool
+        Whether both layers have a bias.
+    dense_out : int, optional
+        The dense layer's outputs; by default as many as the convolution has.
+
+    Returns
+    -------
+    dict
+        Shapes, parameter counts, multiply-adds, and the equivalent matrix's shape,
+        nonzeros and density.  Counts come from the layers themselves (`convcli.layers`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcli import conv_vs_dense
+    >>> report = conv_vs_dense((3, 32, 32), np.ones((8, 3, 3, 3)), padding=1)
+    >>> report["conv_params"], report["dense_params"], report["matrix_nonzeros"]
+    (216, 25165824, 212064)
     """
+    plan, _ = _plan_and_weight(input_shape, weight, stride, padding, dilation, groups,
+                               pad_mode, mode)
+    weight = np.asarray(weight, np.float64)
     _, cin, h, w = plan.input_shape
     in_shape = (cin, h, w)
     cout, _, kh, kw = plan.weight_shape
     conv = ConvOp((kh, kw), plan.stride, plan.padding, plan.dilation, cout, plan.groups, bias,
                 plan.pad_mode)
     out_shape = conv.output_shape(in_shape)
-    dense = DenseOp(dense_out or int(np.prod(out_shape)), bias)
+    dense = DenseOp(dense_out or product(out_shape), bias)
     conv_params, dense_params = conv.params(in_shape), dense.params(in_shape)
     rows, cols = matrix_shape(plan)
     nonzeros = matrix_nonzeros(plan, weight)
@@ -221,7 +321,7 @@ def conv_vs_dense(plan: ConvPlan, weight: np.ndarray, bias: bool,
         "weight_shape": list(plan.weight_shape), "groups": plan.groups,
         "conv_weights": conv_params.weights, "conv_bias": conv_params.bias,
         "conv_params": conv_params.total,
-        "dense_in": int(np.prod(in_shape)), "dense_out": dense.out,
+        "dense_in": product(in_shape), "dense_out": dense.out,
         "dense_weights": dense_params.weights, "dense_bias": dense_params.bias,
         "dense_params": dense_params.total,
         "param_ratio": dense_params.total / conv_params.total,
@@ -276,6 +376,11 @@ def explain_matrix(plan: ConvPlan, weight: np.ndarray, bias: np.ndarray | None =
 
     bias = np.zeros(weight.shape[0]) if bias is None else bias
 
+    if patch_matrix:
+        _, cin, _, _ = plan.input_shape
+        check_dense_size((cin * product(plan.weight_shape[2:]), product(plan.output_shape[2:])))
+    else:
+        check_sparse_size(plan)
     if dense and not patch_matrix:
         check_dense_size(matrix_shape(plan))
     shape = plan.input_shape[1:]

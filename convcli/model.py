@@ -40,7 +40,7 @@ class Weights:
 
     def save(self, path) -> None:
         """Write the .npz atomically (nothing half-written on failure)."""
-        from .images import atomic_write
+        from .files import atomic_write
 
         text = np.array(json.dumps(self.provenance, sort_keys=True))
         atomic_write(Path(path), lambda out: np.savez(out, provenance=text, **self.arrays))

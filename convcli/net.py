@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ParameterError
+from .files import check_name
 from .layers import (ACTIVATIONS, AddOp, ActivationOp, BatchNormOp, ConcatOp, ConvOp, DenseOp,
                      FlattenOp, GlobalAvgPoolOp, Op, PadOp, Params, PoolOp, Window)
 
@@ -63,8 +64,12 @@ class Node:
             return {k: np.asarray(v, np.float32) for k, v in (self.arrays or {}).items()}
         if self.kind != "conv":
             return {}
+        from .limits import MAX_WEIGHTS, check_size, product
+
         conv = self.op
         shape = (conv.out, input_shape[0] // conv.groups, *conv.kernel)
+        check_size(f"layer {self.label}: {conv.out} filters of "
+                   f"{'×'.join(map(str, shape[1:]))}", product(shape), MAX_WEIGHTS, "weights")
         if self.arrays is not None:
             weight, bias = self.arrays["weight"], self.arrays.get("bias")
         elif self.kernel is None:
@@ -321,7 +326,7 @@ def load_network(path, input_shape=None) -> Network:
 
 
 def _load_yaml(path: Path, input_shape) -> Network:
-    from .kernels import read_yaml
+    from .files import read_yaml
 
     data = read_yaml(path, "network")
     where = f"network {path}"
@@ -357,7 +362,7 @@ def _node(entry, index: int, where: str, earlier: list[str]) -> Node:
     if kind not in LAYER_TYPES:
         raise ParameterError(f"{where}: layer {index}: unknown type {kind!r}; expected one of "
                              f"{', '.join(LAYER_TYPES)}")
-    name = str(entry.get("name", f"{kind}{index}"))
+    name = check_name(entry.get("name", f"{kind}{index}"), f"{where}: layer {index} {kind}")
     label = name if "name" in entry else f"{index} {kind}"
     allowed = _FIELDS[kind] | {"type", "name", "inputs"}
     unknown = set(entry) - allowed
@@ -565,7 +570,8 @@ def write_feature_maps(network: Network, planes, output_dir, *, grid: bool = Fal
     each mapped by `range_policy` on its own.  Returns one record per file written."""
     import numpy as np
 
-    from .images import Picture, map_range, write_image
+    from .images import Picture, write_image
+    from .pixels import map_range
     from .render import tile_maps
 
     output_dir = Path(output_dir)

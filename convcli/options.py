@@ -5,19 +5,35 @@ Only click and pure-Python convcli modules are imported here, so ``--help`` stay
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 import click
 
-from .choices import ALGORITHMS
+from .algorithms import NAMES as ALGORITHM_NAMES
 from .errors import ParameterError
+from .limits import MAX_WORKERS
 from .plan import PAD_MODES, canonical_pad_mode, pad_mode_choices
 
 
 def _ints(text: str, separators: str) -> list[int]:
-    parts = [p for p in re.split(f"[{separators}]", text.strip()) if p != ""]
+    """Whole numbers between separators; an empty or other part (``1x``, ``1,,2``,
+    ``1.5``) raises ValueError."""
+    parts = re.split(f"[{separators}]", text.strip())
+    if not all(re.fullmatch(r"\s*[-+]?\d+\s*", p) for p in parts):
+        raise ValueError(text)
     return [int(p) for p in parts]
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A `click.FloatRange` that also refuses NaN and infinity."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class PairType(click.ParamType):
@@ -95,13 +111,17 @@ class FloatListType(click.ParamType):
         if isinstance(value, tuple):
             return value
         try:
-            return tuple(float(v) for v in str(value).split(","))
+            numbers = tuple(float(v) for v in str(value).split(","))
         except ValueError:
             self.fail(f"{value!r} is not a number or comma-separated numbers", param, ctx)
+        if not all(math.isfinite(v) for v in numbers):
+            self.fail(f"{value!r}: every number must be finite (no nan or inf)", param, ctx)
+        return numbers
 
 
 class ShapeType(click.ParamType):
-    """CxHxW or HxW → (C, H, W) with C = 1 for HxW."""
+    """CxHxW or HxW → (C, H, W) with C = 1 for HxW; HxWxC where that is the only sensible
+    reading (see `shape_reading`)."""
 
     name = "CxHxW"
 
@@ -114,7 +134,30 @@ class ShapeType(click.ParamType):
             numbers = []
         if len(numbers) not in (2, 3) or min(numbers) < 1:
             self.fail(f"{value!r} is not CxHxW or HxW with positive whole numbers", param, ctx)
-        return tuple(numbers) if len(numbers) == 3 else (1, *numbers)
+        if len(numbers) == 2:
+            return (1, *numbers)
+        shape, note = shape_reading(tuple(numbers))
+        if note:
+            click.echo(f"Note: {value} {note}", err=True)
+        return shape
+
+
+#: The most channels an image has (gray, gray + alpha, RGB, RGBA).
+IMAGE_CHANNELS = 4
+
+
+def shape_reading(numbers: tuple[int, int, int]) -> tuple[tuple[int, int, int], str]:
+    """(C, H, W) for three sizes, and a note when they were read as H×W×C.
+
+    Three sizes are C×H×W, as PyTorch writes them, unless the last could be an image's
+    channel count (at most `IMAGE_CHANNELS`) and the first could not (224x224x3, as
+    articles and numpy write images): that is H×W×C.
+    """
+    a, b, c = numbers
+    if c <= IMAGE_CHANNELS < a:
+        return (c, a, b), (f"is read as H×W×C: {c} channel{'s' * (c > 1)} of {a}×{b} "
+                           f"(C×H×W {c}x{a}x{b})")
+    return numbers, ""
 
 
 #: --kernels, for every command that resolves kernel specs.
@@ -164,13 +207,13 @@ def conv_options(default_padding: str = "auto", default_pad_mode: str = "reflect
         ]
         if compute:
             options += [
-                click.option("--algo", type=click.Choice(("auto",) + ALGORITHMS),
+                click.option("--algo", type=click.Choice(("auto",) + ALGORITHM_NAMES),
                              default="auto", show_default=True,
                              help="How to convolve: direct, separable (SVD terms), fft "
                                   "(overlap-save tiles), gemm (im2col + BLAS) or numpy (no "
                                   "compiled code to load); auto picks the cheapest by a cost "
                                   "model."),
-                click.option("--threads", type=click.IntRange(min=1), default=None,
+                click.option("--threads", type=click.IntRange(1, MAX_WORKERS), default=None,
                              envvar="CONVCLI_THREADS", show_envvar=True,
                              help="Threads for the convolution (default: every CPU; a batch "
                                   "divides them between its workers)."),

@@ -14,15 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .conv import conv2d, correlation_weight, resolve_algorithm
+from .conv import conv2d, correlation_weight, resolve_algorithm, run
 from .errors import ParameterError
 from .choices import ALPHA_POLICIES, RANGE_POLICIES
-from .images import (NO_ALPHA, Picture, RangeReport, image_format, map_range, output_dtype,
-                     read_image, to_gray, value_scale, write_image)
+from .backend import jit_pays, png_saving
+from .formats import format_of
+from .images import read_image, write_image
 from .kernels import Kernel
-from .plan import (ConvPlan, int_pair, jit_pays, jit_saving, make_plan, padding_amounts,
-                   png_saving)
-from .render import tile_maps
+from .limits import MAX_WEIGHTS, check_convolution, check_size, product
+from .pixels import (Picture, RangeReport, map_range, mapped_alpha, output_dtype, output_type,
+                     to_gray, to_picture, value_scale)
+from .plan import ConvPlan, int_pair, jit_saving, make_plan, padding_amounts, shape_text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,13 +97,18 @@ def kernel_convolution(kernel: Kernel, channels: int, options: ConvOptions,
         if channels % groups or cout % groups:
             raise ParameterError(f"{groups} must divide the {channels} input channels "
                                  f"and cout={cout}", parameter="groups")
-        weights = np.broadcast_to(weights, (cout, channels // groups, *kernel.size)).copy()
+        shape = (cout, channels // groups, *kernel.size)
+        check_size(f"{cout} filters of {shape_text(shape[1:])}", product(shape),
+                   MAX_WEIGHTS, "weights", parameter="cout")
+        weights = np.broadcast_to(weights, shape).copy()
         bias = np.zeros(cout)
     else:
         if groups != 1:
             raise ParameterError("applies to 4-D kernels (Cout, Cin/groups, kh, kw) and "
                                  "cout= layers; a 2-D kernel is already applied to each "
                                  "channel on its own", parameter="groups")
+        check_size(f"kernel {kernel.name} on each of {channels} channels",
+                   channels * weights.size, MAX_WEIGHTS, "weights")
         weights = np.tile(weights, (channels, 1, 1))[:, None]
         bias = np.tile(bias, channels)
         groups = channels
@@ -162,12 +169,16 @@ class Stage:
     bias: np.ndarray                          # float32
 
     @classmethod
-    def make(cls, kernel: Kernel, conv: Convolution, input_shape, jit: bool = True) -> "Stage":
+    def make(cls, kernel: Kernel, conv: Convolution, input_shape, jit: bool = True,
+             rounding: tuple[float, float] | None = None) -> "Stage":
         """The stage, computed by the planner's choice among the compiled algorithms
-        (`jit`) or those that need no compiled code."""
+        (`jit`) or those that need no compiled code; `rounding`, (step, magnitude), as in
+        `convcli.plan.choose_algorithm`, when its result will be rounded to integers."""
         plan = conv.plan(input_shape)
+        check_convolution(plan)
         weight = np.ascontiguousarray(correlation_weight(conv.weight, plan.mode), np.float32)
-        algorithm = resolve_algorithm(conv.options.algo, plan, weight, jit)
+        algorithm = resolve_algorithm(conv.options.algo, plan, weight, jit,
+                                      None if rounding is None else lambda: rounding)
         _, cout, ho, wo = plan.output_shape
         combined = input_shape[0] if (not kernel.is_layer and kernel.n_filters > 1
                                       and kernel.combine) else cout
@@ -181,13 +192,11 @@ class Stage:
     def rows(self, first: int, stop: int, source) -> np.ndarray:
         """Output rows [first, stop), computing from `source(start, stop)`, which gives the
         input rows the band needs as (C, rows, W) float32."""
-        from .conv import ALGORITHM_RUNNERS
-
         band = self.plan.band(first, stop)
         x = source(*band.input_rows())
         out = np.empty(band.output_shape[1:], np.float32)
-        ALGORITHM_RUNNERS[self.algorithm](np.ascontiguousarray(x)[None], self.weight,
-                                          self.bias, band, out[None])
+        run(self.algorithm, np.ascontiguousarray(x)[None], self.weight, self.bias, band,
+            out[None])
         return combine_bank(out, self.kernel, self.input_shape[0])
 
 
@@ -215,7 +224,8 @@ class Pipeline:
     """
 
     def __init__(self, picture: Picture, kernels, options: ConvOptions, alpha: str = "keep",
-                 gray: bool = False, rgb: bool = False, other_saving: float = 0.0):
+                 gray: bool = False, rgb: bool = False, other_saving: float = 0.0,
+                 output_step: float | None = None):
         if alpha not in ALPHA_POLICIES:
             raise ParameterError(f"alpha policy {alpha!r} is not one of "
                                  f"{', '.join(ALPHA_POLICIES)}")
@@ -229,8 +239,13 @@ class Pipeline:
         self.stages: list[Stage] = []
         self.carry: list[Stage] = []
         carry_shape = (1, *picture.color.shape[:2])
+        magnitude = picture.max_value         # a bound on |input| of the next stage
         for kernel in kernels:
-            stage = Stage.make(kernel, kernel_convolution(kernel, shape[0], options), shape)
+            conv = kernel_convolution(kernel, shape[0], options)
+            rounding = None if output_step is None or kernel is not kernels[-1] else \
+                (output_step, magnitude)
+            stage = Stage.make(kernel, conv, shape, rounding=rounding)
+            magnitude *= float(np.abs(conv.weight).sum(axis=(1, 2, 3)).max())
             if self.alpha_mode == "filter" and stage.output_shape[0] != shape[0]:
                 raise ParameterError(f"filter needs one output per channel; kernel "
                                      f"{kernel.name} makes {stage.output_shape[0]} from "
@@ -239,9 +254,13 @@ class Pipeline:
             shape = stage.output_shape
         self.jit = jit_pays(other_saving + sum(jit_saving(s.plan, s.weight) for s in self.stages))
         if not self.jit:
-            self.stages = [replace(s, algorithm=resolve_algorithm(s.conv.options.algo, s.plan,
-                                                                  s.weight, False))
-                           for s in self.stages]
+            last = self.stages[-1]
+            self.stages = [replace(s, algorithm=resolve_algorithm(
+                s.conv.options.algo, s.plan, s.weight, False,
+                None if rounding is None or s is not last else lambda: rounding))
+                for s in self.stages]
+        if rounding is not None:
+            self._warn_inexact(*rounding)
         if self.alpha_mode == "keep":
             for kernel in kernels:
                 carried = carry_stage(kernel, options, carry_shape, self.jit)
@@ -253,10 +272,26 @@ class Pipeline:
             self.alpha_mode = None
         self.output_shape = (color, *shape[1:])
 
+    def _warn_inexact(self, step: float, magnitude: float) -> None:
+        """One warning when a forced inexact algorithm (fft, separable) may round the last
+        stage's integer output to the wrong level (see `convcli.plan.rounding_error`)."""
+        import warnings
+
+        from .plan import ROUNDING_MARGIN, rounding_error
+
+        last = self.stages[-1]
+        error = rounding_error(last.algorithm, last.plan, last.weight, magnitude)
+        if last.conv.options.algo == last.algorithm and error >= ROUNDING_MARGIN * step:
+            warnings.warn(f"algo {last.algorithm!r} may be off by up to {error / step:.2g} "
+                          f"output levels with kernel {last.kernel.name} on this image (float32"
+                          " rounding); algo 'direct' sums every product as defined",
+                          RuntimeWarning, stacklevel=2)
+
     def _source(self, start: int, stop: int) -> np.ndarray:
         planes = input_planes(self.picture, self.gray, self.rgb, slice(start, stop))
-        if self.alpha_mode == "filter":
-            planes = np.concatenate([planes, self._alpha_source(start, stop)])
+        if self.alpha_mode == "filter":             # premultiplied, as compositing needs
+            alpha = self._alpha_source(start, stop)
+            planes = np.concatenate([planes * (alpha / self.picture.max_value), alpha])
         return planes
 
     def _alpha_source(self, start: int, stop: int) -> np.ndarray:
@@ -273,7 +308,11 @@ class Pipeline:
         """(color (C, rows, Wo), alpha (rows, Wo) or None) of output rows [first, stop)."""
         planes = self._chain(self.stages, first, stop, self._source)
         if self.alpha_mode == "filter":
-            return planes[:-1], planes[-1]
+            color, alpha = planes[:-1], planes[-1]
+            coverage = alpha / self.picture.max_value
+            covered = coverage > 1e-6
+            color = np.divide(color, coverage, out=np.zeros_like(color), where=covered)
+            return color, alpha
         if self.alpha_mode == "keep":
             return planes, self._chain(self.carry, first, stop, self._alpha_source)[0]
         return planes, None
@@ -318,68 +357,14 @@ class FilterResult:
     notes: list[str] = field(default_factory=list)
 
 
-def output_type(source: Picture, fmt: str, policy: str, range_policy: str, grid: bool):
-    """(policy, dtype, notes) of an output: .npy keeps raw values; a format keeps the
-    source's bit depth where it can (saying so where it cannot)."""
-    if fmt == "NPY":
-        if range_policy not in ("auto", "float") or grid:
-            raise ParameterError(f"range_policy={range_policy}{' grid=True' * grid}: .npy output "
-                                 "keeps the raw values; use another format to map them to "
-                                 "pixels")
-        policy = "float"
-    dtype = output_dtype(source.color.dtype, fmt, policy)
-    notes = []
-    bits = source.color.dtype.itemsize * 8
-    if dtype.kind == "u" and source.color.dtype.kind == "u" and dtype.itemsize * 8 < bits:
-        notes.append(f"{fmt} holds 8 bits per sample; the {bits}-bit result is scaled to 8 bits "
-                     "(write PNG or TIFF to keep 16 bits)")
-    return policy, dtype, notes
-
-
-def to_picture(result: FilterResult, source: Picture, fmt: str, range_policy: str = "auto",
-               grid: bool = False):
-    """Map a pipeline's float results to pixels for format `fmt`.
-
-    With `grid`, every output channel becomes one tile of a single gray image (each mapped
-    on its own, so ``minmax`` stretches each map).  Returns (Picture, RangeReport, notes).
-    """
-    policy, dtype, notes = output_type(source, fmt, result.range_policy, range_policy, grid)
-    if grid:
-        maps, reports = zip(*(map_range(plane[None], policy, source.max_value, dtype)
-                              for plane in result.planes))
-        tiled = tile_maps(np.stack([m[:, :, 0] for m in maps]),
-                          fill=value_scale(dtype) / 2 if dtype.kind == "f" else int(value_scale(dtype)) // 2)
-        if result.alpha is not None:
-            notes.append("alpha dropped: a grid holds one gray tile per channel")
-        report = RangeReport(policy, min(r.minimum for r in reports),
-                             max(r.maximum for r in reports),
-                             float(np.mean([r.clipped for r in reports])))
-        return Picture(tiled[:, :, None], None, source.icc_profile), report, notes
-    pixels, report = map_range(result.planes, policy, source.max_value, dtype)
-    alpha = _mapped_alpha(result.alpha, fmt, policy, source.max_value, dtype, notes)
-    return Picture(pixels, alpha, source.icc_profile), report, notes
-
-
-def _mapped_alpha(alpha, fmt, policy, source_max, dtype, notes):
-    """Alpha rows as pixels (clipped, never stretched), or None (noting a format without)."""
-    if alpha is None:
-        return None
-    if fmt in NO_ALPHA:
-        if f"{fmt} has no alpha channel; alpha dropped" not in notes:
-            notes.append(f"{fmt} has no alpha channel; alpha dropped")
-        return None
-    pixels, _ = map_range(alpha[None], "clip" if policy != "float" else "float", source_max, dtype)
-    return pixels[:, :, 0]
-
-
 def stream_png(pipeline: Pipeline, source: Picture, path: Path, policy: str, times: dict):
     """Compute, map and encode band after band straight into a PNG file (written
     atomically): neither the float result nor the whole output image is ever held.
     Returns (RangeReport, notes, output shape, whether alpha was written)."""
     from .codecs import PngWriter
-    from .images import atomic_write
+    from .files import atomic_write
 
-    _, dtype, notes = output_type(source, "PNG", policy, policy, False)
+    _, dtype, notes = output_type(source.color.dtype, "PNG", policy, policy, False)
     channels, ho, wo = pipeline.output_shape
     alpha = pipeline.alpha_mode is not None
     if channels + alpha > 4:
@@ -404,8 +389,8 @@ def stream_png(pipeline: Pipeline, source: Picture, path: Path, policy: str, tim
             low, high = min(low, report.minimum), max(high, report.maximum)
             clipped += report.clipped * planes.size
             if alpha:
-                alpha_pixels = _mapped_alpha(alpha_rows, "PNG", policy, source.max_value, dtype,
-                                             notes)
+                alpha_pixels = mapped_alpha(alpha_rows, "PNG", policy, source.max_value, dtype,
+                                            notes)
                 pixels = np.dstack([pixels, alpha_pixels])
             writer.add(pixels)
             times["write"] += time.perf_counter() - start
@@ -429,6 +414,7 @@ class ApplyJob:
     quality: int | None = None
     grid: bool = False
     fmt: str | None = None            # output extension; None keeps the input's
+    page: int | None = None           # of a multi-page input; None: the first, with a note
 
     def output_name(self, source: Path) -> str:
         """NAME_KERNEL.EXT: the input's stem, the kernels' names, the output extension."""
@@ -439,19 +425,25 @@ class ApplyJob:
         """Read an image, apply the kernels, write the result atomically; return a report
         (with each kernel's weights and conv-vs-dense comparison if `details`).
 
-        PNG output is computed and encoded band by band; other outputs are assembled."""
+        Streaming output (PNG) is computed and encoded band by band; other outputs are
+        assembled."""
         source_path, output_path = Path(source_path), Path(output_path)
-        fmt = image_format(output_path)
+        streaming, fmt = format_of(output_path).streaming, format_of(output_path).name
         times = {}
         start = time.perf_counter()
-        picture = read_image(source_path)
+        picture = read_image(source_path, self.page)
         times["read"] = time.perf_counter() - start
+        pages = []
+        if self.page is None and picture.pages > 1:
+            pages.append(f"{source_path} has {picture.pages} pages; page 1 was used")
         encoder_saving = png_saving(picture.color.size * output_dtype(
-            picture.color.dtype, fmt, "clip").itemsize) if fmt == "PNG" else 0.0
+            picture.color.dtype, fmt, "clip").itemsize) if streaming else 0.0
+        integer_out = output_dtype(picture.color.dtype, fmt, "clip")
+        step = picture.max_value / value_scale(integer_out) if integer_out.kind in "ui" else None
         pipeline = Pipeline(picture, self.kernels, self.options, self.alpha, self.gray, self.rgb,
-                            encoder_saving)
+                            encoder_saving, step)
         policy = pipeline.range_policy(self.range_policy)
-        if fmt == "PNG" and not self.grid and policy not in ("minmax", "float"):
+        if streaming and not self.grid and policy not in ("minmax", "float"):
             report, notes, shape, has_alpha = stream_png(pipeline, picture, output_path, policy,
                                                          times)
             dtype = output_dtype(picture.color.dtype, fmt, policy)
@@ -460,7 +452,9 @@ class ApplyJob:
             result = pipeline.result(self.range_policy)
             times["convolve"] = time.perf_counter() - start
             start = time.perf_counter()
-            out, report, notes = to_picture(result, picture, fmt, self.range_policy, self.grid)
+            out, report, notes = to_picture(result.planes, result.alpha, result.range_policy,
+                                            picture.color.dtype, fmt, self.range_policy,
+                                            self.grid, picture.icc_profile)
             notes += write_image(output_path, out, self.quality)
             times["write"] = time.perf_counter() - start
             shape, dtype, has_alpha = out.color.shape, out.color.dtype, out.alpha is not None
@@ -471,7 +465,7 @@ class ApplyJob:
             "output_shape": list(shape), "output_dtype": str(dtype), "output_alpha": has_alpha,
             "kernels": [k.name for k in self.kernels], "options": self.options.as_dict(),
             "stages": [stage_report(stage) for stage in pipeline.stages] if details else [],
-            "range": report.as_dict(), "times": times, "notes": pipeline.notes + notes,
+            "range": report.as_dict(), "times": times, "notes": pages + pipeline.notes + notes,
         }
 
 
@@ -487,5 +481,7 @@ def stage_report(stage: Stage) -> dict:
         "padding": list(plan.padding), "pad_mode": plan.pad_mode, "mode": plan.mode,
         "input_shape": list(stage.input_shape), "output_shape": list(stage.output_shape),
         "algorithm": stage.algorithm,
-        "conv_vs_dense": conv_vs_dense(plan, conv.weight, bias=bool(np.any(conv.bias))),
+        "conv_vs_dense": conv_vs_dense(plan.input_shape[1:], conv.weight, plan.stride,
+                                       plan.padding, plan.dilation, plan.groups,
+                                       plan.pad_mode, plan.mode, bool(np.any(conv.bias))),
     }

@@ -109,7 +109,14 @@ def source_index(length: int, before: int, after: int, pad_mode: str):
     """
     import numpy as np
 
-    p = np.arange(-before, length + after, dtype=np.int64)
+    return sources_at(np.arange(-before, length + after, dtype=np.int64), length, pad_mode)
+
+
+def sources_at(p, length: int, pad_mode: str):
+    """`source_index` at some positions `p` of the real axis (int64 array; negative or
+    ``>= length`` in the padding), without an array the size of the axis."""
+    import numpy as np
+
     if pad_mode == "zeros":
         return np.where((p >= 0) & (p < length), p, -1)
     if pad_mode == "replicate":
@@ -288,15 +295,17 @@ def make_plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups
     input_shape = tuple(int(v) for v in input_shape)
     if len(input_shape) == 3:
         input_shape = (1,) + input_shape
-    if len(input_shape) != 4 or min(input_shape) < 1:
+    if len(input_shape) != 4 or min(input_shape) < 0 or min(input_shape[2:]) < 1:
         raise ParameterError(
-            f"input must have shape (Cin, H, W) or (N, Cin, H, W) with no empty axis, "
-            f"got {input_shape}")
+            f"must have shape (Cin, H, W) or (N, Cin, H, W) with H, W ≥ 1, got {input_shape}",
+            parameter="input")
     weight_shape = tuple(int(v) for v in weight_shape)
-    if len(weight_shape) != 4 or min(weight_shape) < 1:
+    if len(weight_shape) != 4 or min(weight_shape) < 0 or 0 in weight_shape[::2] + weight_shape[3:] \
+            or (weight_shape[1] == 0) != (input_shape[1] == 0):
         raise ParameterError(
-            f"weight must have shape (Cout, Cin/groups, kh, kw) with no empty axis, got "
-            f"{weight_shape}; a single 2-D kernel k is weight k[None, None]")
+            f"must have shape (Cout, Cin/groups, kh, kw) with no empty axis (Cin/groups = 0 "
+            f"only for an input of no channels), got {weight_shape}; a single 2-D kernel k is "
+            "weight k[None, None]", parameter="weight")
     if not _is_int(groups) or groups < 1:
         raise ParameterError(f"groups must be a positive int, got {groups!r}")
     cin, cout, cin_per_group = input_shape[1], weight_shape[0], weight_shape[1]
@@ -352,43 +361,6 @@ FFT_SETUP = 0.5e-3              # fixed cost of a call: kernel spectra, thread h
 NUMPY_MAC = 1 / 1.2e9           # multiply-add of the numpy path (two array passes)
 NUMPY_PAD = 1 / 0.5e9           # building one value of its padded input
 NUMPY_CALL = 10e-6              # one numpy operation's fixed cost
-PNG_FILTER_BYTE = 1 / 400e6     # choosing and applying PNG row filters (compiled), per byte
-NUMPY_PNG_FILTER_BYTE = 1 / 200e6   # the same in numpy
-#: Seconds to import numba and load the compiled core from its cache, paid once per process
-#: (0.55–0.8 s here for what an 8-bit job runs; 0.27 s more where scipy is installed, which
-#: numba then imports): small jobs finish sooner without it.
-JIT_LOAD = 0.65
-#: The algorithms that run in the compiled core.
-JIT_ALGORITHMS = ("direct", "separable", "gemm")
-
-
-def jit_loaded() -> bool:
-    """Whether this process has loaded the compiled core already."""
-    import sys
-
-    return "convcli._core" in sys.modules
-
-
-def pixel_helpers():
-    """The module whose pixel helpers (quantize, finite_range, png_filter_rows) to use: the
-    compiled core once this process has loaded it, else their numpy twins."""
-    if jit_loaded():
-        from . import _core as helpers
-    else:
-        from . import _core_numpy as helpers
-    return helpers
-
-
-def png_saving(nbytes: int) -> float:
-    """Seconds the compiled PNG row filters save over their numpy twins on `nbytes` of
-    pixels."""
-    return nbytes * (NUMPY_PNG_FILTER_BYTE - PNG_FILTER_BYTE)
-
-
-def jit_pays(seconds_saved: float) -> bool:
-    """Whether work the compiled core would do `seconds_saved` faster should load it:
-    always once it is loaded; before, only if that saves more than loading costs."""
-    return jit_loaded() or seconds_saved > JIT_LOAD
 
 
 def low_rank_terms(matrix):
@@ -403,14 +375,45 @@ def low_rank_terms(matrix):
     return (u[:, :rank] * root).T, vt[:rank] * root[:, None]
 
 
-def kernel_rank(weight) -> int:
-    """The largest rank (within `SEPARABLE_RTOL`) of the 2-D kernels of a weight array."""
+#: Kernel ranks already computed, by the weights' bytes (the planner meets the same
+#: weights again and again: every band of an image, every epoch of a learned kernel).
+_RANKS: dict = {}
+_RANKS_KEPT = 256
+#: Kernels at least this many taps on their shorter side are ranked on a random sketch
+#: (see `kernel_rank`) when only small ranks matter.
+SKETCH_SIDE = 16
+
+
+def kernel_rank(weight, at_most: int | None = None) -> int:
+    """The largest rank (within `SEPARABLE_RTOL`) of the 2-D kernels of a weight array.
+
+    With `at_most`, the answer is only exact up to it: any larger rank is reported as
+    `at_most`.  Large kernels are then ranked on ``kernel @ G`` for a random (kw, at_most)
+    G, whose rank is the kernel's up to at_most, so that ruling a rank out costs
+    O(kh·kw·at_most) instead of an SVD of every kernel.  Results are remembered per
+    distinct weight.
+    """
+    import hashlib
+
     import numpy as np
 
-    mats = np.asarray(weight, np.float64).reshape(-1, *np.shape(weight)[-2:])
-    values = np.linalg.svd(mats, compute_uv=False)              # all kernels at once
-    ranks = np.count_nonzero(values > SEPARABLE_RTOL * values[:, :1], axis=1)
-    return max(1, int(ranks.max()))
+    weight = np.asarray(weight)
+    kh, kw = weight.shape[-2:]
+    full = min(kh, kw)
+    at_most = full if at_most is None else max(1, min(at_most, full))
+    sketch = min(kh, kw) >= SKETCH_SIDE and at_most < full
+    key = (weight.shape, str(weight.dtype), at_most if sketch else full,
+           hashlib.blake2b(np.ascontiguousarray(weight).view(np.uint8), digest_size=16).digest())
+    if key not in _RANKS:
+        mats = np.asarray(weight, np.float64).reshape(-1, kh, kw)
+        if sketch:
+            mats = mats @ np.random.default_rng(0).standard_normal((kw, at_most))
+        values = np.linalg.svd(mats, compute_uv=False)          # all kernels at once
+        ranks = np.count_nonzero(values > SEPARABLE_RTOL * values[:, :1], axis=1)
+        if len(_RANKS) >= _RANKS_KEPT:
+            _RANKS.clear()
+        _RANKS[key] = max(1, int(ranks.max()))
+    return min(_RANKS[key], at_most)
 
 
 #: Tile sizes for numpy's FFT: 2^a·(1, 3 or 5), which it transforms fastest.
@@ -446,51 +449,144 @@ def fft_tiling(plan: ConvPlan) -> tuple[int, int, float]:
     return (*best, FFT_SETUP + cost(*best))
 
 
-def algorithm_costs(plan: ConvPlan, rank: int) -> dict[str, float]:
-    """Estimated seconds (one core) of each algorithm for this convolution."""
+def _work(plan: ConvPlan) -> dict:
+    """The counts the cost models share."""
     n, cin, h, w = plan.input_shape
     cout, cin_g, kh, kw = plan.weight_shape
     _, _, ho, wo = plan.output_shape
-    pixels = n * ho * wo
     padded_width = w + plan.padding[2] + plan.padding[3]
     rows_needed = plan.stride[0] * ho + plan.dilation[0] * (kh - 1)
-    fills = n * cout * cin_g * rows_needed * padded_width
-    costs = {"direct": pixels * cout * cin_g * kh * kw * DIRECT_MAC + fills * ROW_FILL}
-    costs["separable"] = (n * cout * cin_g * rank * (ho * padded_width * kh + ho * wo * kw)
-                          * DIRECT_MAC + fills * ROW_FILL)
-    costs["gemm"] = (pixels * cout * cin_g * kh * kw * GEMM_MAC
-                     + pixels * cin * kh * kw * IM2COL_VALUE
-                     + (0 if cout // plan.groups >= 8 else math.inf))
-    costs["fft"] = fft_tiling(plan)[2]
-    padded_values = n * cin * rows_needed * padded_width
-    costs["numpy"] = (pixels * cout * cin_g * kh * kw * NUMPY_MAC + padded_values * NUMPY_PAD
-                      + n * plan.groups * cin_g * kh * kw * 2 * NUMPY_CALL)
-    return costs
+    return {"macs": n * ho * wo * cout * cin_g * kh * kw,
+            "fills": n * cout * cin_g * rows_needed * padded_width,
+            "padded": n * cin * rows_needed * padded_width,
+            "patches": n * ho * wo * cin * kh * kw,
+            "separable_macs": n * cout * cin_g * (ho * padded_width * kh + ho * wo * kw)}
 
 
-def choose_algorithm(plan: ConvPlan, weight, jit: bool | None = None) -> str:
+def direct_cost(plan: ConvPlan, rank: int) -> float:
+    """Seconds (one core) of the direct kernel."""
+    work = _work(plan)
+    return work["macs"] * DIRECT_MAC + work["fills"] * ROW_FILL
+
+
+def separable_cost(plan: ConvPlan, rank: int) -> float:
+    """Seconds (one core) of `rank` column-then-row passes per kernel."""
+    work = _work(plan)
+    return rank * work["separable_macs"] * DIRECT_MAC + work["fills"] * ROW_FILL
+
+
+def gemm_cost(plan: ConvPlan, rank: int) -> float:
+    """Seconds (one core) of im2col and BLAS (not worth it under 8 filters per group)."""
+    if plan.weight_shape[0] // plan.groups < 8:
+        return math.inf
+    work = _work(plan)
+    return work["macs"] * GEMM_MAC + work["patches"] * IM2COL_VALUE
+
+
+def fft_cost(plan: ConvPlan, rank: int) -> float:
+    """Seconds (one core) of the overlap-save FFT, at its best tiling."""
+    return fft_tiling(plan)[2]
+
+
+def numpy_cost(plan: ConvPlan, rank: int) -> float:
+    """Seconds (one core) of the numpy path, tap by tap."""
+    n = plan.input_shape[0]
+    _, cin_g, kh, kw = plan.weight_shape
+    work = _work(plan)
+    return (work["macs"] * NUMPY_MAC + work["padded"] * NUMPY_PAD
+            + n * plan.groups * cin_g * kh * kw * 2 * NUMPY_CALL)
+
+
+def algorithm_costs(plan: ConvPlan, rank: int) -> dict[str, float]:
+    """Estimated seconds (one core) of each algorithm of `convcli.algorithms.ALGORITHMS`
+    for this convolution, its kernels being of rank `rank`."""
+    from .algorithms import ALGORITHMS
+
+    return {name: algorithm.seconds(plan, rank) for name, algorithm in ALGORITHMS.items()}
+
+
+#: float32's unit roundoff.
+FLOAT32_EPS = 2.0 ** -24
+#: An inexact algorithm may serve an integer output only while its error bound stays under
+#: this share of one output step (half a step would flip roundings).
+ROUNDING_MARGIN = 0.25
+
+
+def rounding_error(algorithm: str, plan: ConvPlan, weight, magnitude: float) -> float:
+    """A bound on the float32 error, beyond direct summation's, that `algorithm` adds to
+    each output value when the inputs are at most `magnitude` in size.
+
+    fft: the transforms' error grows as ε·log2(tile)·‖x‖∞·Σ|k| (every output mixes all of
+    a tile); separable: each rank-1 term rounds its column and row passes, ε·(kh + kw)·
+    Σ_r ‖column_r‖₁·‖row_r‖₁·‖x‖∞.  The exact algorithms add nothing.
+    """
+    import numpy as np
+
+    from .algorithms import ALGORITHMS
+
+    if ALGORITHMS[algorithm].exact:
+        return 0.0
+    weight = np.asarray(weight, np.float64)
+    kh, kw = weight.shape[-2:]
+    if algorithm == "fft":
+        rows, cols, _ = fft_tiling(plan)
+        gain = float(np.abs(weight).sum(axis=(1, 2, 3)).max())
+        return FLOAT32_EPS * math.log2(rows * cols) * gain * magnitude
+    gains = [np.abs(c).sum(axis=1) @ np.abs(r).sum(axis=1)
+             for c, r in (low_rank_terms(k) for k in weight.reshape(-1, kh, kw))]
+    per_filter = np.reshape(gains, weight.shape[:2]).sum(axis=1)
+    return FLOAT32_EPS * (kh + kw) * float(per_filter.max()) * magnitude
+
+
+def choose_algorithm(plan: ConvPlan, weight, jit: bool | None = None, rounding=None) -> str:
     """The cheapest algorithm by `algorithm_costs`: among the compiled ones and fft when
-    `jit`, else between numpy and fft; another replaces the direct one (direct, or numpy)
-    only when it is clearly cheaper.  By default (None) the compiled ones cost `JIT_LOAD`
-    more until the core is loaded."""
+    `jit`, else among those that need no compiled code; another replaces the exact
+    reference (direct, or numpy) only when it is clearly cheaper.  By default (None) the
+    core's load counts as `convcli.backend.jit_pays` says.
+
+    `rounding`, if given, is called (only when an inexact algorithm would win) for
+    (step, magnitude), or None: the result will be rounded to multiples of `step` from
+    inputs at most `magnitude` in size, so an inexact algorithm is chosen only if its
+    `rounding_error` stays under `ROUNDING_MARGIN` of a step.
+    """
+    from .algorithms import ALGORITHMS
+    from .backend import jit_pays
+
     costs = _costs(plan, weight)
     if jit is None:
         jit = jit_pays(jit_saving(plan, weight, costs))
     exact = "direct" if jit else "numpy"         # the reference, without FFT rounding
-    best = min(JIT_ALGORITHMS + ("fft",) if jit else ("numpy", "fft"), key=costs.get)
+    candidates = [name for name, a in ALGORITHMS.items() if a.compiled == jit or name == "fft"]
+    best = min(candidates, key=costs.get)
+    if ALGORITHMS[best].exact or costs[best] >= 0.8 * costs[exact]:
+        return best if costs[best] < 0.8 * costs[exact] else exact
+    bounds = rounding() if rounding is not None else None
+    if bounds is not None:
+        step, magnitude = bounds
+        candidates = [name for name in candidates
+                      if rounding_error(name, plan, weight, magnitude) < ROUNDING_MARGIN * step]
+        best = min(candidates, key=costs.get)
     return best if costs[best] < 0.8 * costs[exact] else exact
 
 
 def jit_saving(plan: ConvPlan, weight, costs: dict | None = None) -> float:
     """Seconds the compiled core would save on this convolution (its load not counted)."""
+    from .algorithms import ALGORITHMS
+
     costs = costs or _costs(plan, weight)
-    return max(0.0, min(costs["fft"], costs["numpy"]) - min(costs[a] for a in JIT_ALGORITHMS))
+    compiled = min(costs[name] for name, a in ALGORITHMS.items() if a.compiled)
+    plain = min(costs[name] for name, a in ALGORITHMS.items() if not a.compiled)
+    return max(0.0, plain - compiled)
 
 
 def _costs(plan: ConvPlan, weight) -> dict[str, float]:
-    """`algorithm_costs` with the kernels' rank, which (an SVD each) is only computed when
-    separability could win."""
+    """`algorithm_costs` with the kernels' rank, computed (see `kernel_rank`) only when
+    separability could win, and only as far as the ranks at which it still could."""
     costs = algorithm_costs(plan, 1)
-    if min(costs, key=costs.get) == "separable" and min(plan.weight_shape[2:]) > 1:
-        costs = algorithm_costs(plan, kernel_rank(weight))
+    if min(costs, key=costs.get) != "separable" or min(plan.weight_shape[2:]) == 1:
+        return costs
+    others = min(v for name, v in costs.items() if name != "separable")
+    per_rank = costs["separable"] - separable_cost(plan, 0)
+    winning = int((others - separable_cost(plan, 0)) / per_rank) if per_rank > 0 else 1
+    costs["separable"] = separable_cost(plan, kernel_rank(weight, winning + 1))
     return costs

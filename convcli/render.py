@@ -56,7 +56,13 @@ def kernel_picture(weights: np.ndarray, cell: int = 40):
     heatmap each with a shared colour scale, rows of filters for 4-D weights."""
     from PIL import Image
 
+    from .limits import MAX_VALUES, check_size
+
     grid = weights[None] if weights.ndim == 3 else weights      # rows of filters
+    check_size(f"{cell} pixels per weight of {grid.shape[0] * grid.shape[1]} "
+               f"{grid.shape[2]}×{grid.shape[3]} kernel(s) gives a picture of",
+               3 * grid[..., 0, 0].size * grid.shape[2] * grid.shape[3] * cell * cell,
+               MAX_VALUES, hint="choose a smaller cell=", parameter="cell")
     limit = float(np.abs(weights).max()) or 1.0
     tiles = [[heatmap(k, cell, value_labels(k), limit) for k in row] for row in grid]
     gap = max(4, cell // 4)

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from convcli.images import LUMA, Picture, write_image
+from convcli.images import Picture, write_image
+from convcli.pixels import LUMA
 
 
 def box_mean(pixels: np.ndarray, factor: int) -> np.ndarray:

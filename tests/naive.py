@@ -4,6 +4,8 @@ Padding uses numpy.pad with numpy's own mode names, so it is independent of conv
 index maps.
 """
 
+import math
+
 import numpy as np
 
 #: convcli's padding modes in numpy.pad's words.
@@ -153,3 +155,25 @@ def naive_conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0
     if bias is not None:
         out += np.asarray(bias, np.float64)[None, :, None, None]
     return out
+def naive_quantize(planes, absolute, offset, scale, top, rounding, out):
+    """out[y, x, c] = clip((|v| if absolute else v) · scale + offset, 0, top), rounded to
+    nearest when `rounding`, NaN as 0, value by value; returns (values clipping changed by
+    more than rounding would, smallest and largest finite input: NaN, NaN if none)."""
+    slack = 0.5 if rounding else 0.0
+    count, low, high = 0, math.inf, -math.inf
+    channels, height, width = planes.shape
+    for y in range(height):
+        for x in range(width):
+            for c in range(channels):
+                v = float(planes[c, y, x])
+                if math.isfinite(v):
+                    low, high = min(low, v), max(high, v)
+                v = (abs(v) if absolute else v) * scale + offset
+                if not v >= 0:                      # negative or NaN
+                    count += not v >= -slack
+                    v = 0.0
+                elif v > top:
+                    count += v > top + slack
+                    v = top
+                out[y, x, c] = np.rint(v) if rounding else v
+    return (count, math.nan, math.nan) if low > high else (count, low, high)

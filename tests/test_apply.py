@@ -357,8 +357,9 @@ def test_banded_pipeline_equals_whole_image_conv2d(samples, alpha, specs, option
     bands = list(pipeline.bands(band_rows=7))
     color = np.concatenate([planes for _, planes, _ in bands], axis=1)
     planes = picture.color.transpose(2, 0, 1).astype(np.float32)
-    if alpha == "filter":
-        planes = np.concatenate([planes, picture.alpha[None].astype(np.float32)])
+    if alpha == "filter":                   # colour premultiplied by coverage
+        coverage = picture.alpha[None].astype(np.float32)
+        planes = np.concatenate([planes * coverage / 255, coverage])
     for kernel in kernels:
         conv = kernel_convolution(kernel, planes.shape[0], conv_options)
         o = conv_options
@@ -367,7 +368,11 @@ def test_banded_pipeline_equals_whole_image_conv2d(samples, alpha, specs, option
         if kernel.combine == "magnitude":
             out = np.sqrt((out.reshape(planes.shape[0], 2, *out.shape[1:]) ** 2).sum(axis=1))
         planes = out
-    expected = planes[:-1] if alpha == "filter" else planes
+    expected = planes
+    if alpha == "filter":
+        coverage = planes[-1] / 255
+        expected = np.where(coverage > 1e-6, planes[:-1] / np.maximum(coverage, 1e-6), 0)
+        color = np.where(coverage > 1e-3, color, expected)      # near 0 the division magnifies
     np.testing.assert_allclose(color, expected, rtol=1e-4, atol=1e-3 * max(1, np.abs(expected).max()))
     alpha_rows = np.concatenate([a for _, _, a in bands])
     assert alpha_rows.shape == expected.shape[1:]
@@ -402,3 +407,20 @@ def test_parametric_names_stay_readable():
     assert resolve_kernel("dog:sigma1=1,sigma2=2").name == "dog-sigma1=1-sigma2=2"
     assert resolve_kernel("gaussian:sigma=2").name == "gaussian-sigma2"
     assert resolve_kernel("box:3x5").name == "box-size3-width5"
+
+
+def test_alpha_filter_blurs_premultiplied_colour_without_a_dark_halo(run, tmp_path):
+    """A red square on transparent black, blurred with --alpha filter and composited over
+    white: red stays 255 everywhere (no dark fringe) and green = 255·(1 − alpha)."""
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[10:22, 10:22] = (255, 0, 0, 255)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "square.png")
+    result = run("apply", tmp_path / "square.png", "-k", "box:5", "--alpha", "filter",
+                 "-o", tmp_path / "blur.png")
+    assert result.exit_code == 0, result.output
+    out = np.asarray(Image.open(tmp_path / "blur.png")).astype(float)
+    a = out[:, :, 3:] / 255
+    assert a.min() == 0 and a.max() == 1 and ((a > 0) & (a < 1)).sum() > 100
+    over_white = out[:, :, :3] * a + 255 * (1 - a)
+    assert over_white[:, :, 0].min() >= 254.5
+    np.testing.assert_allclose(over_white[:, :, 1], 255 * (1 - a[:, :, 0]), atol=1.0)

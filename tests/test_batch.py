@@ -164,8 +164,12 @@ def test_missing_input_folder_is_a_usage_error(run, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_mid_batch_leaves_only_complete_outputs_and_resumes(tmp_path, signum, code):
+@pytest.mark.parametrize("signum, code, times", [
+    (signal.SIGINT, 130, 1), (signal.SIGTERM, 143, 1), (signal.SIGHUP, 129, 1),
+    (signal.SIGINT, 130, 2),                    # Ctrl-C twice: the cleanup is not cut short
+])
+def test_a_signal_mid_batch_leaves_only_complete_outputs_and_resumes(tmp_path, signum, code,
+                                                                     times):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     rng = np.random.default_rng(1)
@@ -178,10 +182,14 @@ def test_a_signal_mid_batch_leaves_only_complete_outputs_and_resumes(tmp_path, s
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (out.is_dir() and any(out.glob("*+sobel.png"))):
         time.sleep(0.02)
-    process.send_signal(signum)
+    for _ in range(times):
+        process.send_signal(signum)
+        time.sleep(0.05)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
-    assert "Interrupted" in stderr and "--skip-existing" in stderr
+    if times == 1 or "Aborted." not in stderr:  # a second Ctrl-C may cut the summary short
+        assert "Interrupted" in stderr and "--skip-existing" in stderr
+    assert "Traceback" not in stderr and "Error" not in stderr
     finished = sorted(out.iterdir())
     assert 0 < len(finished) < 80, "the batch should have been stopped midway"
     assert all(p.name.endswith("_gaussian_5+sobel.png") for p in finished)   # no temporaries
@@ -190,3 +198,43 @@ def test_a_signal_mid_batch_leaves_only_complete_outputs_and_resumes(tmp_path, s
     resumed = subprocess.run(command + ["--skip-existing"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert len(list(out.iterdir())) == 80
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda root: (root / "x.png").mkdir(), "x.png is a folder, not an image; no file in"),
+    (lambda root: (root / "empty").mkdir(), "no file in"),
+])
+def test_a_batch_that_finds_nothing_is_a_usage_error(run, tmp_path, make, words):
+    make(tmp_path)
+    folder = next(p for p in tmp_path.iterdir() if p.is_dir())
+    result = run("apply", folder, "-k", "sobel", "-o", f"{tmp_path / 'out'}/")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("Error: no input files: ") and words in result.stderr
+    assert "--recursive walks them" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_glob_that_matches_nothing_names_the_pattern(run, tmp_path):
+    make_tree(tmp_path / "in")
+    result = run("apply", tmp_path / "in", "-r", "--glob", "*.gif", "-k", "sobel", "-o",
+                 tmp_path / "out")
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: no input files: no file in {tmp_path / 'in'} matches *.gif\n"
+
+
+def test_without_recursive_the_skipped_subfolders_are_counted(run, tmp_path):
+    make_tree(tmp_path / "in")
+    result = run("apply", tmp_path / "in", "-k", "sobel", "-o", tmp_path / "out")
+    assert result.exit_code == 1        # corrupt.png at the top fails
+    assert (f"Warning: {tmp_path / 'in'}: 6 image file(s) in 1 subfolder(s) not walked; use "
+            "--recursive to walk subfolders") in result.stderr
+
+
+@pytest.mark.parametrize("output, words", [
+    ("out.png", "out.png names a file, but several inputs or a folder write a folder"),
+    ("", "is empty; give an output file, or a folder as DIR/"),
+])
+def test_batch_output_that_is_no_folder_is_refused(run, tmp_path, output, words):
+    make_tree(tmp_path / "in")
+    result = run("apply", tmp_path / "in", "-k", "sobel", "-o", output)
+    assert result.exit_code == 2 and words in result.stderr and result.stderr.count("\n") == 1
+    assert not Path("out.png").exists()

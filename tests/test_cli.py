@@ -153,7 +153,8 @@ def test_it_runs_where_numba_can_cache_nothing(tmp_path):
     shutil.copytree(root / "convcli", package / "convcli",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(root / "kernels.yaml", package)
-    (package / "convcli" / "__pycache__").write_text("")    # a file: no cache in the tree
+    for folder in ("convcli", "convcli/_core"):                 # a file: no cache in the tree
+        (package / folder / "__pycache__").write_text("")
     blocked = tmp_path / "blocked"
     blocked.write_text("")                                    # nor under $HOME or $XDG_CACHE_HOME
     env = {**os.environ, "PYTHONPATH": str(package), "HOME": str(blocked),
@@ -181,3 +182,34 @@ def test_a_full_stdout_is_one_line_exit_1(args):
                                 stderr=subprocess.PIPE, text=True)
     assert result.returncode == 1
     assert result.stderr == "Error: standard output: No space left on device\n"
+
+
+def test_convcli_alone_prints_its_help_without_error(run):
+    result = run()
+    assert result.exit_code == 0 and result.stdout.startswith("Usage: ")
+    assert "COMMAND [ARGS]" in result.stdout and "apply" in result.stdout
+    assert "Error" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_pipe_or_device_is_named_for_what_it_is(run, tmp_path, kind):
+    if kind == "fifo":
+        path = tmp_path / "pipe.png"
+        os.mkfifo(path)
+        words = "is a pipe (FIFO), not an image file"
+    else:
+        path, words = Path("/dev/zero"), "is a character device, not an image file"
+    result = run("apply", path, "-k", "sobel", "-o", tmp_path / "o.png")
+    assert result.exit_code == 1 and result.stderr == f"Error: {path}: {words}\n"
+
+
+def test_an_output_without_extension_suggests_a_folder(run, samples, tmp_path):
+    result = run("apply", samples / "camera.png", "-k", "sobel", "-o", tmp_path / "newdir")
+    assert result.exit_code == 2
+    assert result.stderr.rstrip().endswith(f"or write {tmp_path / 'newdir'}/ for a folder")
+
+
+def test_a_very_long_output_name_is_one_line(run, samples, tmp_path):
+    result = run("apply", samples / "camera.png", "-k", "sobel", "-o", tmp_path / ("a" * 300 + ".png"))
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert result.stderr.endswith("File name too long\n")

@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from convcli import conv, conv2d
-from convcli.choices import ALGORITHMS
+from convcli.algorithms import NAMES as ALGORITHMS
 from convcli.plan import PAD_MODES
 from naive import naive_conv2d
 

@@ -12,20 +12,25 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from convcli import _core, _core_numpy, plan
-from convcli.choices import ALGORITHMS
+from convcli import _core_numpy, backend
+from convcli._core import codecs as core_codecs, pixels as core_pixels
+from convcli.algorithms import ALGORITHMS
 from convcli.images import Picture, read_image, write_image
-from convcli.plan import JIT_ALGORITHMS, choose_algorithm, make_plan
+from convcli.plan import choose_algorithm, make_plan
 from imagefiles import png_chunk
-from naive import naive_png_filter_rows
+from naive import naive_png_filter_rows, naive_quantize
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def without_core(monkeypatch):
-    """Make the library behave as in a process that has not loaded the compiled core."""
-    monkeypatch.setattr(plan, "jit_loaded", lambda: False)
+    """Make the library behave as in a one-shot process that has not loaded the compiled
+    core."""
+    monkeypatch.setattr(backend, "jit_loaded", lambda: False)
+    monkeypatch.setattr(backend, "_forgone", 0.0)
+    with backend.one_shot():
+        yield
 
 
 values = arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 9)),
@@ -37,22 +42,22 @@ values = arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 40), st.
        scale=st.sampled_from([1.0, 0.5, 257.0, 1 / 255]),
        dtype=st.sampled_from([np.uint8, np.uint16, np.float32]),
        block=st.sampled_from([1, 7, _core_numpy.QUANTIZE_BLOCK]))
-def test_numpy_pixel_helpers_match_the_compiled_ones(planes, absolute, offset, scale, dtype,
-                                                     block):
+def test_numpy_pixel_helpers_match_the_reference_and_the_compiled_ones(planes, absolute, offset,
+                                                                       scale, dtype, block):
     top = 1.0 if dtype == np.float32 else float(np.iinfo(dtype).max)
     rounding = dtype != np.float32
     shape = planes.shape[1:] + planes.shape[:1]
-    compiled, numpy_only = np.empty(shape, dtype), np.empty(shape, dtype)
+    reference, numpy_only = np.empty(shape, dtype), np.empty(shape, dtype)
     default, _core_numpy.QUANTIZE_BLOCK = _core_numpy.QUANTIZE_BLOCK, block   # rows a block
     try:
         got = _core_numpy.quantize(planes, absolute, offset, scale, top, rounding, numpy_only)
     finally:
         _core_numpy.QUANTIZE_BLOCK = default
-    expected = _core.quantize(planes, absolute, offset, scale, top, rounding, compiled)
-    np.testing.assert_array_equal(numpy_only, compiled)
+    expected = naive_quantize(planes, absolute, offset, scale, top, rounding, reference)
+    np.testing.assert_array_equal(numpy_only, reference)
     np.testing.assert_array_equal(np.array(got, float), np.array(expected, float))
     np.testing.assert_array_equal(np.array(_core_numpy.finite_range(planes), float),
-                                  np.array(_core.finite_range(planes), float))
+                                  np.array(core_pixels.finite_range(planes), float))
 
 
 def test_without_the_core_the_planner_picks_numpy_or_fft(without_core):
@@ -64,7 +69,7 @@ def test_without_the_core_the_planner_picks_numpy_or_fft(without_core):
     for shape, weight in (((1, 3, 300, 300), (3, 3, 31, 31)), ((1, 8, 40, 40), (16, 8, 3, 3))):
         conv = make_plan(shape, weight, padding="same")
         assert choose_algorithm(conv, rng.standard_normal(weight), jit=False) in ("numpy", "fft")
-    assert set(JIT_ALGORITHMS) < set(ALGORITHMS)
+    assert {name for name, a in ALGORITHMS.items() if a.compiled} < set(ALGORITHMS)
 
 
 def _apply(args, tmp_path, name):
@@ -133,7 +138,7 @@ def test_png_filters_with_and_without_the_core_match_the_specification(rows, bpp
         np.testing.assert_array_equal(_core_numpy.png_filter_rows(rows, bpp, prior), expected)
     finally:
         _core_numpy.PNG_FILTER_BLOCK = default
-    np.testing.assert_array_equal(_core.png_filter_rows(rows, bpp, prior), expected)
+    np.testing.assert_array_equal(core_codecs.png_filter_rows(rows, bpp, prior), expected)
 
 
 def _png(pixels: np.ndarray, transparent: bytes | None = None) -> bytes:
@@ -148,16 +153,18 @@ def _png(pixels: np.ndarray, transparent: bytes | None = None) -> bytes:
 
 @pytest.mark.parametrize("channels, transparent", [(1, None), (2, None), (3, None), (4, None),
                                                    (3, b"\0\7\0\1\0\2"), (1, b"\0\7")])
-def test_pillow_and_convcli_decoders_read_the_same_picture(tmp_path, monkeypatch, channels,
-                                                           transparent):
+def test_pillow_and_imagecodecs_decoders_read_the_same_picture(tmp_path, monkeypatch, channels,
+                                                               transparent):
+    from convcli import codecs
+
     pixels = np.random.default_rng(channels).integers(0, 8, (9, 7, channels), dtype=np.uint8)
     if transparent:
         pixels[0, 0] = np.frombuffer(transparent, ">u2")       # one transparent pixel
     path = tmp_path / "in.png"
     path.write_bytes(_png(pixels, transparent))
-    compiled = read_image(path)
-    monkeypatch.setattr(plan, "jit_loaded", lambda: False)
-    plain = read_image(path)
+    plain = read_image(path)                                # small 8-bit: Pillow
+    monkeypatch.setattr(codecs, "PNG_PILLOW_BYTES", 0)
+    compiled = read_image(path)                             # as if large: imagecodecs
     np.testing.assert_array_equal(plain.color, compiled.color)
     assert (plain.alpha is None) == (compiled.alpha is None)
     if compiled.alpha is not None:
@@ -177,7 +184,7 @@ def test_the_png_encoder_writes_the_same_file_with_or_without_the_core(tmp_path,
              else None)
     picture = Picture(color, alpha, b"not really a profile")
     write_image(tmp_path / "compiled.png", picture)
-    monkeypatch.setattr(plan, "jit_loaded", lambda: False)
+    monkeypatch.setattr(backend, "jit_loaded", lambda: False)
     write_image(tmp_path / "plain.png", picture)
     assert (tmp_path / "plain.png").read_bytes() == (tmp_path / "compiled.png").read_bytes()
     with Image.open(tmp_path / "plain.png") as im:

@@ -1,44 +1,38 @@
-"""The compiled core: the only module that imports numba.
+"""Compiled convolution kernels: direct, separable (low rank), the patch matrix for gemm,
+and max pooling.
 
-Every function here takes clean arrays (C-contiguous, one float dtype) and index maps
-built by `convcli.plan`: padded row or column p copies input row or column row_src[p] /
-col_src[p] (-1 means zero).  The padded image never exists; each task pads just the rows
-it needs into a small buffer that stays in cache.
+Every function takes clean arrays (C-contiguous, one float dtype) and index maps built by
+`convcli.plan`: padded row or column p copies input row or column row_src[p] / col_src[p]
+(-1 means zero).  The padded image never exists; each task pads just the rows it needs
+into a small buffer that stays in cache.
 """
 
-import warnings
-
 import numpy as np
-from numba import njit
 
-from ._core_numpy import quantize_in_parallel
-from .threads import parallel_for
-
-
-def compiled(**options):
-    """numba's ``njit(cache=True, **options)``; where numba finds no writable cache
-    directory, the function is compiled in each process instead (one warning says so)."""
-    def decorate(function):
-        global _cache_warned
-        try:
-            return njit(cache=True, **options)(function)
-        except RuntimeError as exc:                 # "cannot cache function …"
-            if not _cache_warned:
-                warnings.warn(f"numba cannot cache compiled code ({exc}); compiling it in "
-                              "every run instead: set NUMBA_CACHE_DIR to a writable directory",
-                              RuntimeWarning, stacklevel=2)
-                _cache_warned = True
-            return njit(**options)(function)
-    return decorate
-
-
-_cache_warned = False
+from ..threads import parallel_for
+from . import compiled
 
 
 @compiled(inline="always")
 def fill_padded_rows(x, n, c, row_src, col_src, left, first, pbuf):
     """pbuf[k] = padded row `first + k` of channel c of image n: every column through
-    col_src (-1 is zero), the interior copied in one piece."""
+    col_src (-1 is zero), the interior copied in one piece.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+        The unpadded input.
+    n, c : int
+        The image and channel to pad.
+    row_src, col_src : ndarray of int64
+        For each padded row / column, the input row / column it copies (-1: zero).
+    left : int
+        Columns of padding on the left (where the input's columns start in a padded row).
+    first : int
+        The padded row that ``pbuf[0]`` receives.
+    pbuf : ndarray, shape (rows, len(col_src))
+        Written: padded rows ``first`` … ``first + rows - 1``.
+    """
     width = x.shape[3]
     for k in range(pbuf.shape[0]):
         r = row_src[first + k]
@@ -63,7 +57,20 @@ def fill_padded_rows(x, n, c, row_src, col_src, left, first, pbuf):
 def accumulate_row(arow, prow, taps, stride_w, dil_w):
     """arow[t] += Σ_j taps[j] · prow[t·stride_w + j·dil_w], three to five taps per pass
     where the row allows (6 = 3 + 3, 7 = 4 + 3, 9 = 5 + 4, 15 = 5 + 5 + 5; 2 = 1 + 1), so
-    each accumulator load and store carries several multiply-adds."""
+    each accumulator load and store carries several multiply-adds.
+
+    Parameters
+    ----------
+    arow : ndarray, shape (Wo,)
+        The accumulators of one output row (updated in place).
+    prow : ndarray
+        One padded input row (or a row of vertical sums), at least
+        ``(Wo - 1)·stride_w + (kw - 1)·dil_w + 1`` long.
+    taps : ndarray, shape (kw,)
+        One row of the kernel.
+    stride_w, dil_w : int
+        Horizontal stride and dilation.
+    """
     wo = arow.size
     kw = taps.size
     if stride_w != 1:
@@ -116,6 +123,30 @@ def _correlate(x, weight, bias, row_src, col_src, stride_h, stride_w, dil_h, dil
     Tasks are (image, `chunk` output channels of one group, block of output rows).  A task
     pads the input rows its block needs once per input channel, into a buffer that stays
     in cache, then adds whole kernel rows into its blocks of accumulators.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, Cin, H, W)
+        The unpadded input.
+    weight : ndarray, shape (Cout, Cin/groups, kh, kw)
+        Cross-correlation weights (already flipped for true convolution).
+    bias : ndarray, shape (Cout,)
+    row_src, col_src : ndarray of int64
+        The padded rows' and columns' input indices (-1: zero), from `convcli.plan`.
+    stride_h, stride_w, dil_h, dil_w : int
+        Stride and dilation.
+    left : int
+        Columns of padding on the left.
+    groups : int
+        Channel groups.
+    block_rows : int
+        Output rows of one task.
+    chunk : int
+        Output channels of one task (within one group).
+    out : ndarray, shape (N, Cout, Ho, Wo)
+        Written: the result.
+    start, stop : int
+        The tasks to run (`convcli.threads.parallel_for` splits them between threads).
     """
     c_out, c_in_g, kh, kw = weight.shape
     ho, wo = out.shape[2], out.shape[3]
@@ -169,7 +200,32 @@ def _correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h
     """Convolution with kernels of low rank: weight[co, ci] = Σ_r col_taps[co, ci, r] ⊗
     row_taps[co, ci, r], run for each term r and output row as a vertical pass over the
     padded rows it needs, then a horizontal pass over that one row (no row is filtered
-    twice, however tall the kernel)."""
+    twice, however tall the kernel).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, Cin, H, W)
+        The unpadded input.
+    col_taps : ndarray, shape (Cout, Cin/groups, R, kh)
+        Each kernel's vertical factors (zero beyond its own rank).
+    row_taps : ndarray, shape (Cout, Cin/groups, R, kw)
+        Each kernel's horizontal factors.
+    bias : ndarray, shape (Cout,)
+    row_src, col_src : ndarray of int64
+        The padded rows' and columns' input indices (-1: zero).
+    stride_h, stride_w, dil_h, dil_w : int
+        Stride and dilation.
+    left : int
+        Columns of padding on the left.
+    groups : int
+        Channel groups.
+    block_rows : int
+        Output rows of one task; tasks are (image, output channel, block of rows).
+    out : ndarray, shape (N, Cout, Ho, Wo)
+        Written: the result.
+    start, stop : int
+        The tasks to run.
+    """
     c_out, c_in_g, rank, kh = col_taps.shape
     ho, wo = out.shape[2], out.shape[3]
     c_out_g = c_out // groups
@@ -227,12 +283,33 @@ def correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h,
 
 
 @compiled(nogil=True)
-def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, y0, out,
-            start, stop):
-    """The patch matrix of image x[0] for output rows y0 … y0 + out rows / Wo:
-    out[(c·kh + i)·kw + j, (oy − y0)·Wo + ox] = xpad[c, oy·sh + i·dh, ox·sw + j·dw].
-    Each input row is padded once, then copied kw times."""
-    wo = (col_src.size - (kw - 1) * dil_w - 1) // stride_w + 1
+def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, y0, wo,
+            out, start, stop):
+    """The patch matrix of image x[0] for output rows y0 … y0 + out columns / wo:
+    out[(c·kh + i)·kw + j, (oy − y0)·wo + ox] = xpad[c, oy·sh + i·dh, ox·sw + j·dw].
+    Each input row is padded once, then copied kw times.
+
+    Parameters
+    ----------
+    x : ndarray, shape (1, Cin, H, W)
+        The unpadded input.
+    row_src, col_src : ndarray of int64
+        The padded rows' and columns' input indices (-1: zero).
+    kh, kw : int
+        Kernel size.
+    stride_h, stride_w, dil_h, dil_w : int
+        Stride and dilation.
+    left : int
+        Columns of padding on the left.
+    y0 : int
+        The first output row of the band.
+    wo : int
+        Output columns (`convcli.plan` computes it; the kernel never does).
+    out : ndarray, shape (Cin·kh·kw, rows·wo)
+        Written: the band's patch matrix.
+    start, stop : int
+        The (channel, kernel row) tasks to run, numbered c·kh + i.
+    """
     n_rows = out.shape[1] // wo
     pbuf = np.empty((1, col_src.size), x.dtype)
     for task in range(start, stop):
@@ -251,217 +328,33 @@ def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left,
                         dst[ox] = src[ox * stride_w]
 
 
-def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, y0, out):
+def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, y0, wo, out):
     """The patch matrix (see `_im2col`), in parallel over (channel, kernel row)."""
     parallel_for(_im2col, x.shape[1] * kh, x, row_src, col_src, kh, kw, stride_h, stride_w,
-                 dil_h, dil_w, left, y0, out)
+                 dil_h, dil_w, left, y0, wo, out)
     return out
-
-
-@compiled()
-def png_unfilter(rows, bpp, prior, out):
-    """Undo PNG's per-row filters: `rows` is (H, 1 + row_bytes) uint8, byte 0 the filter;
-    `prior` is the decoded row above the first (zeros at the top); writes `out`."""
-    height, width = rows.shape[0], rows.shape[1] - 1
-    for y in range(height):
-        kind = rows[y, 0]
-        up = out[y - 1] if y > 0 else prior
-        row = out[y]
-        for i in range(width):
-            raw = np.int32(rows[y, i + 1])
-            left = np.int32(row[i - bpp]) if i >= bpp else 0
-            above = np.int32(up[i])
-            if kind == 1:
-                raw += left
-            elif kind == 2:
-                raw += above
-            elif kind == 3:
-                raw += (left + above) >> 1
-            elif kind == 4:
-                corner = np.int32(up[i - bpp]) if i >= bpp else 0
-                p = left + above - corner
-                pa, pb, pc = abs(p - left), abs(p - above), abs(p - corner)
-                if pa <= pb and pa <= pc:
-                    raw += left
-                elif pb <= pc:
-                    raw += above
-                else:
-                    raw += corner
-            row[i] = raw & 255
-    return out
-
-
-@compiled()
-def tiff_lzw_decode(src, size):
-    """Decode a TIFF LZW strip (MSB-first codes of 9–12 bits, with TIFF's early change) into
-    at most `size` bytes; returns the bytes decoded."""
-    out = np.empty(size, np.uint8)
-    prefix = np.empty(4096, np.int32)
-    suffix = np.empty(4096, np.uint8)
-    length = np.zeros(4096, np.int32)
-    for code in range(256):
-        prefix[code] = -1
-        suffix[code] = code
-        length[code] = 1
-    n_bits = src.size * 8
-    bit = 0
-    width = 9
-    next_code = 258
-    previous = -1
-    pos = 0
-    while bit + width <= n_bits and pos < size:
-        code = 0
-        for _ in range(width):
-            code = (code << 1) | ((src[bit >> 3] >> (7 - (bit & 7))) & 1)
-            bit += 1
-        if code == 257:
-            break
-        if code == 256:
-            width = 9
-            next_code = 258
-            previous = -1
-            continue
-        if previous >= 0 and code > next_code:
-            break                                   # corrupt: a code not yet defined
-        if previous < 0:
-            entry = code
-        elif code < next_code:
-            entry = code
-        else:                                       # code == next_code: previous + its first byte
-            entry = previous
-        # write the string of `entry` backwards from its end
-        n = length[entry]
-        end = min(pos + n, size)
-        c = entry
-        for k in range(n - 1, -1, -1):
-            if pos + k < size:
-                out[pos + k] = suffix[c]
-            c = prefix[c]
-        first = out[pos]
-        pos = end
-        if previous >= 0 and next_code < 4096:
-            if code == next_code and pos < size:
-                out[pos] = first
-                pos += 1
-            prefix[next_code] = previous
-            suffix[next_code] = first
-            length[next_code] = length[previous] + 1
-            next_code += 1
-            if next_code + 1 >= (1 << width) and width < 12:
-                width += 1
-        previous = code
-    return out[:pos]
-
-
-@compiled(nogil=True)
-def _png_filter_rows(rows, bpp, prior, out, start, stop):
-    """out[y] = raw row y of `rows` filtered with whichever of PNG's five filters gives the
-    most zero bytes (best for run-length deflate), preceded by the filter's number, for y in
-    [start, stop); `prior` is the raw row above the first (zeros at the top of the image)."""
-    width = rows.shape[1]
-    trial = np.empty((5, width), np.uint8)
-    for y in range(start, stop):
-        raw = rows[y]
-        up = rows[y - 1] if y > 0 else prior
-        for i in range(width):
-            trial[0, i] = raw[i]
-            trial[2, i] = raw[i] - up[i]
-        for i in range(bpp):
-            trial[1, i] = raw[i]
-            trial[3, i] = raw[i] - (up[i] >> 1)
-            trial[4, i] = raw[i] - up[i]                # Paeth with left = corner = 0 is up
-        for i in range(bpp, width):
-            left, above, corner = np.int16(raw[i - bpp]), np.int16(up[i]), np.int16(up[i - bpp])
-            trial[1, i] = raw[i] - raw[i - bpp]
-            trial[3, i] = raw[i] - np.uint8((left + above) >> 1)
-            pa = abs(above - corner)                    # |p − left| with p = left + above − corner
-            pb = abs(left - corner)
-            pc = abs(left + above - 2 * corner)
-            paeth = left if (pa <= pb and pa <= pc) else (above if pb <= pc else corner)
-            trial[4, i] = raw[i] - np.uint8(paeth)
-        best, most = 0, -1
-        for k in range(5):
-            zeros = 0
-            for i in range(width):
-                zeros += trial[k, i] == 0
-            if zeros > most:
-                best, most = k, zeros
-        out[y, 0] = best
-        for i in range(width):
-            out[y, i + 1] = trial[best, i]
-
-
-def png_filter_rows(rows, bpp, prior):
-    """Filter raw PNG rows (H, row_bytes) for deflate (see `_png_filter_rows`), rows in
-    parallel; returns (H, 1 + row_bytes)."""
-    out = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
-    parallel_for(_png_filter_rows, rows.shape[0], rows, bpp, prior, out)
-    return out
-
-
-@compiled(nogil=True)
-def _finite_range(flat, start, stop):
-    low, high = np.inf, -np.inf
-    for k in range(start, stop):
-        v = flat[k]
-        if v < low and v > -np.inf:
-            low = v
-        if v > high and v < np.inf:
-            high = v
-    return low, high
-
-
-def finite_range(values):
-    """(min, max) of the finite values of a float array (NaN, NaN if there are none)."""
-    parts = parallel_for(_finite_range, values.size, values.ravel())
-    low, high = min(p[0] for p in parts), max(p[1] for p in parts)
-    return (np.nan, np.nan) if low > high else (low, high)
-
-
-@compiled(nogil=True)
-def _quantize(planes, absolute, offset, scale, top, rounding, out, start, stop):
-    """out[y, x, c] = clip((|v| if absolute else v) · scale + offset, 0, top), rounded to
-    nearest when `rounding`, from planar (C, H, W) values; NaN becomes 0.
-
-    Returns (how many values clipping changed by more than rounding would, the smallest and
-    the largest finite input value) — inf, -inf if none is finite."""
-    channels, height, width = planes.shape
-    slack = 0.5 if rounding else 0.0        # values that round into range are not clipped
-    count = 0
-    low, high = np.inf, -np.inf
-    for y in range(start, stop):
-        for x in range(width):
-            for c in range(channels):
-                v = planes[c, y, x]
-                if v < low and v > -np.inf:
-                    low = v
-                if v > high and v < np.inf:
-                    high = v
-                if absolute:
-                    v = abs(v)
-                v = v * scale + offset
-                if not (v >= 0):            # negative or NaN
-                    count += not (v >= -slack)
-                    v = 0.0
-                elif v > top:
-                    count += v > top + slack
-                    v = top
-                if rounding:
-                    v = np.rint(v)
-                out[y, x, c] = v
-    return count, low, high
-
-
-def quantize(planes, absolute, offset, scale, top, rounding, out):
-    """Map planar values to pixels (see `_quantize`), in parallel over rows; returns (values
-    clipped by more than rounding would, smallest and largest finite input value)."""
-    return quantize_in_parallel(_quantize, planes, absolute, offset, scale, top, rounding, out)
 
 
 @compiled(nogil=True)
 def _max_pool(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, out, start, stop):
     """out[n, c, oy, ox] = the largest x[n, c] under the window; padding (-1 in the index
-    maps) is ignored, as PyTorch's -inf padding is."""
+    maps) is ignored, as PyTorch's -inf padding is.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+        The unpadded input.
+    row_src, col_src : ndarray of int64
+        The padded rows' and columns' input indices (-1: padding).
+    kh, kw : int
+        Window size.
+    stride_h, stride_w, dil_h, dil_w : int
+        Stride and dilation.
+    out : ndarray, shape (N, C, Ho, Wo)
+        Written: the result.
+    start, stop : int
+        The (image, channel) tasks to run, numbered n·C + c.
+    """
     channels = x.shape[1]
     ho, wo = out.shape[2], out.shape[3]
     for task in range(start, stop):
