@@ -22,6 +22,16 @@ class AttackResult:
     def change(self) -> np.ndarray:
         return self.adversarial - self.image
 
+    @property
+    def predictions(self) -> tuple[int, int]:
+        """The predicted class before and after."""
+        return int(self.before.argmax()), int(self.after.argmax())
+
+    @property
+    def sizes(self) -> tuple[float, float]:
+        """The L∞ and L2 norms of the change (0…1 scale)."""
+        return float(np.abs(self.change).max()), float(np.linalg.norm(self.change))
+
 
 def input_gradient(model: Model, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The gradient of the cross-entropy with respect to the input batch."""
@@ -50,3 +60,33 @@ def attack(model: Model, image: np.ndarray, eps: float, target: int | None = Non
         x = np.rint(x * levels) / levels
     after = model.probabilities(x.astype(np.float32))[0]
     return AttackResult(x0[0], x[0].astype(np.float32), before, after)
+
+
+def attack_picture(model: Model, picture, eps: float, target: int | None = None,
+                   steps: int = 1):
+    """`attack` on an image as read (`convcli.images.Picture`, colour converted to gray for
+    a one-channel network): returns the `AttackResult` and two 8-bit pictures, the
+    perturbed image and the change amplified (±eps as black … white).
+
+    Raises
+    ------
+    ParameterError
+        The image's size or channels do not fit the network (parameter ``image``).
+    """
+    from .errors import ParameterError
+    from .images import Picture
+    from .pixels import to_gray
+
+    channels, height, width = model.network.input_shape
+    pixels = picture.color.astype(np.float32) / np.float32(picture.max_value)
+    if channels == 1 and pixels.shape[2] != 1:
+        pixels = to_gray(pixels)[:, :, None]
+    if pixels.shape != (height, width, channels):
+        raise ParameterError(f"is {pixels.shape[1]}×{pixels.shape[0]}×{pixels.shape[2]}; the "
+                             f"network takes {width}×{height}×{channels}", parameter="image")
+    result = attack(model, pixels.transpose(2, 0, 1), eps, target, steps)
+
+    def eight_bit(values):
+        return Picture(np.rint(np.clip(values, 0, 1).transpose(1, 2, 0) * 255).astype(np.uint8))
+
+    return result, eight_bit(result.adversarial), eight_bit(0.5 + result.change / (2 * eps))

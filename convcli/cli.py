@@ -257,8 +257,11 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
         raise click.UsageError("--skip-existing and --overwrite exclude each other")
     catalogue = Catalogue.load(catalogues)
     if weights_path is not None:
-        kernel_specs = tuple(f"@{weights_path}:{spec}" if spec in _conv_layers(weights_path)
-                             else spec for spec in kernel_specs)
+        from .model import conv_layer_names
+
+        layers = conv_layer_names(weights_path)
+        kernel_specs = tuple(f"@{weights_path}:{spec}" if spec in layers else spec
+                             for spec in kernel_specs)
     kernels = tuple(resolve_kernel(spec, catalogue) for spec in kernel_specs)
     options = ConvOptions(stride=stride, padding=padding, dilation=dilation, groups=groups,
                           pad_mode=pad_mode, mode=mode, bias=bias, normalize=normalize, algo=algo)
@@ -915,8 +918,6 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
     initialisation) or an ONNX model (its weights).  Layers from flatten on are not run.
     Every option is checked before any map is written.
     """
-    import numpy as np
-
     from .formats import format_of
     from .images import read_image
     from .kernels import Catalogue
@@ -945,7 +946,7 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
     picture = read_image(image)
     planes = input_planes(picture, gray, rgb)
     if weights_path is not None:          # trained networks see pixels on a 0…1 scale
-        planes = planes / np.float32(picture.max_value)
+        planes = planes / picture.max_value
     rows = check_input(network, planes.shape, catalogue)
     window = _window(network, rows, at, layer_key, planes.shape) if at is not None else None
     maps = write_feature_maps(network, planes, output_dir, grid=grid,
@@ -1045,21 +1046,6 @@ def kernels_show(catalogue, spec, png, cell):
 # train, visualize, attack: a small CNN trained by convcli's own gradients
 
 
-def _conv_layers(weights_path) -> list[str]:
-    """The conv layers a weights file holds (those with 4-D weights)."""
-    import zipfile
-
-    import numpy as np
-
-    try:
-        with np.load(weights_path, allow_pickle=False) as archive:
-            return [n[:-len(".weight")] for n in archive.files
-                    if n.endswith(".weight") and archive[n].ndim == 4]
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise click.BadParameter(f"{weights_path}: not a readable weights file ({exc})",
-                                 param_hint="'--weights'") from None
-
-
 def _model(net_path, weights_path):
     """The network file with its trained weights."""
     from .model import Model, load_weights
@@ -1098,8 +1084,6 @@ def train(data, net_path, output, epochs, lr, batch, seed, val, optimizer, momen
     One line per epoch goes to stdout (loss, accuracy, validation accuracy, images/s).
     Ctrl-C keeps the last completed epoch: its weights are written and the command says so.
     """
-    import numpy as np
-
     from .model import Model, initial_weights
     from .net import load_network
     from .train import TrainOptions, load_dataset, provenance
@@ -1160,7 +1144,7 @@ def train(data, net_path, output, epochs, lr, batch, seed, val, optimizer, momen
         from .images import save_pillow
         from .render import line_chart
 
-        save_pillow(line_chart(np.array(losses), "batch", "training loss (cross-entropy)"),
+        save_pillow(line_chart(losses, "batch", "training loss (cross-entropy)"),
                     plot_path)
     if interrupted:
         click.echo(f"Interrupted: saved epoch {last.number} of {epochs} to {output}.", err=True)
@@ -1178,18 +1162,6 @@ def _train_progress():
                         transient=True)
     progress.add_task("epoch 1", total=None, loss="…")
     return progress
-
-
-def _grid_picture(images, cell: int = 3):
-    """(N, C, H, W) images in 0…1 as one tiled 8-bit picture, each pixel `cell`² pixels."""
-    import numpy as np
-
-    from .images import Picture
-    from .render import tile_maps
-
-    gray = images.mean(axis=1)
-    tiled = tile_maps(np.rint(gray * 255).astype(np.uint8), fill=128)
-    return Picture(np.repeat(np.repeat(tiled, cell, 0), cell, 1)[:, :, None])
 
 
 @cli.command()
@@ -1221,10 +1193,8 @@ def visualize(net_path, weights_path, layer_key, channel, output, steps, lr, jit
     2017), found by gradient ascent from faint noise with jitter, rescaling, a
     total-variation penalty and blurring.  Prints each channel's mean activation before
     (on the noise) and after."""
-    import numpy as np
-
     from .images import write_image
-    from .visualize import VisualizeOptions
+    from .visualize import VisualizeOptions, grid_picture
     from .visualize import visualize as optimise
 
     model = _model(net_path, weights_path)
@@ -1232,10 +1202,10 @@ def visualize(net_path, weights_path, layer_key, channel, output, steps, lr, jit
     row = model.rows[position]
     count = row.output_shape[0]
     if channel == "all":
-        channels = np.arange(count)
+        channels = list(range(count))
     else:
         try:
-            channels = np.array([int(channel)])
+            channels = [int(channel)]
         except ValueError:
             raise click.BadParameter(f"{channel!r} is not a channel number or 'all'",
                                      param_hint="'--channel'") from None
@@ -1245,7 +1215,7 @@ def visualize(net_path, weights_path, layer_key, channel, output, steps, lr, jit
     options = VisualizeOptions(steps=steps, lr=lr, jitter=jitter, scale=scale, tv=tv, blur=blur,
                                seed=seed)
     images, before, after = optimise(model, position, channels, options)
-    write_image(output, _grid_picture(images, cell))
+    write_image(output, grid_picture(images, cell))
     for c, b, a in zip(channels, before, after):
         click.echo(f"{row.node.name} channel {c}: mean activation {b:.4f} → {a:.4f}")
     _console().print(f"wrote {output}")
@@ -1269,34 +1239,20 @@ def attack(net_path, image, weights_path, eps, target, steps, output):
     """An adversarial example: change IMAGE by at most --eps per pixel so that the network
     misclassifies it.  Prints the class probabilities before and after and the size of
     the change (judged on the 8-bit image written)."""
-    import numpy as np
-
-    from .attack import attack as perturb
-    from .images import Picture, read_image, write_image
-    from .pixels import to_gray
+    from .attack import attack_picture
+    from .images import read_image, write_image
 
     model = _model(net_path, weights_path)
-    channels, height, width = model.network.input_shape
-    picture = read_image(image)
-    pixels = picture.color.astype(np.float32) / np.float32(picture.max_value)
-    if channels == 1 and pixels.shape[2] != 1:
-        pixels = to_gray(pixels)[:, :, None]
-    if pixels.shape != (height, width, channels):
-        raise click.BadParameter(f"{image} is {pixels.shape[1]}×{pixels.shape[0]}×"
-                                 f"{pixels.shape[2]}; the network takes {width}×{height}×"
-                                 f"{channels}", param_hint="'IMAGE'")
     classes = model.rows[-1].output_shape[0]
     if target is not None and target >= classes:
         raise click.BadParameter(f"the network has classes 0…{classes - 1}",
                                  param_hint="'--target'")
-    result = perturb(model, pixels.transpose(2, 0, 1), eps, target, steps)
+    result, adversarial, change_picture = attack_picture(model, read_image(image), eps, target,
+                                                         steps)
     names = model.weights.provenance.get("classes") or [str(i) for i in range(classes)]
     change_path = output.with_name(output.stem + "_change.png")
-    write_image(output, Picture(np.rint(result.adversarial.transpose(1, 2, 0) * 255)
-                                .astype(np.uint8)))
-    amplified = 0.5 + result.change / (2 * eps)
-    write_image(change_path, Picture(np.rint(np.clip(amplified, 0, 1).transpose(1, 2, 0) * 255)
-                                     .astype(np.uint8)))
+    write_image(output, adversarial)
+    write_image(change_path, change_picture)
     from rich.table import Table
 
     table = Table(title=f"{image.name}: class probabilities", title_justify="left")
@@ -1306,9 +1262,8 @@ def attack(net_path, image, weights_path, eps, target, steps, output):
         table.add_row(f"{index} {name}", f"{result.before[index]:.4f}", f"{result.after[index]:.4f}")
     console = _console()
     console.print(table)
-    first, then = int(result.before.argmax()), int(result.after.argmax())
-    change = result.change
+    first, then = result.predictions
+    linf, l2 = result.sizes
     click.echo(f"prediction {names[first]} ({result.before[first]:.1%}) → {names[then]} "
-               f"({result.after[then]:.1%}); change L∞ {np.abs(change).max():.4f}, "
-               f"L2 {np.linalg.norm(change):.4f} (0…1 scale)")
+               f"({result.after[then]:.1%}); change L∞ {linf:.4f}, L2 {l2:.4f} (0…1 scale)")
     console.print(f"wrote {output} and {change_path} (the change, ±eps as black…white)")

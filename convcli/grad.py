@@ -56,6 +56,18 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     -------
     ndarray
         Of `input_shape`: float64 if weight or grad_output is, else float32.
+
+    Examples
+    --------
+    With replicate padding the border pixels also receive the gradient of the padding
+    that copies them:
+
+    >>> import numpy as np
+    >>> from convcli import conv2d_input
+    >>> g = np.array([[[[1.0, 2.0, 3.0]]]])
+    >>> conv2d_input((1, 1, 1, 3), np.ones((1, 1, 1, 3)), g, padding=(0, 1),
+    ...              pad_mode="replicate")[0, 0]
+    array([[4., 6., 8.]])
     """
     dtype = compute_dtype(weight, grad_output)
     weight = np.ascontiguousarray(weight, dtype)
@@ -117,6 +129,14 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     -------
     ndarray
         Of `weight_shape`; the bias gradient is ``grad_output.sum(axis=(0, 2, 3))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcli import conv2d_weight
+    >>> x = np.arange(4.0).reshape(1, 1, 1, 4)
+    >>> conv2d_weight(x, (1, 1, 1, 2), np.ones((1, 1, 1, 3)))[0, 0]
+    array([[3., 6.]])
     """
     dtype = compute_dtype(input, grad_output)
     x = np.ascontiguousarray(input, dtype)

@@ -85,6 +85,13 @@ def read_npz(path: Path, where: str) -> dict[str, np.ndarray]:
         raise ParameterError(f"{where}: not a readable .npz archive ({exc})") from None
 
 
+def conv_layer_names(path) -> list[str]:
+    """The conv layers (4-D weights) a weights file holds."""
+    path = Path(path)
+    return [name[:-len(".weight")] for name, array in read_npz(path, f"weights {path}").items()
+            if name.endswith(".weight") and array.ndim == 4]
+
+
 def load_weights(path, network: Network) -> Weights:
     """Read a weights file and check it holds every parameter of `network`, shaped to fit.
 

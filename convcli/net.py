@@ -303,13 +303,34 @@ LAYER_TYPES = tuple(_FIELDS)
 
 
 def load_network(path, input_shape=None) -> Network:
-    """Read and check a network: a YAML network file (safe loader), or an ONNX model
+    r"""Read and check a network: a YAML network file (safe loader), or an ONNX model
     (``.onnx``, see `convcli.onnx_net`).  `input_shape` (C, H, W) replaces the file's.
 
     Raises
     ------
     ParameterError
         Naming the file, the layer and field, and the reason.
+
+    Returns
+    -------
+    Network
+        Its ``summary()`` gives one `NodeSummary` per layer: the node, input and output
+        shapes, parameters, mult-adds and per-axis `Field` (None where not spatial).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from convcli import load_network
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny.yaml"
+    >>> _ = path.write_text("name: tiny\ninput: [3, 32, 32]\nlayers:\n"
+    ...                     "  - {name: conv1, type: conv, out: 8, k: 3, p: 1}\n"
+    ...                     "  - {name: pool1, type: maxpool, k: 2}\n"
+    ...                     "  - {name: conv2, type: conv, out: 16, k: 3, d: 2}\n")
+    >>> for row in load_network(path).summary():
+    ...     print(row.node.name, row.output_shape, row.params.total, row.fields[0].size)
+    conv1 (8, 32, 32) 224 3
+    pool1 (8, 16, 16) 0 4
+    conv2 (16, 12, 12) 1168 12
     """
     path = Path(path)
     if path.suffix.lower() == ".onnx":
@@ -382,7 +403,7 @@ def _node(entry, index: int, where: str, earlier: list[str]) -> Node:
 def _op(kind: str, entry: dict, get: "_Getter") -> Op:
     """The operation of one network-file entry (fields already known to be allowed)."""
     if kind == "conv":
-        size = get.pair("k", 3)
+        size = get.pair("k", (3, 3))
         kernel = entry.get("kernel")
         if kernel is not None:
             found = _kernel_size(str(kernel), get.label)

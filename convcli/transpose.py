@@ -169,6 +169,15 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     ------
     ValueError
         For any input or option that is not allowed; the message names it.
+
+    Examples
+    --------
+    Each value of a 1×2 input scatters a 1×2 kernel, two columns apart (stride 2):
+
+    >>> import numpy as np
+    >>> from convcli import conv_transpose2d
+    >>> conv_transpose2d(np.array([[[1.0, 2.0]]]), np.array([[[[1.0, 10.0]]]]), stride=2)
+    array([[[ 1., 10.,  2., 20.]]])
     """
     from .conv import _as_float_array, compute_dtype, conv2d
 

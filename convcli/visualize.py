@@ -97,3 +97,13 @@ def _tv_gradient(x: np.ndarray) -> np.ndarray:
         after = np.pad(d, pad)
         g += before - after
     return g
+
+
+def grid_picture(images: np.ndarray, cell: int = 3):
+    """(N, C, H, W) images in 0…1 as one tiled 8-bit `convcli.images.Picture` (channels
+    averaged), each pixel `cell`² pixels."""
+    from .images import Picture
+    from .render import tile_maps
+
+    tiled = tile_maps(np.rint(images.mean(axis=1) * 255).astype(np.uint8), fill=128)
+    return Picture(np.repeat(np.repeat(tiled, cell, 0), cell, 1)[:, :, None])

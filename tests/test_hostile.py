@@ -235,7 +235,7 @@ def test_stats_cout_that_implies_huge_weights_is_refused(run):
 def test_a_network_with_a_huge_layer_is_refused_before_allocating(run, samples, tmp_path):
     net = tmp_path / "net.yaml"
     net.write_text("name: big\ninput: [3, 8, 8]\nlayers:\n  - {type: conv, out: 100000000}\n")
-    stderr = one_line(run("apply", samples / "astronaut.png", "--net", net, "-o", tmp_path / "m/"))
+    stderr = one_line(run("forward", samples / "astronaut.png", net, "-o", tmp_path / "m/"))
     assert "layer 1 conv: 100000000 filters of 3×3×3" in stderr and "over the limit" in stderr
 
 
@@ -365,8 +365,7 @@ def test_layer_names_that_could_leave_the_output_folder_are_refused(run, samples
                                                                      name):
     net = tmp_path / "net.yaml"
     net.write_text(f"name: n\ninput: [3, 8, 8]\nlayers:\n  - {{type: relu, name: '{name}'}}\n")
-    stderr = one_line(run("apply", samples / "astronaut.png", "--net", net, "-o",
-                          tmp_path / "maps/"))
+    stderr = one_line(run("forward", samples / "astronaut.png", net, "-o", tmp_path / "maps/"))
     assert f"name {name!r}: a name is letters" in stderr
     assert not (tmp_path / "maps").exists() and not (tmp_path / "evil.npy").exists()
 
