@@ -36,6 +36,25 @@ def make_images(folder: Path, count: int) -> None:
         Image.fromarray(image).save(folder / f"img{index:03d}.png")
 
 
+def arguments(repeat: int) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=repeat)
+    return parser.parse_args()
+
+
+def prepare(tmp: Path, count: int) -> tuple[Path, Path, str]:
+    """`count` images in tmp/in, an output folder tmp/out, and the command that runs
+    `vips conv` with the same Sobel on them two at a time."""
+    src, out = tmp / "in", tmp / "out"
+    src.mkdir()
+    make_images(src, count)
+    (tmp / "sobel.mat").write_text("3 3 1 0\n-1 0 1\n-2 0 2\n-1 0 1\n")
+    vips = (f"ls {src}/*.png | xargs -P2 -I{{}} sh -c "
+            f"'vips conv {{}} {out}/$(basename {{}}) {tmp}/sobel.mat'")
+    return src, out, vips
+
+
 def timed(command: str, out: Path, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -52,16 +71,10 @@ def folder_size(folder: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = arguments(repeat=3)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        src, out = tmp / "in", tmp / "out"
-        src.mkdir()
-        make_images(src, args.count)
-        (tmp / "sobel.mat").write_text("3 3 1 0\n-1 0 1\n-2 0 2\n-1 0 1\n")
+        src, out, vips = prepare(tmp, args.count)
         # --range clip: negative responses become 0, as ImageMagick and libvips write them
         convcli = f"{sys.executable} -m convcli apply {src} -k sobel_x --range clip -o {out} -q"
         results = {"convcli": timed(convcli, out, args.repeat)}
@@ -69,9 +82,7 @@ def main() -> None:
         peers = {
             "mogrify": (shutil.which("mogrify"),
                         f"mogrify -path {out} -morphology Convolve Sobel {src}/*.png"),
-            "vips conv ×2": (shutil.which("vips"),
-                             f"ls {src}/*.png | xargs -P2 -I{{}} sh -c "
-                             f"'vips conv {{}} {out}/$(basename {{}}) {tmp}/sobel.mat'"),
+            "vips conv ×2": (shutil.which("vips"), vips),
         }
         for name, (installed, command) in peers.items():
             if not installed:

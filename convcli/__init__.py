@@ -31,6 +31,7 @@ _PUBLIC = {
     "write_image": "convcli.images",
     "load_network": "convcli.net",
     "learn_kernel": "convcli.learn",
+    "conv_transpose2d": "convcli.transpose",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -1,9 +1,11 @@
-"""Folders in, folders out: walking, workers, interruption, and the run report.
+"""Folders in, folders out: walking, workers (local or on a Dask cluster), interruption,
+and the run report.
 
 The output tree mirrors the input tree.  Every output is written atomically, so a run that
 is interrupted (Ctrl-C, SIGTERM) or fails leaves each output complete or absent, and
-``--skip-existing`` resumes it.  Workers are forked after the compiled core is loaded, so
-none compiles or starts an interpreter; each handles one image at a time.
+``--skip-existing`` resumes it.  Local workers are forked after the compiled core is
+loaded, so none compiles or starts an interpreter; each handles one image at a time.  A
+batch on a Dask cluster (`convcli.cluster`) keeps every one of these guarantees.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class BatchOptions:
     skip_existing: bool = False         # keep outputs that exist
     overwrite: bool = False             # replace outputs that exist
     fail_fast: bool = False             # stop at the first failure
+    dask: str | None = None             # a Dask scheduler's address (None: local workers)
 
 
 def find_inputs(inputs: list[Path], output_dir: Path, options: BatchOptions = BatchOptions()
@@ -220,16 +223,31 @@ def plan_tasks(found: list[tuple[Path, Path]], output_dir: Path, job: ApplyJob,
 # Running
 
 
-def _process(job: ApplyJob, task: Task) -> Record:
-    """Apply the job to one file; a user-level failure becomes a failed record."""
+def process_file(job: ApplyJob, task: Task) -> Record:
+    """Apply the job to one file and say what happened: a user-level failure, and any
+    unexpected exception (a bug), become a failed record, so one file never stops a batch."""
     start = time.perf_counter()
     try:
         report = job.run(task.source, task.target)
     except ConvcliError as exc:
-        return Record(str(task.source), str(task.target), "failed",
-                      time.perf_counter() - start, str(exc))
+        return failed(task, str(exc), time.perf_counter() - start)
+    except Exception as exc:    # a bug costs its file, not the batch
+        return failed(task, f"{task.source}: unexpected {type(exc).__name__}: {exc} (a bug "
+                            "in convcli; please report it)", time.perf_counter() - start)
     return Record(str(task.source), str(task.target), "done", time.perf_counter() - start,
                   None, report["input_shape"], report["output_shape"])
+
+
+def failed(task: Task, error: str, seconds: float = 0.0) -> Record:
+    """A failed record for `task`."""
+    return Record(str(task.source), str(task.target), "failed", seconds, error)
+
+
+def worker_died(task: Task, how: str) -> Record:
+    """The record of a file whose worker died while processing it: it may have been
+    killed for the memory the image needs."""
+    return failed(task, f"{task.source}: the worker processing it died ({how}); the image "
+                        "may be too large for memory")
 
 
 #: A worker's exit status when the parent stops it (128 + SIGTERM).
@@ -252,7 +270,7 @@ def _worker_main(connection, job: ApplyJob, threads: int) -> None:
 
     set_threads(threads)
     while (task := connection.recv()) is not None:
-        connection.send(_process(job, task))
+        connection.send(process_file(job, task))
 
 
 class WorkerPool:
@@ -295,13 +313,12 @@ class WorkerPool:
                     continue
                 process, connection = self._workers[index]
                 task = busy.pop(index)
-                if connection.poll():
-                    yield connection.recv()
+                record = _receive(connection)
+                if record is not None:
+                    yield record
                 else:                                    # the worker died mid-task
                     process.join()
-                    yield Record(str(task.source), str(task.target), "failed", 0.0,
-                                 f"the worker died (exit code {process.exitcode}); the image "
-                                 "may be too large for memory")
+                    yield worker_died(task, f"exit code {process.exitcode}")
                     remove_temporaries(task.target)
                     self._workers[index] = self._start()
                     process, connection = self._workers[index]
@@ -324,48 +341,56 @@ class WorkerPool:
             connection.close()
 
 
-class _Interrupted(Exception):
+def _receive(connection) -> Record | None:
+    """A worker's record, or None if it died instead of sending one (its end of the pipe
+    closed: `poll` says it is readable, `recv` raises EOFError)."""
+    if not connection.poll():
+        return None
+    try:
+        return connection.recv()
+    except EOFError:
+        return None
+
+
+class Interrupted(BaseException):       # not an Exception: `process_file` must not catch it
     def __init__(self, name: str):
         self.name = name
 
 
 def _raise_interrupted(signum, frame):
-    raise _Interrupted(signal.Signals(signum).name)
+    raise Interrupted(signal.Signals(signum).name)
 
 
 def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOptions(),
               on_record=None) -> BatchReport:
-    """Run `tasks` on ``options.jobs`` worker processes (in this process if 1), dividing the
-    threads (`convcli.threads.thread_count`) between them.
+    """Run `tasks` on the Dask scheduler ``options.dask`` (see `convcli.cluster`), or on
+    ``options.jobs`` local worker processes (in this process if 1) dividing the threads
+    (`convcli.threads.thread_count`) between them.
 
     `on_record(record)` is called as each file finishes.  SIGINT, SIGTERM and SIGHUP stop
-    the run: workers are stopped, their temporary files removed, and the report says so.
+    the run: workers are stopped (on a cluster: chunks not started are cancelled, running
+    ones may finish), temporary files of unfinished outputs removed, and the report says so.
     """
-    from .conv import warm_up
-    from .threads import set_threads, thread_count
-
     report = BatchReport(total=len(tasks))
     start = time.perf_counter()
-    warm_up()                        # load the compiled core once, before forking
-    jobs = max(1, min(options.jobs or os.cpu_count() or 1, len(tasks) or 1))
-    threads = max(1, thread_count() // jobs)
     previous = {s: signal.signal(s, _raise_interrupted)
                 for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     pool = None
     try:
-        if jobs == 1:
-            set_threads(threads)
-            results = (_process(job, task) for task in tasks)
+        if options.dask:
+            from .cluster import DaskPool
+
+            pool = DaskPool(options.dask, job, tasks)
         else:
-            pool = WorkerPool(jobs, job, threads)
-            results = pool.run(tasks)
+            pool = _local_pool(job, options.jobs, len(tasks))
+        results = (process_file(job, task) for task in tasks) if pool is None else pool.run(tasks)
         for record in results:
             report.records.append(record)
             if on_record is not None:
                 on_record(record)
             if options.fail_fast and record.status == "failed":
                 break
-    except _Interrupted as exc:
+    except Interrupted as exc:
         report.interrupted = exc.name
     finally:
         for s in previous:                       # a second Ctrl-C must not cut the cleanup
@@ -380,3 +405,18 @@ def run_tasks(tasks: list[Task], job: ApplyJob, options: BatchOptions = BatchOpt
             signal.signal(s, handler)
     report.elapsed = time.perf_counter() - start
     return report
+
+
+def _local_pool(job: ApplyJob, jobs: int | None, files: int) -> WorkerPool | None:
+    """`jobs` forked workers (default: one per CPU) sharing the threads, or None (and all
+    the threads for this process) if one is enough."""
+    from .conv import warm_up
+    from .threads import set_threads, thread_count
+
+    warm_up()                        # load the compiled core once, before forking
+    jobs = max(1, min(jobs or os.cpu_count() or 1, files or 1))
+    threads = max(1, thread_count() // jobs)
+    if jobs == 1:
+        set_threads(threads)
+        return None
+    return WorkerPool(jobs, job, threads)

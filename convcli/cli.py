@@ -7,6 +7,7 @@ exit code 2 (usage) or 1 (failure); see `ConvcliGroup.main`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import warnings
@@ -19,8 +20,8 @@ from .choices import ALPHA_POLICIES, RANGE_POLICIES
 from .formats import BY_EXTENSION, extensions
 from .errors import ConvcliError, ParameterError
 from .files import check_distinct, child_path
-from .options import (CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, STRIDE, FiniteFloatRange,
-                      conv_options)
+from .options import (CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, PADDING, STRIDE,
+                      FiniteFloatRange, PairType, conv_options, report_option)
 from .limits import MAX_EPOCHS, MAX_WORKERS
 from .plan import shape_text
 
@@ -38,6 +39,7 @@ class ConvcliGroup(click.Group):
                 code = super().main(args, prog_name, complete_var, standalone_mode=False,
                                     **extra)
         except click.exceptions.Abort:
+            _ignore_interrupts()
             click.echo("Aborted.", err=True)
             code = 130
         except click.exceptions.NoArgsIsHelpError as exc:      # `convcli` alone: its help
@@ -50,6 +52,7 @@ class ConvcliGroup(click.Group):
             click.echo(f"Error: {exc}", err=True)
             code = exc.exit_code
         except KeyboardInterrupt:
+            _ignore_interrupts()
             click.echo("Interrupted.", err=True)
             code = 130
         except OSError as exc:       # the environment failed: a full disk or stdout, say
@@ -61,6 +64,15 @@ class ConvcliGroup(click.Group):
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+def _ignore_interrupts() -> None:
+    """Once a run is stopping, a further Ctrl-C (or SIGTERM) cannot cut its last words and
+    exit code short."""
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _silence_stdout() -> None:
@@ -154,8 +166,11 @@ def _console(stderr: bool = False):
     """A rich console; tables are not squeezed to 80 columns when output is piped."""
     from rich.console import Console
 
+    import os
+
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
+    width = None if stream.isatty() or os.environ.get("COLUMNS", "").isdigit() else 160
+    return Console(stderr=stderr, highlight=False, width=width)
 
 
 # ----------------------------------------------------------------------------------------
@@ -163,11 +178,58 @@ def _console(stderr: bool = False):
 
 
 def _output_path(source: Path, output: str, job) -> Path:
-    """-o FILE, or -o DIR/ (or an existing directory) → DIR/NAME_KERNEL.EXT."""
-    if output.endswith(("/", "\\")) or Path(output).is_dir():
-        return Path(output) / job.output_name(source)
+    """-o FILE, or -o DIR/ (or an existing directory) → DIR/NAME_KERNEL.EXT; a name longer
+    than the file system allows is refused."""
+    import os
+
+    def fits(path: Path) -> Path:
+        folder = next((p for p in path.parents if p.is_dir()), Path("."))
+        try:
+            limit = os.pathconf(folder, "PC_NAME_MAX")
+        except (OSError, ValueError, AttributeError):
+            limit = 255
+        size = len(os.fsencode(path.name))
+        if size > limit:
+            shown = path.name if len(path.name) <= 40 else f"{path.name[:20]}…{path.name[-12:]}"
+            raise click.BadParameter(f"the file name {shown} is {size} bytes long; the file "
+                                     f"system allows {limit}", param_hint="'-o'")
+        return path
+
+    if output.endswith(("/", "\\")) or fits(Path(output)).is_dir():
+        return fits(Path(output) / job.output_name(source))
     path = Path(output)
-    return path.with_suffix(f".{job.fmt.lower()}") if job.fmt else path
+    return fits(path.with_suffix(f".{job.fmt.lower()}") if job.fmt else path)
+
+
+@contextlib.contextmanager
+def _pipe_ends(source: Path, output: str, job):
+    """(input file, output file, whether the output goes to stdout) of a single-file apply:
+    ``-`` as INPUT is standard input and ``-`` or ``FORMAT:-`` as -o standard output, each
+    through a file in a private temporary folder removed afterwards."""
+    import tempfile
+
+    from .pipes import DASH, read_stream, stdout_extension
+
+    if str(source) != DASH and stdout_extension(output, job.fmt, source) is None:
+        yield source, _output_path(source, output, job), False
+        return
+    with tempfile.TemporaryDirectory(prefix="convcli-pipe-") as folder:
+        if str(source) == DASH:
+            source = read_stream(sys.stdin.buffer, Path(folder))
+        extension = stdout_extension(output, job.fmt, source)
+        if extension is None:
+            yield source, _output_path(source, output, job), False
+        else:
+            yield source, Path(folder) / f"stdout{extension}", True
+
+
+def _copy_to_stdout(path: Path) -> None:
+    """The bytes of a written output on standard output."""
+    import shutil
+
+    with path.open("rb") as written:
+        shutil.copyfileobj(written, sys.stdout.buffer)
+    sys.stdout.buffer.flush()
 
 
 @cli.command()
@@ -204,11 +266,11 @@ def _output_path(source: Path, output: str, job) -> Path:
               help="JPEG/WebP quality (default 92).")
 @click.option("--grid", is_flag=True,
               help="Tile every output channel (feature map) into one gray image, with a thin "
-                   "border between them.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="FILE.json",
-              help="Write what was done: shapes, kernels, options, parameter counts against a "
-                   "dense layer, value range, algorithm, time of each stage.")
+                   "border between them; --range auto stretches each map (minmax) unless the "
+                   "kernel's catalogue entry names a range.")
+@report_option("what was done: shapes, kernels, options, parameter counts against a dense "
+               "layer, value range, algorithm, time of each stage (a batch: every file; its "
+               "page is a contact sheet)")
 @click.option("--stats", "show_stats", is_flag=True,
               help="Print the conv-vs-dense comparison of each kernel after applying.")
 @click.option("-r", "--recursive", is_flag=True, help="Walk input folders' subfolders too.")
@@ -225,7 +287,12 @@ def _output_path(source: Path, output: str, job) -> Path:
 @click.option("--overwrite", is_flag=True,
               help="Replace outputs that exist (a batch refuses by default).")
 @click.option("--fail-fast", is_flag=True, help="Stop a batch at its first failure.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-file warnings.")
+@click.option("--dask", metavar="tcp://HOST:8786", envvar="CONVCLI_DASK", default=None,
+              help="Run a batch on this Dask scheduler's workers, which must see the inputs "
+                   "and -o at the same paths (needs convcli[dask]; $CONVCLI_DASK).")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print nothing on success: no progress bar, no 'wrote …' line or batch "
+                   "table, no batch warnings (errors and failed files are still shown).")
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="WEIGHTS.npz",
               help="Trained weights (convcli train): -k LAYER applies that conv layer "
@@ -235,7 +302,7 @@ def _output_path(source: Path, output: str, job) -> Path:
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
           groups, mode, algo, threads, bias, normalize, range_policy, alpha, gray, rgb, fmt,
           page, quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
-          jobs, skip_existing, overwrite, fail_fast, quiet, weights_path):
+          jobs, skip_existing, overwrite, fail_fast, dask, quiet, weights_path):
     """Apply kernels to an image, or to folders of images.
 
     A 2-D kernel is applied to each colour channel on its own; a 4-D kernel
@@ -272,6 +339,9 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
 
         set_threads(threads)
     if len(inputs) > 1 or inputs[0].is_dir():
+        if "-" in map(str, inputs) or output == "-" or output.endswith(":-"):
+            raise click.UsageError("standard input and output carry one image; a batch of "
+                                   "several inputs or a folder reads and writes files")
         if show_stats:
             raise click.UsageError("--stats describes one file; for a batch use --report")
         if not output.endswith(("/", "\\")) and not Path(output).is_dir() \
@@ -281,27 +351,35 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
                                      "that is the name you want)", param_hint="'-o'")
         from .batch import BatchOptions
 
+        if dask and (jobs is not None or threads is not None):
+            raise click.UsageError("-j and --threads are local: with --dask, the cluster's "
+                                   "workers set them (their share of their cores)")
         batch = BatchOptions(recursive=recursive, globs=globs, excludes=excludes,
                              follow_links=follow_links, jobs=jobs, skip_existing=skip_existing,
-                             overwrite=overwrite, fail_fast=fail_fast)
+                             overwrite=overwrite, fail_fast=fail_fast, dask=dask or None)
         _apply_batch(inputs, Path(output), job, batch, quiet, report_path,
                      _read_files(catalogue, kernel_specs))
         return
-    source = inputs[0]
-    target = _output_path(source, output, job)
-    check_distinct([("input", source), *_read_files(catalogue, kernel_specs)],
-                   [("-o", target), ("--report", report_path)])
-    report = job.run(source, target, details=show_stats or report_path is not None)
-    for note in report["notes"]:
+    if dask and click.get_current_context().get_parameter_source("dask").name == "COMMANDLINE":
+        raise click.UsageError("--dask runs batches (folders or several files); drop it for "
+                               "one file")
+    with _pipe_ends(inputs[0], output, job) as (source, target, to_stdout):
+        check_distinct([("input", source), *_read_files(catalogue, kernel_specs)],
+                       [("-o", target), ("--report", report_path)])
+        report = job.run(source, target, details=show_stats or report_path is not None)
+        if to_stdout:
+            _copy_to_stdout(target)
+    report.update(input=str(inputs[0]) if str(inputs[0]) == "-" else report["input"],
+                  output="-" if to_stdout else report["output"])
+    for note in report["notes"] + _clipping_hints(report, job):
         click.echo(f"Warning: {note}", err=True)
-    click.echo(_apply_summary(report))
+    if not quiet:
+        click.echo(_apply_summary(report), err=to_stdout)
     if show_stats:
         for stage in report["stages"]:
             _console().print(_comparison_table(stage["conv_vs_dense"], stage["kernel"]))
     if report_path is not None:
-        from .files import write_json
-
-        write_json(report_path, report)
+        _write_report(report_path, report, lambda: _html().apply_page(job, report))
 
 
 def _read_files(catalogue, specs=()) -> list[tuple[str, Path]]:
@@ -351,7 +429,7 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path, read_file
         if progress is not None:
             rate = finished / (time.perf_counter() - started)
             progress.update(progress.task_ids[0], advance=1, failed=failed,
-                            rate=f"{rate:.1f} img/s")
+                            rate=f"{rate:.1f} img/s", refresh=True)
 
     if progress is not None:
         progress.start()
@@ -360,9 +438,12 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path, read_file
     finally:
         if progress is not None:
             progress.stop()
+    if report.interrupted:
+        _ignore_interrupts()
     report.total += len(existing)
     report.records[:0] = [Record(str(t.source), str(t.target), "skipped") for t in existing]
-    _console().print(_batch_summary(report))
+    if not quiet:
+        _console().print(_batch_summary(report))
     for record in report.failures:
         click.echo(f"failed: {record.error}", err=True)
     if report.interrupted:
@@ -370,13 +451,14 @@ def _apply_batch(inputs, output_dir, job, options, quiet, report_path, read_file
                    f"{report.total} files finished; outputs are complete or absent. Run again "
                    "with --skip-existing to resume.", err=True)
     if report_path is not None:
-        from .files import write_json
-
-        write_json(report_path, report.as_dict())
+        data = report.as_dict()
+        _write_report(report_path, data, lambda: _html().batch_page(data))
     sys.exit(report.exit_code)
 
 
 def _batch_progress(total: int):
+    """The batch's progress bar, redrawn as each record arrives: no refresh thread, so none
+    is alive when local workers are forked (and inherit its locks)."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
@@ -384,7 +466,7 @@ def _batch_progress(total: int):
                         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                         TextColumn("ETA"), TimeRemainingColumn(),
                         TextColumn("[red]{task.fields[failed]} failed"),
-                        console=_console(stderr=True), transient=True)
+                        console=_console(stderr=True), transient=True, auto_refresh=False)
     progress.add_task("batch", total=total, failed=0, rate="")
     return progress
 
@@ -403,12 +485,52 @@ def _batch_summary(report):
 
 
 def _apply_summary(report: dict) -> str:
-    shape = "×".join(map(str, report["output_shape"][:2]))
+    shape = _image_size(report["output_shape"])
     channels = report["output_shape"][2] + report["output_alpha"]
     r = report["range"]
     return (f"wrote {report['output']} ({shape}, {channels} channel{'s' * (channels > 1)}, "
             f"{report['output_dtype']}): values {r['min']:.6g} … {r['max']:.6g} before "
             f"--range {r['policy']}, {100 * r['clipped_fraction']:.2f}% clipped")
+
+
+def _clipping_hints(report: dict, job) -> list[str]:
+    """A hint when most values clipped because a kernel's weights do not sum to 1."""
+    r = report["range"]
+    if r["policy"] != "clip" or r["clipped_fraction"] < 0.25 or job.options.normalize:
+        return []
+    for kernel in job.kernels:
+        sums = kernel.filter_sums()
+        if kernel.combine is None and _far_from_one(sums):
+            total = ", ".join(sorted({f"{v + 0.0:.4g}" for v in sums}))
+            return [f"{100 * r['clipped_fraction']:.0f}% of values clipped: kernel {kernel.name} "
+                    f"sums to {total}, not 1; --normalize scales it to sum 1"]
+    return []
+
+
+def _far_from_one(sums) -> bool:
+    """Whether any filter sum is far from 1 (≥ 1.5 in magnitude, or ≤ 0.5 but not zero)."""
+    return any(abs(v) >= 1.5 or 1e-9 < abs(v) <= 0.5 for v in sums)
+
+
+def _image_size(shape) -> str:
+    """An (H, W, …) image shape as image tools print it: W×H, marked as such."""
+    return f"{shape[1]}×{shape[0]} W×H"
+
+
+def _write_report(path: Path, data, html_page) -> None:
+    """--report: a page (``html_page()``) for .html/.htm, else the JSON of `data`."""
+    from .files import write_json
+
+    if path.suffix.lower() in (".html", ".htm"):
+        _html().write_page(path, html_page())
+    else:
+        write_json(path, data)
+
+
+def _html():
+    from . import htmlreport
+
+    return htmlreport
 
 
 # ----------------------------------------------------------------------------------------
@@ -421,6 +543,10 @@ def _convolution_from_options(shape, spec, catalogues, cout, options, outputs=()
     from .kernels import Catalogue, resolve_kernel
     from .pipeline import kernel_convolution
 
+    if shape is None:
+        raise click.UsageError("Missing option '--input'")
+    if spec is None:
+        raise click.UsageError("Missing option '-k' / '--kernel'")
     catalogue = Catalogue.load(catalogues)
     check_distinct(_read_files(catalogue, [spec]), outputs)
     kernel = resolve_kernel(spec, catalogue)
@@ -433,9 +559,9 @@ def _stats_options(command):
     from .options import SHAPE
 
     decorators = [
-        click.option("--input", "shape", type=SHAPE, required=True,
+        click.option("--input", "shape", type=SHAPE, default=None,
                      help="Input shape CxHxW (or HxW for one channel)."),
-        click.option("-k", "--kernel", "spec", required=True, metavar="SPEC",
+        click.option("-k", "--kernel", "spec", default=None, metavar="SPEC",
                      help="The kernel: anything -k of apply accepts."),
         CATALOGUES,
         click.option("--cout", type=click.IntRange(min=1), default=None,
@@ -501,20 +627,45 @@ def _bytes(count: int) -> str:
 @click.option("--dense-out", type=click.IntRange(min=1), default=None,
               help="Compare with a dense layer of N outputs instead of one output per "
                    "convolution output.")
+@click.option("--net", "net_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="NET.yaml|MODEL.onnx",
+              help="Instead of -k: the parameters and mult-adds of every layer of a network "
+                   "(at its own input, or --input).")
+@report_option("the comparison (its page: a table and bars)")
 def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
-          with_bias, as_json, dense_out):
-    """Parameter counts and costs of a convolution against a dense layer (no image needed).
+          with_bias, as_json, dense_out, net_path, report_path):
+    """Parameter counts and costs of a convolution against a dense layer (no image needed),
+    or of every layer of a network (--net).
 
     Example: convcli stats --input 5x5 -k box:3 (9 weights against 225).
     """
     from .matrix import conv_vs_dense
 
+    if net_path is not None:
+        if spec is not None:
+            raise click.UsageError("--net counts a network's layers; drop -k")
+        from .net import load_network, network_report
+
+        network = load_network(net_path, shape)
+        report = network_report(network, network.summary(), network.input_shape, fields=False)
+        if as_json:
+            import json
+
+            click.echo(json.dumps(report))
+        else:
+            _console().print(_network_table(report, fields=False))
+        return
+
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
-    kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options)
+    kernel, conv, plan = _convolution_from_options(shape, spec, catalogues, cout, options,
+                                                   [("--report", report_path)])
     with_bias = cout is not None if with_bias is None else with_bias
     result = conv_vs_dense(plan.input_shape[1:], conv.weight, plan.stride, plan.padding,
                            plan.dilation, plan.groups, plan.pad_mode, plan.mode, with_bias,
                            dense_out)
+    if report_path is not None:
+        _write_report(report_path, result,
+                      lambda: _html().comparison_page("stats", kernel.name, result))
     if as_json:
         from .files import json_text
 
@@ -538,25 +689,37 @@ def stats(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, gr
                    "implementations multiply it.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random inputs used to verify the matrix.")
+@report_option("the matrix's summary (its page: the comparison and the matrix heatmap)")
 def matrix(shape, spec, catalogues, cout, stride, padding, pad_mode, dilation, groups, mode,
-           with_bias, as_json, png, npy, sparse, show_im2col, seed):
+           with_bias, as_json, png, npy, sparse, show_im2col, seed, report_path):
     """The convolution as one matrix, built and verified: M·x + b = conv(x).
 
     Example: convcli matrix --input 4x4 -k "[[1,2,3],[4,5,6],[7,8,9]]" prints the
     4×16 matrix of a 3×3 kernel on a 4×4 image, weight by weight.
     """
-    from .matrix import explain_matrix
+    import math
+
+    from .htmlreport import PAGE_MATRIX_LIMIT
+    from .matrix import conv_vs_dense, explain_matrix, matrix_shape
 
     options = _options(stride, padding, pad_mode, dilation, groups, mode)
     kernel, conv, plan = _convolution_from_options(
         shape, spec, catalogues, cout, options,
-        [("--png", png), ("--npy", npy), ("--sparse", sparse)])
+        [("--png", png), ("--npy", npy), ("--sparse", sparse), ("--report", report_path)])
     if kernel.combine:
         click.echo(f"Note: {kernel.name} combines its filters by {kernel.combine}, which is not "
                    f"linear; this is the matrix of its {kernel.n_filters} filters.", err=True)
     bias = conv.bias if with_bias is not False else None
+    page = report_path is not None and report_path.suffix.lower() in (".html", ".htm")
+    drawable = page and math.prod(matrix_shape(plan)) <= PAGE_MATRIX_LIMIT
     view = explain_matrix(plan, conv.weight, bias, patch_matrix=show_im2col, seed=seed,
-                          dense=bool(png or npy))
+                          dense=bool(png or npy or drawable))
+    if report_path is not None:
+        _write_report(report_path, view.summary(), lambda: _html().comparison_page(
+            "matrix", kernel.name, conv_vs_dense(
+                plan.input_shape[1:], conv.weight, plan.stride, plan.padding, plan.dilation,
+                plan.groups, plan.pad_mode, plan.mode, bias is not None and bool(bias.any())),
+            view))
     from .files import save_npy, save_npz
 
     if sparse is not None:
@@ -730,9 +893,26 @@ def learn(source, target, pairs, size, depthwise, cout, with_bias, stride, dilat
     for index, (k, v) in enumerate(closest):
         prefix = "" if len(closest) == 1 else f"filter {index + 1} "
         console.print(f"{prefix}≈ {_text(k)} ({v:.4f})")
+    if result.fit["r2"] < LINEAR_R2:
+        click.echo(_nonlinear_hint(result.fit["r2"], source, target), err=True)
     if save_path is not None:
         console.print(_text(f"saved as {name} in {save_path}: convcli apply IMAGE -k {name} "
                             f"--kernels {save_path}"))
+
+
+#: Below this R², `learn` says the target is not a linear map of the input.
+LINEAR_R2 = 0.2
+
+
+def _nonlinear_hint(r2: float, source: Path, target: Path) -> str:
+    """Why a fit explains almost nothing, and what target to give instead."""
+    why = ("" if target.suffix.lower() == ".npy" else
+           f"; an image keeps only mapped values (an edge map written with --range abs or clip "
+           f"has lost its sign), so write a signed target with "
+           f"`convcli apply {source} -k KERNEL --range float -o {target.stem}.npy` and learn "
+           "from that")
+    return (f"Warning: R² {r2:.3f}: {target} is not a linear map of {source} that a kernel can "
+            f"learn{why}")
 
 
 def _loss_progress(epochs: int):
@@ -770,13 +950,13 @@ def _net_input_option(help_text: str):
     return click.option("--input", "shape", type=SHAPE, default=None, help=help_text)
 
 
-def _window(network, rows, at, layer_key, input_shape) -> dict:
+def _window(network, rows, at, layer_key) -> dict:
     """--at (and --layer) checked against the layer: the window record."""
-    from .net import last_spatial, window_at
+    from .net import find_layer, last_spatial, window_at
 
-    position = network.find(layer_key) if layer_key else last_spatial(rows)
+    position = find_layer(rows, layer_key) if layer_key else last_spatial(rows)
     y, x = _point(at)
-    top, bottom, left, right = window_at(rows[position], y, x, input_shape)
+    top, bottom, left, right = window_at(rows, position, y, x)
     return {"layer": rows[position].node.name, "position": position, "y": y, "x": x,
             "rows": [top, bottom], "cols": [left, right]}
 
@@ -796,14 +976,14 @@ def _network_table(report: dict, fields: bool):
                     for previous, record in zip(layers, layers[1:]))
     columns = ["#", "name", "type", *(["inputs"] if branching else []), "output", "params",
                "mult-adds", *(["r", "S", "P"] if fields else [])]
-    table = Table(title=f"{report['name']}: input {shape_text(report['input_shape'])}",
+    table = Table(title=f"{_text(report['name'])}: input {shape_text(report['input_shape'])}",
                   title_justify="left")
     for column in columns:
         table.add_column(column, justify="left" if column in ("name", "type", "inputs",
                                                               "output") else "right")
     for index, record in enumerate(layers, 1):
-        cells = [str(index), record["name"], record["type"],
-                 *([", ".join(record["inputs"])] if branching else []),
+        cells = [str(index), _text(record["name"]), record["type"],
+                 *([_text(", ".join(record["inputs"]))] if branching else []),
                  shape_text(record["output_shape"]), f"{record['params']:,}",
                  f"{record['macs']:,}"]
         if fields and record["spatial"] and not record["grid"]:
@@ -843,7 +1023,7 @@ def receptive_field(net_path, shape, at, layer_key, weights_path, as_json):
     rows = network.summary()
     result = network_report(network, rows, network.input_shape)
     if at is not None:
-        window = _window(network, rows, at, layer_key, network.input_shape)
+        window = _window(network, rows, at, layer_key)
         del window["position"]
         result["at"] = window
     elif layer_key is not None:
@@ -901,10 +1081,9 @@ def _axes_text(value) -> str:
 @click.option("--at", "at", default=None, metavar="Y,X",
               help="An output pixel of the last spatial layer (or --layer), for --rf-overlay.")
 @LAYER
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="FILE.json",
-              help="Write what was done: the network, image, every map written with its "
-                   "shape and value range, the window of --at.")
+@report_option("what was done: the network, image, every map written with its shape and "
+               "value range, the window of --at (the page: maps, shapes, parameters, r/S/P, "
+               "the overlay)")
 @CATALOGUES
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="WEIGHTS.npz",
@@ -921,7 +1100,8 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
     from .formats import format_of
     from .images import read_image
     from .kernels import Catalogue
-    from .net import check_input, load_network, write_feature_maps
+    from .files import check_distinct
+    from .net import check_input, feature_map_paths, load_network, network_report, write_feature_maps
     from .pipeline import input_planes
 
     if gray and rgb:
@@ -943,12 +1123,16 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
 
         network = with_weights(network, load_weights(weights_path, network))
     catalogue = Catalogue.load(catalogues)
+    check_distinct([("input", image), ("network", net_path), *_read_files(catalogue)],
+                   [*(("feature map", p) for p in
+                      feature_map_paths(network, output_dir, grid).values()),
+                    ("--rf-overlay", overlay_path), ("--report", report_path)])
     picture = read_image(image)
     planes = input_planes(picture, gray, rgb)
     if weights_path is not None:          # trained networks see pixels on a 0…1 scale
         planes = planes / picture.max_value
     rows = check_input(network, planes.shape, catalogue)
-    window = _window(network, rows, at, layer_key, planes.shape) if at is not None else None
+    window = _window(network, rows, at, layer_key) if at is not None else None
     maps = write_feature_maps(network, planes, output_dir, grid=grid,
                               range_policy=range_policy or "minmax", catalogue=catalogue)
     click.echo(f"wrote the feature maps of {len(maps)} layers to {output_dir}/ "
@@ -956,29 +1140,45 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
     report = {"image": str(image), "network": str(net_path), "name": network.name,
               "input_shape": list(planes.shape), "maps": maps}
     if window is not None:
-        _draw_overlay(picture, rows, window, planes.shape, overlay_path)
+        _draw_overlay(picture, rows, window, overlay_path)
         click.echo(f"wrote {overlay_path}: {_window_text(window)}")
         del window["position"]
         report.update(at=window, rf_overlay=str(overlay_path))
     if report_path is not None:
-        from .files import write_json
+        _write_report(report_path, report, lambda: _html().forward_page(
+            report, network_report(network, rows, planes.shape)))
 
-        write_json(report_path, report)
 
-
-def _draw_overlay(picture, rows, window, input_shape, path) -> None:
+def _draw_overlay(picture, rows, window, path) -> None:
     from .images import save_pillow
     from .net import axes, fields_at_depth
     from .pixels import display_rgb
     from .render import draw_windows
 
-    drawn = fields_at_depth(rows, window["position"], window["y"], window["x"], input_shape)
+    drawn = fields_at_depth(rows, window["position"], window["y"], window["x"])
     labels = [f"{row.node.name}: r={_axes_text(axes(row.fields, 'size'))}" for row, _ in drawn]
     save_pillow(draw_windows(display_rgb(picture.color), [w for _, w in drawn], labels), path)
 
 
 # ----------------------------------------------------------------------------------------
 # kernels
+
+
+def _provenance_lines(key: str, value, indent: str = "") -> list[str]:
+    """A kernel's provenance (nested dicts and lists from its catalogue entry) as indented
+    "key: value" lines."""
+    if isinstance(value, dict):
+        lines = [f"{indent}{key}:"]
+        for name, item in value.items():
+            lines += _provenance_lines(str(name), item, indent + "  ")
+        return lines
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        return [f"{indent}{key}:"] + [line for index, item in enumerate(value, 1)
+                                      for line in _provenance_lines(str(index), item, indent + "  ")]
+    text = ", ".join(map(str, value)) if isinstance(value, list) else value
+    return [f"{indent}{key}: {'–' if text is None else text}"]
+
+
 
 
 @cli.group(invoke_without_command=True)
@@ -992,20 +1192,48 @@ def kernels(ctx, catalogues):
     if ctx.invoked_subcommand is not None:
         return
     from rich.table import Table
+    from rich.text import Text
 
     catalogue = ctx.obj
-    table = Table(title="convcli kernels", title_justify="left")
-    for column in ("name", "size", "sum", "separable", "range", "description"):
-        table.add_column(column, no_wrap=column != "description")
+    columns = ("name", "size", "sum", "separable", "range", "description")
+    rows = []
     for name in catalogue.names():
         kernel = catalogue.get(name)
         kh, kw = kernel.size
         size = f"{kh}×{kw}" + (f" ×{kernel.n_filters}" if kernel.n_filters > 1 else "")
         total = ", ".join(sorted({f"{s + 0.0:.4g}" for s in kernel.filter_sums()}))
-        table.add_row(_text(name), size, total, "yes" if kernel.separable() else "no",
-                      kernel.range_hint() + (f" ({kernel.combine})" if kernel.combine else ""),
-                      ("(learned) " if kernel.learned else "") + _text(kernel.description))
-    _console().print(table)
+        rows.append((name, size, total, "yes" if kernel.separable() else "no",
+                     kernel.range_hint() + (f" ({kernel.combine})" if kernel.combine else ""),
+                     ("(learned) " if kernel.learned else "") + kernel.description))
+    console = _console()
+    if console.width < NARROW_COLUMNS:
+        click.echo("\n".join(_narrow_listing(columns, rows, console.width)))
+        return
+    table = Table(title="convcli kernels", title_justify="left")
+    for column in columns:
+        table.add_column(column, no_wrap=column != "description")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table)
+
+
+#: Below this terminal width `convcli kernels` prints each description under its row
+#: instead of squeezing it into a column.
+NARROW_COLUMNS = 120
+
+
+def _narrow_listing(columns, rows, width: int) -> list[str]:
+    """Rows as aligned columns, the last column (the description) wrapped on the lines
+    below each row, indented."""
+    import textwrap
+
+    widths = [max(len(row[i]) for row in [columns, *rows]) for i in range(len(columns) - 1)]
+    lines = []
+    for row in [columns, *rows]:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        lines += textwrap.wrap(row[-1], max(20, width - 4), initial_indent="    ",
+                               subsequent_indent="    ")
+    return lines
 
 
 kernels.command_class = ConvcliCommand
@@ -1017,23 +1245,25 @@ kernels.command_class = ConvcliCommand
               help="Also write an enlarged heatmap of the weights (blue < 0 < red).")
 @click.option("--cell", type=click.IntRange(4, 200), default=48, show_default=True,
               help="Heatmap pixels per weight.")
+@CATALOGUES
 @click.pass_obj
-def kernels_show(catalogue, spec, png, cell):
+def kernels_show(catalogue, spec, png, cell, catalogues):
     """Print a kernel's weights (SPEC is anything -k accepts)."""
     from .kernels import resolve_kernel, weights_text
 
+    for path in catalogues:
+        catalogue.add_file(path)
     check_distinct(_read_files(catalogue, [spec]), [("--png", png)])
     kernel = resolve_kernel(spec, catalogue)
     if png is not None:                         # first, so a refused size prints nothing
         from .render import kernel_picture
 
         picture = kernel_picture(kernel.weights, cell)
-    console = _console()
-    console.print(f"[bold]{_text(kernel.name)}[/bold]  {_text(kernel.description)}")
+    click.echo(f"{kernel.name}  {kernel.description}")
     if kernel.source:
-        console.print(f"source: {_text(kernel.source)}")
+        click.echo(f"source: {kernel.source}")
     if kernel.learned:
-        console.print(f"learned: {_text(kernel.learned)}")
+        click.echo("\n".join(_provenance_lines("learned", kernel.learned)))
     click.echo(weights_text(kernel))
     if png is not None:
         from .images import save_pillow
@@ -1267,3 +1497,55 @@ def attack(net_path, image, weights_path, eps, target, steps, output):
     click.echo(f"prediction {names[first]} ({result.before[first]:.1%}) → {names[then]} "
                f"({result.after[then]:.1%}); change L∞ {linf:.4f}, L2 {l2:.4f} (0…1 scale)")
     console.print(f"wrote {output} and {change_path} (the change, ±eps as black…white)")
+
+
+# ----------------------------------------------------------------------------------------
+# animate
+
+
+@cli.command()
+@click.option("--input", "input", required=True, metavar="HxW|MATRIX|FILE.npy",
+              help="The input: a size (values 0–3, the same every run), an inline matrix "
+                   "such as \"1 2; 3 4\", or a 2-D .npy array.")
+@click.option("-k", "--kernel", "kernel", required=True, metavar="K|KHxKW|SPEC",
+              help="A kernel size (weights 1) or any kernel spec -k of apply takes (one 2-D "
+                   "kernel).")
+@CATALOGUES
+@click.option("--stride", type=STRIDE, default=1, show_default=True, help="N or SHxSW.")
+@click.option("--padding", type=PADDING, default="0", show_default=True,
+              help="N, PHxPW or T,B,L,R (valid, same or full without --transposed); zeros.")
+@click.option("--dilation", type=DILATION, default=1, show_default=True, help="N or DHxDW.")
+@click.option("--transposed", is_flag=True,
+              help="A transposed convolution (conv_transpose2d), drawn as the direct one it "
+                   "equals: over the stride-dilated, padded input with the kernel flipped.")
+@click.option("--output-padding", type=PairType("N|OHxOW", minimum=0), default=0,
+              show_default=True, help="Extra output rows/columns of --transposed.")
+@click.option("--values", is_flag=True,
+              help="Show the numbers: input values with the weight under each tap as a "
+                   "subscript, output values once computed.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True, max=100), default=2.0,
+              show_default=True, help="Frames a second.")
+@click.option("--cell", type=click.IntRange(16, 200), default=48, show_default=True,
+              help="Pixels per grid cell.")
+@click.option("-o", "--output", required=True, metavar="FILE.gif|FILE.png|DIR/",
+              help="An animated GIF, an animated PNG, or a folder for one PNG per frame.")
+def animate(input, kernel, catalogues, stride, padding, dilation, transposed,
+            output_padding, values, fps, cell, output):
+    """Animate a convolution as the guide to convolution arithmetic draws it: one frame per
+    output position, the kernel's taps over the cells they read, the output filling in.
+
+    Example: convcli animate --input 5x5 -k 3 --stride 2 --padding 1 -o anim.gif
+    """
+    from .animate import AnimationOptions, build_animation, input_values, kernel_weights, \
+        save_animation
+    from .kernels import Catalogue
+
+    options = AnimationOptions(stride=stride, padding=padding, dilation=dilation,
+                               transposed=transposed, output_padding=output_padding,
+                               values=values, cell=cell)
+    animation = build_animation(input_values(input),
+                                kernel_weights(kernel, Catalogue.load(catalogues)), options)
+    written = save_animation(animation, output, fps)
+    size = sum(path.stat().st_size for path in written)
+    where = output if len(written) == 1 else f"{len(written)} frames into {output}"
+    click.echo(f"wrote {where}: {animation.frame_count} frames, {animation.title} ({size:,} bytes)")

@@ -358,24 +358,36 @@ class ConcatOp(Op):
 
 @dataclass(frozen=True)
 class FlattenOp(Op):
+    """All values in one vector; `features`, where given, is the length it must have."""
+
+    features: int | None = None
+
     kind = "flatten"
     spatial = False
 
     def output_shape(self, shape: Shape) -> Shape:
+        if self.features is not None and self.features != _product(shape):
+            raise ParameterError(f"reshapes {shape_text(shape)} to {self.features} values; "
+                                 "only a flatten is supported")
         return (_product(shape),)
 
 
 @dataclass(frozen=True)
 class DenseOp(Op):
-    """A fully connected layer from every input value to `out` outputs."""
+    """A fully connected layer from every input value to `out` outputs; `features`, where
+    given (by the weights of a model file), is how many inputs it takes."""
 
     out: int = 1
     bias: bool = True
+    features: int | None = None
 
     kind = "dense"
     spatial = False
 
     def output_shape(self, shape: Shape) -> Shape:
+        if self.features is not None and self.features != _product(shape):
+            raise ParameterError(f"takes {self.features} inputs (its weights), got "
+                                 f"{shape_text(shape)}")
         return (self.out,)
 
     def params(self, shape: Shape) -> Params:

@@ -147,13 +147,14 @@ def make_samples(pairs, geometry: Geometry, depthwise: bool, cout: int | None, h
         expected = plan.output_shape[2:]
         if targets.shape[1:] != expected:
             raise ParameterError(
-                f"pair {index}: the target is {targets.shape[1]}×{targets.shape[2]} but applying a "
-                f"{geometry.size[0]}×{geometry.size[1]} kernel with these options to the "
-                f"{x.shape[0]}×{x.shape[1]} input gives {expected[0]}×{expected[1]}")
+                f"pair {index}: the target is {targets.shape[2]}×{targets.shape[1]} (W×H) but "
+                f"applying a {geometry.size[0]}×{geometry.size[1]} (kh×kw) kernel with these "
+                f"options to the {x.shape[1]}×{x.shape[0]} input gives "
+                f"{expected[1]}×{expected[0]}")
         mask = geometry.inside(plan) if geometry.pad_mode is None else np.ones(expected, bool)
         if not mask.any():
             raise ParameterError(f"pair {index}: the {geometry.size[0]}×{geometry.size[1]} kernel "
-                                 f"has no position inside the {x.shape[0]}×{x.shape[1]} image; "
+                                 f"has no position inside the {x.shape[1]}×{x.shape[0]} (W×H) image; "
                                  "use a smaller kernel or pad_mode=")
         held = mask & (rng.random(mask.shape) < holdout)
         fit = mask & ~held

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ParameterError
-from .files import check_name
+from .files import check_name, child_path
 from .layers import (ACTIVATIONS, AddOp, ActivationOp, BatchNormOp, ConcatOp, ConvOp, DenseOp,
                      FlattenOp, GlobalAvgPoolOp, Op, PadOp, Params, PoolOp, Window)
+from .plan import shape_text
 
 #: The name by which nodes refer to the network's input.
 INPUT = "input"
@@ -68,10 +69,13 @@ class Node:
 
         conv = self.op
         shape = (conv.out, input_shape[0] // conv.groups, *conv.kernel)
-        check_size(f"layer {self.label}: {conv.out} filters of "
-                   f"{'×'.join(map(str, shape[1:]))}", product(shape), MAX_WEIGHTS, "weights")
+        check_size(f"layer {self.label}: {conv.out} filters of {'×'.join(map(str, shape[1:]))}",
+                   product(shape), MAX_WEIGHTS, "weights")
         if self.arrays is not None:
             weight, bias = self.arrays["weight"], self.arrays.get("bias")
+            if weight.shape != shape:
+                raise ParameterError(f"layer {self.label}: weights {weight.shape} do not fit "
+                                     f"its input; it needs {shape}")
         elif self.kernel is None:
             rng = np.random.default_rng(self.seed)
             bound = 1 / math.sqrt(shape[1] * shape[2] * shape[3])
@@ -132,11 +136,6 @@ class Field:
         last = max(f.size - 1 - f.padding for f in fields)
         return Field(padding + last + 1, fields[0].stride, padding)
 
-    def span(self, index: int, length: int) -> tuple[int, int]:
-        """The input pixels [first, last] output pixel `index` sees, clipped to the axis."""
-        first = index * self.stride - self.padding
-        return max(0, first), min(length - 1, first + self.size - 1)
-
 
 @dataclass(frozen=True)
 class NodeSummary:
@@ -160,8 +159,10 @@ class Network:
     input_shape: tuple[int, int, int]
     nodes: tuple[Node, ...]
 
-    def summary(self, input_shape=None) -> list[NodeSummary]:
-        """Shapes, parameters, multiply-accumulates and receptive fields node by node.
+    def summary(self, input_shape=None, spatial_only: bool = False) -> list[NodeSummary]:
+        """Shapes, parameters, multiply-accumulates and receptive fields node by node;
+        `spatial_only` leaves out flatten, dense and every layer that reads them (what
+        `forward` runs, at any image size).
 
         Raises
         ------
@@ -169,9 +170,15 @@ class Network:
             "layer NAME: …" when the shapes stop fitting.
         """
         shapes = {INPUT: tuple(input_shape or self.input_shape)}
+        if None in shapes[INPUT]:
+            raise ParameterError(f"of {self.name} has no fixed size "
+                                 f"({shape_text(v or '?' for v in shapes[INPUT])}); give one",
+                                 parameter="input_shape")
         found = []
         for node in self.nodes:
             op = node.op
+            if spatial_only and (not op.spatial or not all(n in shapes for n in node.inputs)):
+                continue
             inputs = tuple(shapes[name] for name in node.inputs)
             arg = inputs if op.arity is None else inputs[0]
             try:
@@ -180,20 +187,14 @@ class Network:
             except ParameterError as exc:
                 raise ParameterError(f"layer {node.label}: {exc}") from None
             shapes[node.name] = out
-        fields = relative_fields(self.nodes, {n.name: ins for n, ins, *_ in found}, INPUT)
+        fields = relative_fields([n for n, *_ in found], {n.name: ins for n, ins, *_ in found},
+                                 INPUT)
         return [NodeSummary(node, inputs, out, params, macs, fields.get(node.name))
                 for node, inputs, out, params, macs in found]
 
     def total_params(self) -> int:
         return sum(row.params.total for row in self.summary())
 
-    def find(self, key: str) -> int:
-        """The position of a layer given by name or by its 1-based index."""
-        for position, node in enumerate(self.nodes):
-            if key in (node.name, str(node.index)):
-                return position
-        raise ParameterError(f"{key!r} does not exist; the layers are "
-                             f"{', '.join(node.name for node in self.nodes)}", parameter="layer")
 
 
 def relative_fields(nodes, input_shapes: dict, source: str) -> dict:
@@ -217,51 +218,93 @@ def relative_fields(nodes, input_shapes: dict, source: str) -> dict:
     return known
 
 
+def find_layer(rows: list[NodeSummary], key: str) -> int:
+    """The position in `rows` of a layer given by name or by its 1-based index."""
+    for position, row in enumerate(rows):
+        if key in (row.node.name, str(row.node.index)):
+            return position
+    raise ParameterError(f"{key!r} does not exist; the layers are "
+                         f"{', '.join(row.node.name for row in rows)}", parameter="layer")
+
+
 def last_spatial(rows: list[NodeSummary]) -> int:
     """The position of the last layer with a receptive field per pixel (--at's default)."""
     return max(i for i, row in enumerate(rows) if row.fields is not None)
 
 
-def window_at(summary: NodeSummary, y: int, x: int, input_shape) -> tuple[int, int, int, int]:
-    """The input window (top, bottom, left, right, inclusive, clipped) of output pixel (y, x).
+def window_at(rows: list[NodeSummary], position: int, y: int, x: int) -> tuple[int, int, int, int]:
+    """The input window (top, bottom, left, right, inclusive) of output pixel (y, x) of
+    layer `position`: the first and last input rows and columns it depends on.
+
+    Computed tap by tap, backwards through every path (per axis, the positions each
+    layer reads, dilation's gaps and padding included), so taps that fall on padding
+    count for nothing: the window of `Field.span` clipped at every layer, not only at
+    the image's border.
 
     Raises
     ------
     ParameterError
-        (``at``) outside the layer's output, or the layer has no window per pixel.
+        (``at``) outside the layer's output, or the layer is not spatial.
     """
-    label = summary.node.label
-    if summary.fields is None:
+    import numpy as np
+
+    target = rows[position]
+    label = target.node.label
+    if target.fields is None:
         raise ParameterError(f"layer {label} is not spatial: each output sees the whole input")
-    if not summary.grid:
-        raise ParameterError(f"layer {label} is not a grid: paths with different effective "
-                             "strides meet there, so its pixels have no one window")
-    _, ho, wo = summary.output_shape
+    _, ho, wo = target.output_shape
     if not (0 <= y < ho and 0 <= x < wo):
         raise ParameterError(f"{y},{x} is outside layer {label}'s {ho}×{wo} output",
                              parameter="at")
-    rows, cols = summary.fields
-    top, bottom = rows.span(y, input_shape[1])
-    left, right = cols.span(x, input_shape[2])
+    needed = {target.node.name: (np.arange(ho) == y, np.arange(wo) == x)}
+    for row in reversed(rows[:position + 1]):
+        if row.node.name not in needed:
+            continue
+        masks = needed.pop(row.node.name)
+        for source, shape in zip(row.node.inputs, row.input_shapes):
+            reads = masks
+            if row.node.op.arity == 1:
+                reads = tuple(_taps(mask, window, length) for mask, window, length in
+                              zip(masks, row.node.op.windows(shape), shape[1:]))
+            if not all(mask.any() for mask in reads):
+                continue                                      # only padding on this path
+            if source in needed:
+                reads = tuple(a | b for a, b in zip(needed[source], reads))
+            needed[source] = reads
+    if INPUT not in needed:
+        raise ParameterError(f"{y},{x} of layer {label} sees only padding", parameter="at")
+    (top, bottom), (left, right) = ((int(i[0]), int(i[-1])) for i in map(np.flatnonzero,
+                                                                          needed[INPUT]))
     return top, bottom, left, right
+
+
+def _taps(mask, window: Window, length: int):
+    """The input positions (a mask over `length`) that outputs `mask` read through `window`."""
+    import numpy as np
+
+    outputs = np.flatnonzero(mask)
+    positions = (outputs[:, None] * window.stride - window.padding
+                 + np.arange(window.kernel) * window.dilation).ravel()
+    reads = np.zeros(length, bool)
+    reads[positions[(positions >= 0) & (positions < length)]] = True
+    return reads
 
 
 #: How many windows an overlay draws at most.
 MAX_WINDOWS = 12
 
 
-def fields_at_depth(rows: list[NodeSummary], position: int, y: int, x: int, input_shape):
+def fields_at_depth(rows: list[NodeSummary], position: int, y: int, x: int):
     """The receptive field, at conv and pooling layers on the way to output pixel (y, x) of
     layer `position`, of the pixel at the centre of that pixel's footprint on each layer's
     grid.  Returns [(NodeSummary, window)], the windows as in `window_at`, growing with
-    depth; of more than `MAX_WINDOWS` layers, the last before each change of effective
-    stride."""
+    depth; of more than `MAX_WINDOWS` layers, the widest at each effective stride."""
     target = rows[position]
-    window_at(target, y, x, input_shape)                      # checks (y, x)
+    last = window_at(rows, position, y, x)                    # checks (y, x)
     nodes = [row.node for row in rows]
     shapes = {row.node.name: row.input_shapes for row in rows}
     chosen = []
-    for row in rows[:position]:
+    for index, row in enumerate(rows[:position]):
         if row.node.kind not in ("conv", "maxpool", "avgpool") or not row.grid:
             continue
         fields = relative_fields(nodes, shapes, row.node.name).get(target.node.name)
@@ -269,12 +312,16 @@ def fields_at_depth(rows: list[NodeSummary], position: int, y: int, x: int, inpu
             continue                                          # not on the way to the target
         _, height, width = row.output_shape
         centre = _centre(fields[0], y, height), _centre(fields[1], x, width)
-        chosen.append((row, window_at(row, *centre, input_shape)))
-    chosen.append((target, window_at(target, y, x, input_shape)))
-    if len(chosen) > MAX_WINDOWS:
-        chosen = [pair for pair, after in zip(chosen, chosen[1:])
-                  if pair[0].fields[0].stride != after[0].fields[0].stride] + chosen[-1:]
-    return chosen[-MAX_WINDOWS:]
+        chosen.append((row, window_at(rows, index, *centre)))
+    if len(chosen) >= MAX_WINDOWS:
+        widest = {}
+        for row, window in chosen:
+            stride = row.fields[0].stride
+            if stride not in widest or row.fields[0].size >= widest[stride][0].fields[0].size:
+                widest[stride] = (row, window)
+        widest.pop(target.fields[0].stride, None)
+        chosen = sorted(widest.values(), key=lambda pair: pair[0].fields[0].size)
+    return chosen[-(MAX_WINDOWS - 1):] + [(target, last)]
 
 
 def _centre(field: Field, index: int, length: int) -> int:
@@ -306,16 +353,26 @@ def load_network(path, input_shape=None) -> Network:
     r"""Read and check a network: a YAML network file (safe loader), or an ONNX model
     (``.onnx``, see `convcli.onnx_net`).  `input_shape` (C, H, W) replaces the file's.
 
-    Raises
-    ------
-    ParameterError
-        Naming the file, the layer and field, and the reason.
+    Its `Network.summary` is what ``convcli receptive-field`` prints: each layer's shapes,
+    parameters, multiply-accumulates and receptive field (r, S, P per axis).
+
+    Parameters
+    ----------
+    path : str or Path
+        A network file (``name``, ``input: [C, H, W]``, ``layers``; see README) or an
+        ONNX model.
+    input_shape : (int, int, int), optional
+        Run the network at this input size instead.
 
     Returns
     -------
     Network
-        Its ``summary()`` gives one `NodeSummary` per layer: the node, input and output
-        shapes, parameters, mult-adds and per-axis `Field` (None where not spatial).
+        Its ``summary(input_shape=None)`` gives one `NodeSummary` per layer.
+
+    Raises
+    ------
+    ParameterError
+        Naming the file, the layer and field, and the reason.
 
     Examples
     --------
@@ -340,7 +397,9 @@ def load_network(path, input_shape=None) -> Network:
     else:
         network = _load_yaml(path, input_shape)
     try:
-        network.summary()
+        if None not in network.input_shape:
+            check_input(network, network.input_shape)
+            network.summary()
     except ParameterError as exc:
         raise ParameterError(f"network {path}: {exc}") from None
     return network
@@ -383,7 +442,7 @@ def _node(entry, index: int, where: str, earlier: list[str]) -> Node:
     if kind not in LAYER_TYPES:
         raise ParameterError(f"{where}: layer {index}: unknown type {kind!r}; expected one of "
                              f"{', '.join(LAYER_TYPES)}")
-    name = check_name(entry.get("name", f"{kind}{index}"), f"{where}: layer {index} {kind}")
+    name = check_name(entry.get("name", f"{kind}{index}"), f"{where}: layer {index}")
     label = name if "name" in entry else f"{index} {kind}"
     allowed = _FIELDS[kind] | {"type", "name", "inputs"}
     unknown = set(entry) - allowed
@@ -540,15 +599,15 @@ def _kernel_size(spec: str, label: str) -> tuple[int, int]:
 
 def check_input(network: Network, shape, catalogue=None) -> list[NodeSummary]:
     """The summary of `network` on planes of `shape` (C, H, W), after checking that the
-    channels match (parameter ``image``) and, with a `catalogue`, that the kernel specs of
-    conv layers fit them."""
+    channels match (parameter ``image``), that weights read from a model file fit, and,
+    with a `catalogue`, that the kernel specs of conv layers do."""
     if shape[0] != network.input_shape[0]:
         raise ParameterError(f"has {shape[0]} channel(s) but the network {network.name} takes "
                              f"{network.input_shape[0]}; convert with gray=True or rgb=True",
                              parameter="image")
-    rows = network.summary(shape)
+    rows = network.summary(shape, spatial_only=True)
     for row in rows:
-        if row.node.kernel is not None and catalogue is not None:
+        if row.node.arrays is not None or (row.node.kernel is not None and catalogue is not None):
             row.node.weights(row.input_shapes[0], catalogue)
     return rows
 
@@ -561,12 +620,10 @@ def forward(network: Network, planes, catalogue=None):
 
     x = np.asarray(planes, np.float32)
     rows = check_input(network, x.shape[-3:])
-    readers = Counter(name for node in network.nodes for name in node.inputs)
+    readers = Counter(name for row in rows for name in row.node.inputs)
     values = {INPUT: x}
     for row in rows:
         node = row.node
-        if not node.op.spatial or not all(name in values for name in node.inputs):
-            continue
         out = node.op.run([values[name] for name in node.inputs],
                           node.weights(row.input_shapes[0], catalogue))
         for name in node.inputs:
@@ -584,6 +641,14 @@ def map_file_name(node: Node, count: int, suffix: str) -> str:
     return f"{node.index:0{max(2, len(str(count)))}d}_{safe}{suffix}"
 
 
+def feature_map_paths(network: Network, output_dir, grid: bool = False) -> dict[str, Path]:
+    """Where `write_feature_maps` writes each layer's maps, by layer name (inside
+    `output_dir`, whatever the names)."""
+    suffix = ".png" if grid else ".npy"
+    return {node.name: child_path(output_dir, map_file_name(node, len(network.nodes), suffix))
+            for node in network.nodes}
+
+
 def write_feature_maps(network: Network, planes, output_dir, *, grid: bool = False,
                        range_policy: str = "minmax", catalogue=None) -> list[dict]:
     """Run `network` on (C, H, W) `planes` and write each spatial layer's output to
@@ -591,19 +656,16 @@ def write_feature_maps(network: Network, planes, output_dir, *, grid: bool = Fal
     each mapped by `range_policy` on its own.  Returns one record per file written."""
     import numpy as np
 
-    from .images import Picture, write_image
-    from .pixels import map_range
-    from .render import tile_maps
+    from .images import write_image
+    from .pixels import Picture, to_picture
 
-    output_dir = Path(output_dir)
+    paths = feature_map_paths(network, output_dir, grid)
     records = []
     for row, maps in forward(network, planes, catalogue):
-        target = output_dir / map_file_name(row.node, len(network.nodes),
-                                            ".png" if grid else ".npy")
+        target = paths[row.node.name]
         if grid:
-            tiles = [map_range(plane[None], range_policy, 1.0, np.uint8)[0][:, :, 0]
-                     for plane in maps]
-            picture = Picture(tile_maps(np.stack(tiles), fill=127)[:, :, None])
+            picture, _, _ = to_picture(maps, None, range_policy, np.uint8, "PNG", range_policy,
+                                       grid=True)
         else:
             picture = Picture(np.ascontiguousarray(maps.transpose(1, 2, 0)))
         write_image(target, picture)
@@ -619,18 +681,21 @@ def axes(fields, attribute: str):
     return h if h == w else [h, w]
 
 
-def network_report(network: Network, rows: list[NodeSummary], input_shape) -> dict:
-    """Per layer (name, type, inputs, output shape, parameters, multiply-accumulates,
-    receptive field r, S, P — one number where H and W agree, else [h, w]; null where the
-    layer is not spatial or, with ``grid`` false, not on one grid) and the totals."""
+def network_report(network: Network, rows: list[NodeSummary], input_shape,
+                   fields: bool = True) -> dict:
+    """Per layer (name, type, inputs, output shape, parameters, multiply-accumulates and,
+    with `fields`, receptive field r, S, P — one number where H and W agree, else [h, w];
+    null where the layer is not spatial or, with ``grid`` false, not on one grid) and the
+    totals."""
     layers = []
     for row in rows:
         record = {"name": row.node.name, "type": row.node.kind,
                   "inputs": list(row.node.inputs), "output_shape": list(row.output_shape),
-                  "params": row.params.total, "macs": row.macs,
-                  "spatial": row.fields is not None, "grid": row.grid}
-        for key, attribute in (("rf", "size"), ("stride", "stride"), ("padding", "padding")):
-            record[key] = axes(row.fields, attribute) if row.grid else None
+                  "params": row.params.total, "macs": row.macs}
+        if fields:
+            record.update(spatial=row.fields is not None, grid=row.grid)
+            for key, attribute in (("rf", "size"), ("stride", "stride"), ("padding", "padding")):
+                record[key] = axes(row.fields, attribute) if row.grid else None
         layers.append(record)
     return {"name": network.name, "input_shape": list(input_shape),
             "layers": layers, "total_params": sum(row.params.total for row in rows),

@@ -88,7 +88,7 @@ class PadModeType(click.ParamType):
     name = "mode"
 
     def get_metavar(self, param, *args, **kwargs):
-        return "[" + "|".join(PAD_MODES) + "|alias]"
+        return "[" + "|".join(PAD_MODES) + "]"
 
     def convert(self, value, param, ctx):
         try:
@@ -166,6 +166,14 @@ CATALOGUES = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="A user kernel catalogue (YAML) whose entries add to or override the built-in ones; "
          "repeatable. $CONVCLI_KERNELS lists more.")
+def report_option(what: str):
+    """--report FILE.json|FILE.html, for every command that can write what it did: `what`
+    says what the report holds."""
+    return click.option("--report", "report_path", default=None, metavar="FILE.json|FILE.html",
+                        type=click.Path(dir_okay=False, path_type=Path),
+                        help=f"Write {what}: JSON, or for .html a self-contained page.")
+
+
 #: --json, for every command that prints a report.
 JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
 

@@ -233,6 +233,7 @@ class Pipeline:
             raise ParameterError("no kernel given; use -k NAME (see `convcli kernels`)")
         self.picture, self.gray, self.rgb = picture, gray, rgb
         self.notes: list[str] = []
+        self.seconds: dict[int, float] = {}
         self.alpha_mode = alpha if picture.alpha is not None and alpha != "drop" else None
         channels = 1 if gray else 3 if rgb else picture.color.shape[2]
         shape = (channels + (self.alpha_mode == "filter"), *picture.color.shape[:2])
@@ -297,12 +298,26 @@ class Pipeline:
     def _alpha_source(self, start: int, stop: int) -> np.ndarray:
         return self.picture.alpha[start:stop].astype(np.float32)[None]
 
-    @staticmethod
-    def _chain(stages: list[Stage], first: int, stop: int, source) -> np.ndarray:
+    def _chain(self, stages: list[Stage], first: int, stop: int, source) -> np.ndarray:
+        """Rows of the last of `stages`, from the rows of those before it; each stage's own
+        seconds (its input's time not counted) add up in `seconds`."""
         if not stages:
             return source(first, stop)
         *earlier, last = stages
-        return last.rows(first, stop, lambda a, b: Pipeline._chain(earlier, a, b, source))
+        ready = []
+
+        def below(a: int, b: int) -> np.ndarray:
+            planes = self._chain(earlier, a, b, source)
+            ready.append(time.perf_counter())
+            return planes
+
+        planes = last.rows(first, stop, below)
+        self.seconds[id(last)] = self.seconds.get(id(last), 0.0) + time.perf_counter() - ready[0]
+        return planes
+
+    def stage_seconds(self) -> list[float]:
+        """Seconds each of `stages` has computed for so far (its inputs not counted)."""
+        return [self.seconds.get(id(stage), 0.0) for stage in self.stages]
 
     def rows(self, first: int, stop: int):
         """(color (C, rows, Wo), alpha (rows, Wo) or None) of output rows [first, stop)."""
@@ -442,18 +457,23 @@ class ApplyJob:
         step = picture.max_value / value_scale(integer_out) if integer_out.kind in "ui" else None
         pipeline = Pipeline(picture, self.kernels, self.options, self.alpha, self.gray, self.rgb,
                             encoder_saving, step)
-        policy = pipeline.range_policy(self.range_policy)
+        # a grid shows feature maps: auto stretches each one (as `forward` does), unless the
+        # kernel's catalogue entry names its range
+        requested = self.range_policy
+        if self.grid and requested == "auto" and not self.kernels[-1].range:
+            requested = "minmax"
+        policy = pipeline.range_policy(requested)
         if streaming and not self.grid and policy not in ("minmax", "float"):
             report, notes, shape, has_alpha = stream_png(pipeline, picture, output_path, policy,
                                                          times)
             dtype = output_dtype(picture.color.dtype, fmt, policy)
         else:
             start = time.perf_counter()
-            result = pipeline.result(self.range_policy)
+            result = pipeline.result(requested)
             times["convolve"] = time.perf_counter() - start
             start = time.perf_counter()
             out, report, notes = to_picture(result.planes, result.alpha, result.range_policy,
-                                            picture.color.dtype, fmt, self.range_policy,
+                                            picture.color.dtype, fmt, requested,
                                             self.grid, picture.icc_profile)
             notes += write_image(output_path, out, self.quality)
             times["write"] = time.perf_counter() - start
@@ -464,7 +484,8 @@ class ApplyJob:
             "input_alpha": picture.alpha is not None,
             "output_shape": list(shape), "output_dtype": str(dtype), "output_alpha": has_alpha,
             "kernels": [k.name for k in self.kernels], "options": self.options.as_dict(),
-            "stages": [stage_report(stage) for stage in pipeline.stages] if details else [],
+            "stages": [dict(stage_report(stage), seconds=seconds) for stage, seconds
+                       in zip(pipeline.stages, pipeline.stage_seconds())] if details else [],
             "range": report.as_dict(), "times": times, "notes": pages + pipeline.notes + notes,
         }
 

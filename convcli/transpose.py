@@ -66,9 +66,8 @@ def transposed_plan(input_shape, weight_shape, stride=1, padding=0, output_paddi
     ParameterError
         A ValueError naming the parameter, what was given and what is allowed.
     """
-    input_shape = tuple(int(v) for v in input_shape)
-    if len(input_shape) == 3:
-        input_shape = (1,) + input_shape
+    given = tuple(int(v) for v in input_shape)
+    input_shape = (1, *given) if len(given) == 3 else given
     if len(input_shape) != 4 or min(input_shape) < 1:
         raise ParameterError(f"must have shape (Cin, H, W) or (N, Cin, H, W) with no empty "
                              f"axis, got {input_shape}", parameter="input")
@@ -172,12 +171,15 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
     Examples
     --------
-    Each value of a 1×2 input scatters a 1×2 kernel, two columns apart (stride 2):
+    Stride 2 with a 2×2 kernel of ones spreads each input value over its own 2×2 block:
 
     >>> import numpy as np
     >>> from convcli import conv_transpose2d
-    >>> conv_transpose2d(np.array([[[1.0, 2.0]]]), np.array([[[[1.0, 10.0]]]]), stride=2)
-    array([[[ 1., 10.,  2., 20.]]])
+    >>> conv_transpose2d(np.array([[[1.0, 2.0], [3.0, 4.0]]]), np.ones((1, 1, 2, 2)), stride=2)
+    array([[[1., 1., 2., 2.],
+            [1., 1., 2., 2.],
+            [3., 3., 4., 4.],
+            [3., 3., 4., 4.]]])
     """
     from .conv import _as_float_array, compute_dtype, conv2d
 

@@ -155,6 +155,8 @@ def naive_conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0
     if bias is not None:
         out += np.asarray(bias, np.float64)[None, :, None, None]
     return out
+
+
 def naive_quantize(planes, absolute, offset, scale, top, rounding, out):
     """out[y, x, c] = clip((|v| if absolute else v) · scale + offset, 0, top), rounded to
     nearest when `rounding`, NaN as 0, value by value; returns (values clipping changed by

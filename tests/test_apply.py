@@ -424,3 +424,17 @@ def test_alpha_filter_blurs_premultiplied_colour_without_a_dark_halo(run, tmp_pa
     over_white = out[:, :, :3] * a + 255 * (1 - a)
     assert over_white[:, :, 0].min() >= 254.5
     np.testing.assert_allclose(over_white[:, :, 1], 255 * (1 - a[:, :, 0]), atol=1.0)
+
+
+def test_report_times_each_stage_on_its_own(samples, tmp_path, run):
+    """Each stage's seconds exclude the stages before it: together they fit inside the
+    convolution's time."""
+    import json
+
+    result = run("apply", samples / "camera.png", "-k", "sobel", "-k", "gaussian:sigma=2",
+                 "-o", tmp_path / "out.tif", "--report", tmp_path / "r.json")
+    assert result.exit_code == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    seconds = [stage["seconds"] for stage in report["stages"]]
+    assert len(seconds) == 2 and min(seconds) > 0
+    assert sum(seconds) <= report["times"]["convolve"]

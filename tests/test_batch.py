@@ -238,3 +238,17 @@ def test_batch_output_that_is_no_folder_is_refused(run, tmp_path, output, words)
     result = run("apply", tmp_path / "in", "-k", "sobel", "-o", output)
     assert result.exit_code == 2 and words in result.stderr and result.stderr.count("\n") == 1
     assert not Path("out.png").exists()
+
+
+def test_the_progress_bar_runs_no_thread_for_forked_workers_to_inherit():
+    import threading
+
+    from convcli.cli import _batch_progress
+
+    before = set(threading.enumerate())
+    progress = _batch_progress(3)
+    progress.start()
+    try:
+        assert set(threading.enumerate()) == before
+    finally:
+        progress.stop()

@@ -365,7 +365,8 @@ def test_layer_names_that_could_leave_the_output_folder_are_refused(run, samples
                                                                      name):
     net = tmp_path / "net.yaml"
     net.write_text(f"name: n\ninput: [3, 8, 8]\nlayers:\n  - {{type: relu, name: '{name}'}}\n")
-    stderr = one_line(run("forward", samples / "astronaut.png", net, "-o", tmp_path / "maps/"))
+    stderr = one_line(run("forward", samples / "astronaut.png", net, "-o",
+                          tmp_path / "maps/"))
     assert f"name {name!r}: a name is letters" in stderr
     assert not (tmp_path / "maps").exists() and not (tmp_path / "evil.npy").exists()
 

@@ -119,3 +119,13 @@ def test_name_value_mentions_become_the_commands_flags(run, tmp_path):
     np.save(flat, np.ones((12, 12), np.float32))
     result = run("learn", flat, flat, "-s", "3")
     assert result.exit_code == 2 and "add --ridge 1e-3" in result.stderr
+
+
+def test_the_readme_layout_names_every_module():
+    """README's Layout table matches the tree: every module is there, and nothing else."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    section = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(\w+\.py)`", section))
+    modules = {p.name for p in MODULES if p.parent in (PACKAGE, PACKAGE / "_core")}
+    assert "`_core/`" in section
+    assert named == modules - {"__init__.py", "__main__.py"}

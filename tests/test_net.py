@@ -9,7 +9,8 @@ import pytest
 
 from convcli import conv2d
 from convcli.errors import ParameterError
-from convcli.net import fields_at_depth, forward, last_spatial, load_network, window_at
+from convcli.net import fields_at_depth, last_spatial, load_network, window_at
+from test_graphs import perturbed_window
 
 NETS = Path(__file__).resolve().parent.parent / "samples" / "nets"
 
@@ -99,29 +100,6 @@ def test_receptive_field_at_prints_the_clipped_window(run):
     assert "138,357,544" in text
 
 
-def perturbation_window(network, shape, y, x, rng):
-    """The input pixels whose change alters output pixel (y, x) of the last spatial layer."""
-    from convcli.kernels import Catalogue
-    base = rng.uniform(0, 1, shape).astype(np.float32)
-    catalogue = Catalogue.load(use_env=False)
-
-    def output(image):
-        maps = None
-        for _, maps in forward(network, image, catalogue):
-            pass
-        return maps[:, y, x]
-
-    reference = output(base)
-    seen = np.zeros(shape[1:], bool)
-    for r in range(shape[1]):
-        for c in range(shape[2]):
-            changed = base.copy()
-            changed[:, r, c] += 50.0
-            seen[r, c] = np.any(np.abs(output(changed) - reference) > 1e-3)
-    rows, cols = np.nonzero(seen)
-    return rows.min(), rows.max(), cols.min(), cols.max(), seen
-
-
 @pytest.mark.parametrize("layers, at", [
     ([{"type": "conv", "out": 2, "k": 3, "p": 1, "name": "a"},
       {"type": "maxpool", "k": 2, "name": "b"},
@@ -146,9 +124,8 @@ def test_measured_receptive_field_equals_the_computed_one(tmp_path, layers, at):
     path = write_net(tmp_path, layers, input_shape=(1, 21, 19))
     network = load_network(path)
     rows = network.summary()
-    last = [r for r in rows if r.fields is not None][-1]
-    computed = window_at(last, *at, network.input_shape)
-    top, bottom, left, right, seen = perturbation_window(network, network.input_shape, *at, rng)
+    computed = window_at(rows, last_spatial(rows), *at)
+    (top, bottom, left, right), seen = perturbed_window(network, *at, last_spatial(rows), rng)
     assert (top, bottom, left, right) == computed
     assert seen[top:bottom + 1, left:right + 1].mean() > 0.3
 
@@ -156,7 +133,7 @@ def test_measured_receptive_field_equals_the_computed_one(tmp_path, layers, at):
 def test_fields_at_depth_grow_and_nest(tmp_path):
     network = load_network(NETS / "alexnet_v2.yaml")
     rows = network.summary()
-    windows = [w for _, w in fields_at_depth(rows, last_spatial(rows), 2, 3, network.input_shape)]
+    windows = [w for _, w in fields_at_depth(rows, last_spatial(rows), 2, 3)]
     sizes = [(b - t + 1) * (r - l + 1) for t, b, l, r in windows]
     assert sizes == sorted(sizes)
     for (t1, b1, l1, r1), (t2, b2, l2, r2) in zip(windows, windows[1:]):
@@ -217,7 +194,7 @@ def test_forward_grid_writes_one_tiled_png_per_layer(run, samples, tmp_path):
     (["--at", "1,2"], "--rf-overlay and --at go together"),
     (["--rf-overlay", "rf.npy", "--at", "1,2"], "--rf-overlay"),
     (["--at", "1,2", "--rf-overlay", "rf.png", "--layer", "nope"], "--layer 'nope' does not exist"),
-    (["--at", "1,2", "--rf-overlay", "rf.png", "--layer", "fc"], "layer fc is not spatial"),
+    (["--at", "1,2", "--rf-overlay", "rf.png", "--layer", "fc"], "the layers are edges, r1, pool, mix"),
     (["--range", "abs"], "--range maps the tiles of --grid"),
     (["--gray", "--rgb"], "exclude each other"),
     (["--rgb"], "--rgb"),

@@ -1,7 +1,8 @@
-"""Regenerate the learned kernels that kernels.yaml ships, bit for bit, from samples/.
+"""Regenerate the learned kernels that kernels.yaml ships from samples/.
 
     python samples/learned/recipe.py            # learn them and print their catalogue entries
     python samples/learned/recipe.py --check    # learn them again and compare with kernels.yaml
+                                                # (weights within TOLERANCE of the largest)
     python samples/learned/recipe.py --write    # learn them and replace them in kernels.yaml
 
 Every step is a convcli command (run from the repository root), except adding seeded noise
@@ -86,6 +87,21 @@ def learn_all() -> dict:
     return entries
 
 
+#: How far `--check` lets a weight move, as a share of the kernel's largest |weight|: the
+#: least-squares solve sums in an order that depends on the CPU's BLAS, and the deblurring
+#: system is ill-conditioned enough to turn that into differences in the 4th decimal.
+TOLERANCE = 1e-3
+
+
+def same_weights(ours: dict, theirs: dict | None) -> bool:
+    """Whether two catalogue entries' weights agree within `TOLERANCE`."""
+    if theirs is None:
+        return False
+    a, b = np.asarray(ours["weights"], float), np.asarray(theirs["weights"], float)
+    return a.shape == b.shape and bool(
+        np.all(np.abs(a - b) <= TOLERANCE * max(np.abs(b).max(), 1e-12)))
+
+
 def catalogue_text(entries: dict) -> str:
     block = yaml.safe_dump(entries, sort_keys=False, allow_unicode=True, width=100,
                            default_flow_style=None)
@@ -108,8 +124,9 @@ def main() -> int:
     if args.check:
         ours = yaml.safe_load("kernels:\n" + catalogue_text(entries))["kernels"]
         theirs = yaml.safe_load("kernels:\n" + shipped)["kernels"] if shipped else {}
-        different = [n for n in ours if ours[n]["weights"] != theirs.get(n, {}).get("weights")]
-        print("identical" if not different else f"different: {', '.join(different)}")
+        different = [n for n in ours if not same_weights(ours[n], theirs.get(n))]
+        print(f"equal within {TOLERANCE:g} of each kernel's largest weight" if not different
+              else f"different: {', '.join(different)}")
         return 1 if different else 0
     if args.write:
         head = text[:text.index(MARKER)] if MARKER in text else text.rstrip("\n") + "\n\n"
