@@ -173,7 +173,9 @@ class Model:
             previous = row.node.name
 
     def position(self, key: str) -> int:
-        return self.network.find(key)
+        from .net import find_layer
+
+        return find_layer(self.rows, key)
 
     def forward(self, x: np.ndarray, stop: int | None = None):
         """Layers 0 … `stop` (default: all but a softmax head) on the batch `x`; returns
