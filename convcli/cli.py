@@ -1201,7 +1201,9 @@ def kernels(ctx, catalogues):
         kernel = catalogue.get(name)
         kh, kw = kernel.size
         size = f"{kh}×{kw}" + (f" ×{kernel.n_filters}" if kernel.n_filters > 1 else "")
-        total = ", ".join(sorted({f"{s + 0.0:.4g}" for s in kernel.filter_sums()}))
+        sums = sorted({float(f"{s + 0.0:.4g}") for s in kernel.filter_sums()})
+        total = ", ".join(f"{s:.4g}" for s in sums) if len(sums) <= 3 else \
+            f"{sums[0]:.4g} … {sums[-1]:.4g}"          # a bank of many different sums
         rows.append((name, size, total, "yes" if kernel.separable() else "no",
                      kernel.range_hint() + (f" ({kernel.combine})" if kernel.combine else ""),
                      ("(learned) " if kernel.learned else "") + kernel.description))
