@@ -17,6 +17,9 @@ __version__ = "0.1.0"
 #: Each public name and the module that defines it.
 _PUBLIC = {
     "conv2d": "convcli.conv",
+    "conv2d_input": "convcli.grad",
+    "conv2d_weight": "convcli.grad",
+    "conv_transpose2d": "convcli.transpose",
     "max_pool2d": "convcli.conv",
     "avg_pool2d": "convcli.conv",
     "equivalent_matrix": "convcli.matrix",
@@ -34,6 +37,10 @@ __all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name):
+    if name == "grad":
+        import importlib
+
+        return importlib.import_module("convcli.grad")
     if name in _PUBLIC:
         import importlib
 

@@ -239,7 +239,7 @@ def _copy_to_stdout(path: Path) -> None:
                    "log:sigma=1.4, dog:sigma1=1,sigma2=2, motion:length=9,angle=30, "
                    "unsharp:sigma=1,amount=1.5), a matrix (\"[[1,2,1],[2,4,2],[1,2,1]]/16\" or "
                    "\"1 2 1; 2 4 2; 1 2 1\") or a file (@k.npy, @k.txt, @k.csv, "
-                   "@bank.yaml:name). Repeat to apply several in turn.")
+                   "@bank.yaml:name, @weights.npz:layer). Repeat to apply several in turn.")
 @click.option("-o", "--output", required=True, metavar="FILE|DIR/",
               help="Output file, or a folder (then NAME_KERNEL.EXT); for folders or several "
                    "inputs, the folder that mirrors the input tree.")
@@ -293,12 +293,16 @@ def _copy_to_stdout(path: Path) -> None:
 @click.option("-q", "--quiet", is_flag=True,
               help="Print nothing on success: no progress bar, no 'wrote …' line or batch "
                    "table, no batch warnings (errors and failed files are still shown).")
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="WEIGHTS.npz",
+              help="Trained weights (convcli train): -k LAYER applies that conv layer "
+                   "(the same as -k @WEIGHTS.npz:LAYER).")
 @click.option("--net", "--rf-overlay", "--at", "moved", hidden=True, expose_value=False,
               callback=lambda ctx, param, value: _moved_to_forward(value))
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
           groups, mode, algo, threads, bias, normalize, range_policy, alpha, gray, rgb, fmt,
           page, quality, grid, report_path, show_stats, recursive, globs, excludes, follow_links,
-          jobs, skip_existing, overwrite, fail_fast, dask, quiet):
+          jobs, skip_existing, overwrite, fail_fast, dask, quiet, weights_path):
     """Apply kernels to an image, or to folders of images.
 
     A 2-D kernel is applied to each colour channel on its own; a 4-D kernel
@@ -319,6 +323,12 @@ def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, d
     if skip_existing and overwrite:
         raise click.UsageError("--skip-existing and --overwrite exclude each other")
     catalogue = Catalogue.load(catalogues)
+    if weights_path is not None:
+        from .model import conv_layer_names
+
+        layers = conv_layer_names(weights_path)
+        kernel_specs = tuple(f"@{weights_path}:{spec}" if spec in layers else spec
+                             for spec in kernel_specs)
     kernels = tuple(resolve_kernel(spec, catalogue) for spec in kernel_specs)
     options = ConvOptions(stride=stride, padding=padding, dilation=dilation, groups=groups,
                           pad_mode=pad_mode, mode=mode, bias=bias, normalize=normalize, algo=algo)
@@ -994,8 +1004,12 @@ def _network_table(report: dict, fields: bool):
               help="Print the input window this output pixel of the last (or --layer) layer "
                    "sees, clipped to the image.")
 @LAYER
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="WEIGHTS.npz",
+              help="Trained weights to check against the network and describe (provenance, "
+                   "each layer's weight range).")
 @JSON
-def receptive_field(net_path, shape, at, layer_key, as_json):
+def receptive_field(net_path, shape, at, layer_key, weights_path, as_json):
     """Shapes, parameters, mult-adds and receptive fields of a network, layer by layer.
 
     NET is a network file (YAML) or an ONNX model.  r is the receptive field, S the
@@ -1014,6 +1028,13 @@ def receptive_field(net_path, shape, at, layer_key, as_json):
         result["at"] = window
     elif layer_key is not None:
         raise click.UsageError("--layer says which layer --at refers to; give --at Y,X")
+    if weights_path is not None:
+        from .model import load_weights
+
+        trained = load_weights(weights_path, network)
+        result["weights"] = {"file": str(weights_path), "provenance": trained.provenance,
+                             "range": {name: [float(a.min()), float(a.max())]
+                                       for name, a in trained.arrays.items()}}
     if as_json:
         import json
 
@@ -1022,6 +1043,15 @@ def receptive_field(net_path, shape, at, layer_key, as_json):
     _console().print(_network_table(result, fields=True))
     if at is not None:
         click.echo(_window_text(result["at"]))
+    if weights_path is not None:
+        trained = result["weights"]
+        made = trained["provenance"]
+        click.echo(f"weights {weights_path}: fit the network; "
+                   + (f"trained by {made.get('trainer')} on {made.get('data')} for "
+                      f"{made.get('epochs_completed')} epoch(s), val accuracy "
+                      f"{made.get('val_accuracy')}" if made else "no provenance"))
+        for name, (low, high) in trained["range"].items():
+            click.echo(f"  {name}: {low:.4g} … {high:.4g}")
 
 
 def _axes_text(value) -> str:
@@ -1055,8 +1085,12 @@ def _axes_text(value) -> str:
                "value range, the window of --at (the page: maps, shapes, parameters, r/S/P, "
                "the overlay)")
 @CATALOGUES
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="WEIGHTS.npz",
+              help="Trained weights (convcli train) for the network's conv layers; the "
+                   "image is then scaled to 0…1, as in training.")
 def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_path, at,
-            layer_key, report_path, catalogues):
+            layer_key, report_path, catalogues, weights_path):
     """Run a network on an image and write every spatial layer's feature maps.
 
     NET is a network file (YAML: weights from kernel specs or seeded random
@@ -1084,6 +1118,10 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
     if output_dir.exists() and not output_dir.is_dir():
         raise click.BadParameter(f"{output_dir} is a file; -o is a folder", param_hint="'-o'")
     network = load_network(net_path)
+    if weights_path is not None:
+        from .model import load_weights, with_weights
+
+        network = with_weights(network, load_weights(weights_path, network))
     catalogue = Catalogue.load(catalogues)
     check_distinct([("input", image), ("network", net_path), *_read_files(catalogue)],
                    [*(("feature map", p) for p in
@@ -1091,6 +1129,8 @@ def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_
                     ("--rf-overlay", overlay_path), ("--report", report_path)])
     picture = read_image(image)
     planes = input_planes(picture, gray, rgb)
+    if weights_path is not None:          # trained networks see pixels on a 0…1 scale
+        planes = planes / picture.max_value
     rows = check_input(network, planes.shape, catalogue)
     window = _window(network, rows, at, layer_key) if at is not None else None
     maps = write_feature_maps(network, planes, output_dir, grid=grid,
@@ -1161,7 +1201,9 @@ def kernels(ctx, catalogues):
         kernel = catalogue.get(name)
         kh, kw = kernel.size
         size = f"{kh}×{kw}" + (f" ×{kernel.n_filters}" if kernel.n_filters > 1 else "")
-        total = ", ".join(sorted({f"{s + 0.0:.4g}" for s in kernel.filter_sums()}))
+        sums = sorted({float(f"{s + 0.0:.4g}") for s in kernel.filter_sums()})
+        total = ", ".join(f"{s:.4g}" for s in sums) if len(sums) <= 3 else \
+            f"{sums[0]:.4g} … {sums[-1]:.4g}"          # a bank of many different sums
         rows.append((name, size, total, "yes" if kernel.separable() else "no",
                      kernel.range_hint() + (f" ({kernel.combine})" if kernel.combine else ""),
                      ("(learned) " if kernel.learned else "") + kernel.description))
@@ -1230,6 +1272,233 @@ def kernels_show(catalogue, spec, png, cell, catalogues):
 
         save_pillow(picture, png)
         click.echo(f"wrote {png}")
+
+
+# ----------------------------------------------------------------------------------------
+# train, visualize, attack: a small CNN trained by convcli's own gradients
+
+
+def _model(net_path, weights_path):
+    """The network file with its trained weights."""
+    from .model import Model, load_weights
+    from .net import load_network
+
+    network = load_network(net_path)
+    return Model(network, load_weights(weights_path, network))
+
+
+@cli.command()
+@click.argument("data", metavar="DATA.npz", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--net", "net_path", required=True, metavar="NET.yaml",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The network: conv, relu, pools, flatten, dense, ending in softmax.")
+@click.option("-o", "--output", required=True, metavar="WEIGHTS.npz",
+              type=click.Path(dir_okay=False, path_type=Path), help="Where to write the weights.")
+@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.003,
+              show_default=True, help="Learning rate.")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Images per step.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the initial weights, the validation split and the batch order.")
+@click.option("--val", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+              show_default=True, help="Share of the images held out for validation.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
+              show_default=True, help="Adam, or SGD with --momentum.")
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9,
+              show_default=True, help="SGD's momentum.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Draw the loss per batch as a PNG.")
+def train(data, net_path, output, epochs, lr, batch, seed, val, optimizer, momentum, plot_path):
+    """Train a classifier on DATA.npz (arrays images (N, C, H, W) and labels (N,)) by
+    backpropagation through convcli's own convolutions.
+
+    One line per epoch goes to stdout (loss, accuracy, validation accuracy, images/s).
+    Ctrl-C keeps the last completed epoch: its weights are written and the command says so.
+    """
+    from .model import Model, initial_weights
+    from .net import load_network
+    from .train import TrainOptions, load_dataset, provenance
+    from .train import train as fit
+
+    options = TrainOptions(epochs=epochs, lr=lr, batch=batch, seed=seed, val=val,
+                           optimizer=optimizer, momentum=momentum)
+    network = load_network(net_path)
+    if network.nodes[-1].kind != "softmax":
+        raise click.BadParameter(f"{net_path} must end in a softmax layer to be trained as a "
+                                 "classifier", param_hint="'--net'")
+    dataset = load_dataset(data)
+    expected = tuple(network.input_shape)
+    if dataset.images.shape[1:] != expected:
+        raise click.BadParameter(f"{data} holds {shape_text(dataset.images.shape[1:])} images; "
+                                 f"{net_path} takes {shape_text(expected)}", param_hint="'DATA'")
+    classes = network.summary()[-1].output_shape[0]
+    if len(dataset.classes) > classes:
+        raise click.BadParameter(f"{data} has {len(dataset.classes)} classes; {net_path} "
+                                 f"outputs {classes}", param_hint="'DATA'")
+    model = Model(network, initial_weights(network, seed))
+    progress = _train_progress() if sys.stderr.isatty() else None
+    losses, last, interrupted = [], None, False
+    console = _console()
+
+    def on_batch(done, total, loss):
+        if progress is not None:
+            progress.update(progress.task_ids[0], completed=done, total=total,
+                            loss=f"{loss:.4f}")
+
+    if progress is not None:
+        progress.start()
+    try:
+        for epoch in fit(model, dataset, options, on_batch):
+            last = epoch
+            losses.extend(epoch.losses)
+            rate = len(epoch.losses) and (len(dataset.labels) * (1 - val)) / epoch.seconds
+            val_text = "" if epoch.val_accuracy is None else \
+                f", val accuracy {epoch.val_accuracy:.1%}"
+            line = (f"epoch {epoch.number}/{epochs}: loss {epoch.loss:.4f}, accuracy "
+                    f"{epoch.accuracy:.1%}{val_text}, {rate:,.0f} images/s")
+            if progress is not None:
+                progress.console.print(line)
+                progress.update(progress.task_ids[0], description=f"epoch {epoch.number + 1}")
+            else:
+                click.echo(line)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if progress is not None:
+            progress.stop()
+    if last is None:
+        click.echo("Interrupted before the first epoch completed; nothing written.", err=True)
+        sys.exit(130)
+    last.weights.provenance = provenance(data, dataset, net_path, options, last, interrupted)
+    last.weights.save(output)
+    if plot_path is not None:
+        from .images import save_pillow
+        from .render import line_chart
+
+        save_pillow(line_chart(losses, "batch", "training loss (cross-entropy)"),
+                    plot_path)
+    if interrupted:
+        click.echo(f"Interrupted: saved epoch {last.number} of {epochs} to {output}.", err=True)
+        sys.exit(130)
+    console.print(f"saved {output} (epoch {last.number}"
+                  + ("" if last.val_accuracy is None else
+                     f", val accuracy {last.val_accuracy:.1%}") + ")")
+
+
+def _train_progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]}"), console=_console(stderr=True),
+                        transient=True)
+    progress.add_task("epoch 1", total=None, loss="…")
+    return progress
+
+
+@cli.command()
+@click.argument("net_path", metavar="NET.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--weights", "weights_path", required=True, metavar="WEIGHTS.npz",
+              type=click.Path(dir_okay=False, path_type=Path), help="Trained weights.")
+@click.option("--layer", "layer_key", required=True, metavar="NAME|INDEX",
+              help="The layer whose channel to excite.")
+@click.option("--channel", default="all", show_default=True, metavar="C|all",
+              help="A channel number, or all of the layer's channels as a grid.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05,
+              show_default=True, help="Step size (gradients are normalised).")
+@click.option("--jitter", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Random shift per step, in pixels.")
+@click.option("--scale", type=click.FloatRange(0, 0.5), default=0.05, show_default=True,
+              help="Random rescaling per step, up to ±this.")
+@click.option("--tv", type=click.FloatRange(min=0), default=0.02, show_default=True,
+              help="Total-variation penalty.")
+@click.option("--blur", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="σ of the smoothing after each step (0: none).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cell", type=click.IntRange(1, 32), default=3, show_default=True,
+              help="Output pixels per image pixel.")
+def visualize(net_path, weights_path, layer_key, channel, output, steps, lr, jitter, scale, tv,
+              blur, seed, cell):
+    """Feature visualisation: the input that excites a channel most (Olah et al., Distill
+    2017), found by gradient ascent from faint noise with jitter, rescaling, a
+    total-variation penalty and blurring.  Prints each channel's mean activation before
+    (on the noise) and after."""
+    from .images import write_image
+    from .visualize import VisualizeOptions, grid_picture
+    from .visualize import visualize as optimise
+
+    model = _model(net_path, weights_path)
+    position = model.position(layer_key)
+    row = model.rows[position]
+    count = row.output_shape[0]
+    if channel == "all":
+        channels = list(range(count))
+    else:
+        try:
+            channels = [int(channel)]
+        except ValueError:
+            raise click.BadParameter(f"{channel!r} is not a channel number or 'all'",
+                                     param_hint="'--channel'") from None
+        if not 0 <= channels[0] < count:
+            raise click.BadParameter(f"{row.node.name} has channels 0…{count - 1}, got "
+                                     f"{channels[0]}", param_hint="'--channel'")
+    options = VisualizeOptions(steps=steps, lr=lr, jitter=jitter, scale=scale, tv=tv, blur=blur,
+                               seed=seed)
+    images, before, after = optimise(model, position, channels, options)
+    write_image(output, grid_picture(images, cell))
+    for c, b, a in zip(channels, before, after):
+        click.echo(f"{row.node.name} channel {c}: mean activation {b:.4f} → {a:.4f}")
+    _console().print(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("net_path", metavar="NET.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("image", metavar="IMAGE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--weights", "weights_path", required=True, metavar="WEIGHTS.npz",
+              type=click.Path(dir_okay=False, path_type=Path), help="Trained weights.")
+@click.option("--eps", type=click.FloatRange(0, 1, min_open=True), default=0.02,
+              show_default=True, help="Largest change of any pixel (0…1 scale).")
+@click.option("--target", type=click.IntRange(min=0), default=None,
+              help="Push towards this class (default: away from the predicted one).")
+@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True,
+              help="1 is the fast gradient sign method; more iterate it.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The perturbed image; the change, amplified, goes beside it as "
+                   "NAME_change.png.")
+def attack(net_path, image, weights_path, eps, target, steps, output):
+    """An adversarial example: change IMAGE by at most --eps per pixel so that the network
+    misclassifies it.  Prints the class probabilities before and after and the size of
+    the change (judged on the 8-bit image written)."""
+    from .attack import attack_picture
+    from .images import read_image, write_image
+
+    model = _model(net_path, weights_path)
+    classes = model.rows[-1].output_shape[0]
+    if target is not None and target >= classes:
+        raise click.BadParameter(f"the network has classes 0…{classes - 1}",
+                                 param_hint="'--target'")
+    result, adversarial, change_picture = attack_picture(model, read_image(image), eps, target,
+                                                         steps)
+    names = model.weights.provenance.get("classes") or [str(i) for i in range(classes)]
+    change_path = output.with_name(output.stem + "_change.png")
+    write_image(output, adversarial)
+    write_image(change_path, change_picture)
+    from rich.table import Table
+
+    table = Table(title=f"{image.name}: class probabilities", title_justify="left")
+    for column in ("class", "before", "after"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for index, name in enumerate(names[:classes]):
+        table.add_row(f"{index} {name}", f"{result.before[index]:.4f}", f"{result.after[index]:.4f}")
+    console = _console()
+    console.print(table)
+    first, then = result.predictions
+    linf, l2 = result.sizes
+    click.echo(f"prediction {names[first]} ({result.before[first]:.1%}) → {names[then]} "
+               f"({result.after[then]:.1%}); change L∞ {linf:.4f}, L2 {l2:.4f} (0…1 scale)")
+    console.print(f"wrote {output} and {change_path} (the change, ±eps as black…white)")
 
 
 # ----------------------------------------------------------------------------------------

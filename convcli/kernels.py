@@ -3,7 +3,7 @@
 A spec is one of: a catalogue name (``sobel_x``), a parametric kernel
 (``gaussian:sigma=2``), an inline matrix (``"[[1,2,1],[2,4,2],[1,2,1]]/16"`` or
 ``"1 2 1; 2 4 2; 1 2 1"``) or a file (``@k.npy``, ``@k.txt``, ``@k.csv``,
-``@bank.yaml:name``).  Catalogues are YAML files read with a safe loader; the built-in
+``@bank.yaml:name``, or a conv layer of trained weights ``@weights.npz:layer``).  Catalogues are YAML files read with a safe loader; the built-in
 one is ``kernels.yaml``, user ones come from ``$CONVCLI_KERNELS`` and ``--kernels``.
 """
 
@@ -560,7 +560,7 @@ def _file_spec(spec: str) -> tuple[Path, str | None]:
     """``@FILE`` or ``@BANK.yaml:NAME`` → (path, entry name or None)."""
     body = spec.strip()[1:]
     head, sep, tail = body.rpartition(":")
-    if sep and head.lower().endswith((".yaml", ".yml")):
+    if sep and head.lower().endswith((".yaml", ".yml", ".npz")):
         return Path(head), tail
     return Path(body), None
 
@@ -585,6 +585,8 @@ def _kernel_from_file(spec: str, catalogue: Catalogue) -> Kernel:
         return bank.get(entry)
     if not path.is_file():
         raise KernelError(f"{what}: no such file")
+    if suffix == ".npz":
+        return _trained_layer(path, entry, what)
     if suffix == ".npy":
         try:
             shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
@@ -616,6 +618,30 @@ def _kernel_from_file(spec: str, catalogue: Catalogue) -> Kernel:
                           ".yaml[:NAME]")
     return Kernel(f"{path.stem}-{weights_digest(weights)}", weights, np.zeros(weights.shape[0]),
                   description=f"from {path}")
+
+
+def _trained_layer(path: Path, layer: str | None, what: str) -> Kernel:
+    """A conv layer of a weights file that `convcli train` wrote: a bank of 2-D kernels
+    when it reads one channel (applied to every image channel), else a layer."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            layers = [n[:-len(".weight")] for n in archive.files if n.endswith(".weight")
+                      and archive[n].ndim == 4]
+            if layer is None or layer not in layers:
+                raise KernelError(f"{what}: name a conv layer, as @{path}:LAYER; it has "
+                                  f"{', '.join(layers) or 'none'}")
+            weights = archive[f"{layer}.weight"].astype(np.float64)
+            bias = archive[f"{layer}.bias"].astype(np.float64)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise KernelError(f"{what}: not a readable .npz archive ({exc})") from None
+    if not (np.isfinite(weights).all() and np.isfinite(bias).all()):
+        raise KernelError(f"{what}: {layer} holds NaN or infinity")
+    if weights.shape[1] == 1:
+        weights = weights[:, 0]
+    return Kernel(f"{path.stem}_{layer}", weights, bias, description=f"layer {layer} of {path}",
+                  source="convcli train")
 
 
 def resolve_kernel(spec: str, catalogue: Catalogue | None = None) -> Kernel:

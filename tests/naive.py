@@ -75,6 +75,54 @@ def naive_png_filter_rows(rows, bpp, prior):
     return np.array(out, np.uint8).reshape(len(rows), len(rows[0]) + 1)
 
 
+def naive_conv2d_input(input_shape, weight, grad_output, stride=(1, 1), padding=(0, 0, 0, 0),
+                       dilation=(1, 1), groups=1, pad_mode="zeros"):
+    """The input gradient of conv2d by its definition: the output gradient scattered onto
+    the padded grid (`naive_conv_transpose2d`, unpadded), then every padded position's
+    sum added to the pixel numpy.pad copies there (found by padding an image of pixel
+    numbers), float64."""
+    n, cin, h, w = input_shape
+    top, bottom, left, right = padding
+    scattered = naive_conv_transpose2d(grad_output, weight, stride=stride, groups=groups,
+                                       dilation=dilation)
+    grid = np.zeros((n, cin, h + top + bottom, w + left + right))
+    grid[:, :, :scattered.shape[2], :scattered.shape[3]] = scattered
+    numbers = np.arange(h * w).reshape(h, w)
+    if pad_mode == "zeros":
+        numbers = np.pad(numbers, ((top, bottom), (left, right)), constant_values=-1)
+    else:
+        numbers = np.pad(numbers, ((top, bottom), (left, right)), mode=NUMPY_PAD[pad_mode])
+    out = np.zeros((n, cin, h * w))
+    for py in range(numbers.shape[0]):
+        for px in range(numbers.shape[1]):
+            if numbers[py, px] >= 0:
+                out[:, :, numbers[py, px]] += grid[:, :, py, px]
+    return out.reshape(input_shape)
+
+
+def naive_conv2d_weight(x, weight_shape, grad_output, stride=(1, 1), padding=(0, 0, 0, 0),
+                        dilation=(1, 1), groups=1, pad_mode="zeros"):
+    """The weight gradient of conv2d by its definition, float64."""
+    x = np.asarray(x, np.float64)
+    cout, cig, kh, kw = weight_shape
+    top, bottom, left, right = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=NUMPY_PAD[pad_mode])
+    sh, sw = stride
+    dh, dw = dilation
+    n, _, ho, wo = grad_output.shape
+    cog = cout // groups
+    out = np.zeros(weight_shape)
+    for co in range(cout):
+        g = co // cog
+        for ci in range(cig):
+            for i in range(kh):
+                for j in range(kw):
+                    patch = xp[:, g * cig + ci, i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                               j * dw:j * dw + sw * (wo - 1) + 1:sw]
+                    out[co, ci, i, j] = np.sum(patch * grad_output[:, co])
+    return out
+
+
 def naive_conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0),
                            output_padding=(0, 0), groups=1, dilation=(1, 1)):
     """PyTorch's conv_transpose2d by its definition, float64: every input value scatters

@@ -195,7 +195,8 @@ def test_bad_input_is_one_clear_line(run, tmp_path, case, words):
 
 def test_the_catalogue_ships_learned_kernels_with_provenance():
     catalogue = Catalogue.load(use_env=False)
-    learned = {n: catalogue.get(n) for n in catalogue.names() if catalogue.get(n).learned}
+    learned = {n: catalogue.get(n) for n in catalogue.names()
+               if catalogue.get(n).learned and catalogue.get(n).source == "convcli learn"}
     assert {"learned_edge_x", "learned_deblur", "learned_denoise"} <= set(learned)
     for kernel in learned.values():
         provenance = kernel.learned

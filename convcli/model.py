@@ -1,0 +1,273 @@
+"""A layer stack with parameters: batched forward and backward passes over `convcli.net`
+networks, and weights files with their provenance.
+
+Weights files are ``.npz`` archives holding ``NAME.weight`` and ``NAME.bias`` per conv and
+dense layer (PyTorch's ``state_dict`` names and layouts) and ``provenance``, a JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ParameterError
+from .net import Network
+
+#: Layers that hold parameters.
+PARAMETRIC = ("conv", "dense")
+#: The layers training runs (forward and backward).
+TRAINABLE = ("conv", "relu", "maxpool", "avgpool", "flatten", "dense", "softmax")
+
+
+@dataclass
+class Weights:
+    """The parameters of a network's conv and dense layers, by ``NAME.weight`` /
+    ``NAME.bias``, and where they came from."""
+
+    arrays: dict[str, np.ndarray]
+    provenance: dict = field(default_factory=dict)
+
+    def layer(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(weight, bias) of one layer."""
+        return self.arrays[f"{name}.weight"], self.arrays[f"{name}.bias"]
+
+    def copy(self) -> "Weights":
+        return Weights({k: v.copy() for k, v in self.arrays.items()}, dict(self.provenance))
+
+    def save(self, path) -> None:
+        """Write the .npz atomically (nothing half-written on failure)."""
+        from .files import atomic_write
+
+        text = np.array(json.dumps(self.provenance, sort_keys=True))
+        atomic_write(Path(path), lambda out: np.savez(out, provenance=text, **self.arrays))
+
+
+def weight_shapes(network: Network) -> dict[str, tuple]:
+    """The shape of every parameter array of `network`, by its file name."""
+    shapes = {}
+    for row in network.summary():
+        op, name, shape = row.node.op, row.node.name, row.input_shapes[0]
+        if op.kind == "conv":
+            shapes[f"{name}.weight"] = op.plan(shape).weight_shape
+        elif op.kind == "dense":
+            shapes[f"{name}.weight"] = (op.out, shape[0])
+        else:
+            continue
+        shapes[f"{name}.bias"] = (op.out,)
+    return shapes
+
+
+def with_weights(network: Network, weights: "Weights") -> Network:
+    """`network` with its conv layers reading `weights` (for `convcli.net.forward`)."""
+    from dataclasses import replace
+
+    names = {name.rsplit(".", 1)[0] for name in weights.arrays}
+    nodes = tuple(replace(node, arrays=dict(zip(("weight", "bias"), weights.layer(node.name))))
+                  if node.kind == "conv" and node.name in names else node
+                  for node in network.nodes)
+    return replace(network, nodes=nodes)
+
+
+def read_npz(path: Path, where: str) -> dict[str, np.ndarray]:
+    """Every array of an .npz archive (no pickles); errors start with `where`."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise ParameterError(f"{where}: no such file") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ParameterError(f"{where}: not a readable .npz archive ({exc})") from None
+
+
+def conv_layer_names(path) -> list[str]:
+    """The conv layers (4-D weights) a weights file holds."""
+    path = Path(path)
+    return [name[:-len(".weight")] for name, array in read_npz(path, f"weights {path}").items()
+            if name.endswith(".weight") and array.ndim == 4]
+
+
+def load_weights(path, network: Network) -> Weights:
+    """Read a weights file and check it holds every parameter of `network`, shaped to fit.
+
+    Raises
+    ------
+    ParameterError
+        Naming the file and the array that is missing or the wrong shape.
+    """
+    path = Path(path)
+    where = f"weights {path}"
+    arrays = read_npz(path, where)
+    provenance = json.loads(str(arrays.pop("provenance"))) if "provenance" in arrays else {}
+    for name, shape in weight_shapes(network).items():
+        if name not in arrays:
+            raise ParameterError(f"{where}: has no {name}; network {network.name} needs "
+                                 f"{', '.join(weight_shapes(network))}")
+        if arrays[name].shape != shape or arrays[name].dtype.kind != "f":
+            raise ParameterError(f"{where}: {name} is {arrays[name].dtype} {arrays[name].shape}; "
+                                 f"network {network.name} needs float {shape}")
+        if not np.isfinite(arrays[name]).all():
+            raise ParameterError(f"{where}: {name} holds NaN or infinity")
+    known = weight_shapes(network)
+    return Weights({k: v.astype(np.float32) for k, v in arrays.items() if k in known}, provenance)
+
+
+def initial_weights(network: Network, seed: int) -> Weights:
+    """PyTorch's default initialisation (uniform in ±1/√fan_in for weights and biases),
+    each layer from its own stream of `seed`; a conv layer with a ``kernel`` starts from
+    it."""
+    arrays = {}
+    shapes = weight_shapes(network)
+    for row in network.summary():
+        node = row.node
+        if node.kind not in PARAMETRIC:
+            continue
+        name = node.name
+        if node.kind == "conv" and node.kernel is not None:
+            found = node.weights(row.input_shapes[0])
+            weight, bias = found["weight"], found["bias"]
+        else:
+            rng = np.random.default_rng([seed, node.index])
+            shape = shapes[f"{name}.weight"]
+            bound = 1 / math.sqrt(int(np.prod(shape[1:])))
+            weight = rng.uniform(-bound, bound, shape)
+            bias = rng.uniform(-bound, bound, shape[0]) if node.op.bias else np.zeros(shape[0])
+        arrays[f"{name}.weight"] = weight.astype(np.float32)
+        arrays[f"{name}.bias"] = bias.astype(np.float32)
+    return Weights(arrays)
+
+
+#: The algorithm of every convolution in training: BLAS products suit a batch of many
+#: channels and, unlike a choice by timing, give the same rounding on every run (one
+#: epoch of samples/nets/shapes_cnn.yaml: 16 s with the planner's choices, see README).
+TRAIN_ALGO = "gemm"
+
+
+@dataclass
+class Model:
+    """A network with weights: `forward` on a batch (N, C, H, W) keeps what `backward`
+    needs; every convolution, forward and backward, runs `algo`."""
+
+    network: Network
+    weights: Weights
+    algo: str = TRAIN_ALGO
+
+    def __post_init__(self):
+        from .net import INPUT
+
+        self.rows = self.network.summary()
+        kinds = [row.node.kind for row in self.rows]
+        if "softmax" in kinds[:-1]:
+            raise ParameterError(f"network {self.network.name}: softmax must be the last layer")
+        previous = INPUT
+        for row in self.rows:
+            if row.node.inputs != (previous,) or row.node.kind not in TRAINABLE:
+                raise ParameterError(
+                    f"network {self.network.name}: layer {row.node.label} — training runs "
+                    f"chains of {', '.join(TRAINABLE)} layers, each reading the one before")
+            previous = row.node.name
+
+    def position(self, key: str) -> int:
+        from .net import find_layer
+
+        return find_layer(self.rows, key)
+
+    def forward(self, x: np.ndarray, stop: int | None = None):
+        """Layers 0 … `stop` (default: all but a softmax head) on the batch `x`; returns
+        (output, tape), the tape holding each layer's input for `backward`."""
+        from .conv import conv2d, max_pool2d
+
+        last = len(self.rows) - 1
+        if stop is None:
+            stop = last - 1 if self.rows[-1].node.kind == "softmax" else last
+        x = np.ascontiguousarray(x, np.float32)
+        tape = []
+        for row in self.rows[:stop + 1]:
+            layer, name = row.node.op, row.node.name
+            tape.append(x)
+            if layer.kind == "conv":
+                weight, bias = self.weights.layer(name)
+                x = conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation,
+                           layer.groups, layer.pad_mode, algo=self.algo)
+            elif layer.kind == "relu":
+                x = np.maximum(x, 0)
+            elif layer.kind == "maxpool":
+                x = max_pool2d(x, layer.kernel, layer.stride, layer.padding, layer.dilation)
+            elif layer.kind == "avgpool":
+                from .grad import mean_weight
+
+                plan = layer.plan(x.shape[1:])
+                x = conv2d(x, mean_weight(x.shape[1], layer.kernel), None, plan.stride,
+                           plan.padding, plan.dilation, x.shape[1])
+            elif layer.kind == "flatten":
+                x = x.reshape(x.shape[0], -1)
+            elif layer.kind == "dense":
+                weight, bias = self.weights.layer(name)
+                x = x @ weight.T + bias
+            elif layer.kind == "softmax":
+                from .grad import softmax
+
+                x = softmax(x)
+        return x, tape
+
+    def backward(self, tape, grad_output: np.ndarray, input_grad: bool = False):
+        """Back through the layers `tape` recorded: returns (gradients by weight name,
+        gradient with respect to the input or None)."""
+        from . import grad
+
+        grads = {}
+        g = np.ascontiguousarray(grad_output, np.float32)
+        for position in range(len(tape) - 1, -1, -1):
+            row, x = self.rows[position], tape[position]
+            layer, name = row.node.op, row.node.name
+            needed = position > 0 or input_grad
+            if layer.kind == "conv":
+                weight, _ = self.weights.layer(name)
+                options = (layer.stride, layer.padding, layer.dilation, layer.groups,
+                           layer.pad_mode, self.algo)
+                grads[f"{name}.weight"] = grad.conv2d_weight(x, weight.shape, g, *options)
+                grads[f"{name}.bias"] = g.sum(axis=(0, 2, 3))
+                g = grad.conv2d_input(x.shape, weight, g, *options) if needed else None
+            elif layer.kind == "dense":
+                weight, _ = self.weights.layer(name)
+                g, grads[f"{name}.weight"], grads[f"{name}.bias"] = grad.dense_backward(
+                    x, weight, g)
+            elif layer.kind == "relu":
+                g = grad.relu_backward(x, g)
+            elif layer.kind == "maxpool":
+                g = grad.max_pool2d_backward(x, g, layer.kernel, layer.stride, layer.padding,
+                                             layer.dilation)
+            elif layer.kind == "avgpool":
+                plan = layer.plan(x.shape[1:])
+                g = grad.avg_pool2d_backward(x.shape, g, layer.kernel, plan.stride,
+                                             plan.padding, plan.dilation)
+            elif layer.kind == "flatten":
+                g = g.reshape(x.shape)
+            elif layer.kind == "softmax":
+                s = grad.softmax(x)
+                g = s * (g - np.sum(g * s, axis=1, keepdims=True))
+            if g is None:
+                break
+        return grads, g
+
+    def loss_and_gradients(self, images: np.ndarray, labels: np.ndarray):
+        """Mean cross-entropy of the batch, its parameter gradients and its logits."""
+        from .grad import softmax_cross_entropy
+
+        logits, tape = self.forward(images)
+        loss, g = softmax_cross_entropy(logits, labels)
+        grads, _ = self.backward(tape, g)
+        return loss, grads, logits
+
+    def probabilities(self, images: np.ndarray, batch: int = 256) -> np.ndarray:
+        """Class probabilities, in batches."""
+        from .grad import softmax
+
+        return np.concatenate([softmax(self.forward(images[i:i + batch])[0])
+                               for i in range(0, len(images), batch)])
+

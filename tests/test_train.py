@@ -1,0 +1,250 @@
+"""Training, feature visualisation and attacks on small data: the model's backward pass
+against finite differences, the loss falling on a fixed seed, and the commands."""
+
+import json
+
+import numpy as np
+import pytest
+
+from convcli.model import Model, initial_weights, load_weights
+from convcli.net import load_network
+from convcli.train import TrainOptions, load_dataset, train
+
+NET = """name: tiny
+input: [1, 12, 12]
+layers:
+  - {name: conv1, type: conv, out: 4, k: 3, p: 1, pad_mode: reflect}
+  - {name: relu1, type: relu}
+  - {name: pool1, type: maxpool, k: 2}
+  - {name: conv2, type: conv, out: 4, k: 3, s: 2, groups: 2}
+  - {name: pool2, type: avgpool, k: 2, s: 1, p: 1}
+  - {name: flatten, type: flatten}
+  - {name: fc, type: dense, out: 2}
+  - {name: softmax, type: softmax}
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """A tiny network and a data set it can learn: bright left halves against right."""
+    net = tmp_path / "tiny.yaml"
+    net.write_text(NET)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 96)
+    images = rng.uniform(0, 0.3, (96, 1, 12, 12))
+    for image, label in zip(images, labels):
+        image[0, :, :6] += 0.6 * (label == 0)
+        image[0, :, 6:] += 0.6 * (label == 1)
+    data = tmp_path / "data.npz"
+    np.savez(data, images=np.rint(images * 255).astype(np.uint8), labels=labels,
+             classes=np.array(["left", "right"]))
+    return net, data
+
+
+def test_model_gradients_match_finite_differences(tiny):
+    network = load_network(tiny[0])
+    model = Model(network, initial_weights(network, 3), algo="direct")
+    model.weights.arrays = {k: v.astype(np.float64) for k, v in model.weights.arrays.items()}
+    rng = np.random.default_rng(1)
+    images, labels = rng.uniform(0, 1, (3, 1, 12, 12)), np.array([0, 1, 1])
+
+    def loss():
+        from convcli.grad import softmax_cross_entropy
+
+        logits, _ = model.forward(images.astype(np.float64))
+        return softmax_cross_entropy(logits.astype(np.float64), labels)[0]
+
+    logits, tape = model.forward(images)
+    from convcli.grad import softmax_cross_entropy
+
+    _, g = softmax_cross_entropy(logits, labels)
+    grads, _ = model.backward(tape, g)
+    for name, array in model.weights.arrays.items():
+        for index in map(tuple, rng.integers(0, array.shape, (3, array.ndim))):
+            saved = array[index]
+            array[index] = saved + 1e-3
+            up = loss()
+            array[index] = saved - 1e-3
+            down = loss()
+            array[index] = saved
+            assert grads[name][index] == pytest.approx((up - down) / 2e-3, rel=2e-2, abs=2e-4), name
+
+
+def test_loss_falls_and_training_is_deterministic(tiny):
+    network, data = load_network(tiny[0]), load_dataset(tiny[1])
+    options = TrainOptions(epochs=3, lr=0.01, batch=16, seed=4)
+    runs = [list(train(Model(network, initial_weights(network, 4)), data, options))
+            for _ in range(2)]
+    first = runs[0]
+    assert first[-1].loss < first[0].loss
+    assert first[-1].val_accuracy >= 0.7
+    for a, b in zip(first[-1].weights.arrays.values(), runs[1][-1].weights.arrays.values()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sgd_with_momentum_also_lowers_the_loss(tiny):
+    network, data = load_network(tiny[0]), load_dataset(tiny[1])
+    epochs = list(train(Model(network, initial_weights(network, 0)), data,
+                        TrainOptions(epochs=3, lr=0.05, batch=16, optimizer="sgd")))
+    assert epochs[-1].loss < epochs[0].loss
+
+
+def test_train_command_writes_weights_with_provenance(run, tiny, tmp_path):
+    net, data = tiny
+    out = tmp_path / "w.npz"
+    result = run("train", data, "--net", net, "-o", out, "--epochs", "2", "--lr", "0.01",
+                 "--plot", tmp_path / "loss.png")
+    assert result.exit_code == 0, result.output
+    assert "epoch 2/2" in result.stdout and "val accuracy" in result.stdout
+    weights = load_weights(out, load_network(net))
+    assert weights.provenance["epochs_completed"] == 2
+    assert weights.provenance["classes"] == ["left", "right"]
+    assert len(weights.provenance["data_sha256"]) == 64
+    assert (tmp_path / "loss.png").stat().st_size > 0
+
+
+def test_ctrl_c_saves_the_last_completed_epoch(run, tiny, tmp_path, monkeypatch):
+    import convcli.train as training
+
+    real = training.Model.loss_and_gradients
+    calls = {"n": 0}
+
+    def interrupting(self, images, labels):
+        calls["n"] += 1
+        if calls["n"] > 5:             # the tiny set has 6 batches per epoch at --batch 16
+            raise KeyboardInterrupt
+        return real(self, images, labels)
+
+    monkeypatch.setattr(training.Model, "loss_and_gradients", interrupting)
+    net, data = tiny
+    out = tmp_path / "w.npz"
+    result = run("train", data, "--net", net, "-o", out, "--epochs", "5", "--batch", "16",
+                 "--val", "0.5")
+    assert result.exit_code == 130
+    assert "Interrupted: saved epoch 1 of 5" in result.stderr
+    assert load_weights(out, load_network(net)).provenance["interrupted"] is True
+
+
+def test_train_refuses_data_that_does_not_fit_the_network(run, tiny, tmp_path):
+    net, _ = tiny
+    data = tmp_path / "wrong.npz"
+    np.savez(data, images=np.zeros((4, 1, 8, 8), np.uint8), labels=np.zeros(4, np.int64))
+    result = run("train", data, "--net", net, "-o", tmp_path / "w.npz")
+    assert result.exit_code == 2
+    assert "8×8" in result.stderr and "12×12" in result.stderr
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_train_refuses_a_file_without_labels(run, tiny, tmp_path):
+    data = tmp_path / "bad.npz"
+    np.savez(data, images=np.zeros((4, 1, 12, 12), np.uint8))
+    result = run("train", data, "--net", tiny[0], "-o", tmp_path / "w.npz")
+    assert result.exit_code == 2 and "'labels'" in result.stderr
+
+
+def test_weights_of_another_network_are_refused(run, tiny, tmp_path):
+    net, data = tiny
+    out = tmp_path / "w.npz"
+    run("train", data, "--net", net, "-o", out, "--epochs", "1")
+    other = tmp_path / "other.yaml"
+    other.write_text(NET.replace("out: 4, k: 3, p: 1", "out: 6, k: 3, p: 1"))
+    result = run("receptive-field", other, "--weights", out)
+    assert result.exit_code == 2 and "conv1.weight" in result.stderr
+
+
+def test_visualize_raises_the_channel_activation(tiny, tmp_path, run):
+    net, data = tiny
+    weights = tmp_path / "w.npz"
+    run("train", data, "--net", net, "-o", weights, "--epochs", "1")
+    result = run("visualize", net, "--weights", weights, "--layer", "conv1", "--channel", "2",
+                 "--steps", "30", "-o", tmp_path / "fv.png")
+    assert result.exit_code == 0, result.output
+    before, after = (float(v) for v in result.stdout.split("mean activation ")[1]
+                     .split("\n")[0].split(" → "))
+    assert after > before
+    assert (tmp_path / "fv.png").exists()
+    bad = run("visualize", net, "--weights", weights, "--layer", "conv1", "--channel", "9",
+              "-o", tmp_path / "x.png")
+    assert bad.exit_code == 2 and "channels 0…3" in bad.stderr
+
+
+def test_attack_keeps_within_eps_and_lowers_the_true_class(tiny, tmp_path):
+    from convcli.attack import attack
+
+    network, data = load_network(tiny[0]), load_dataset(tiny[1])
+    model = Model(network, initial_weights(network, 0))
+    for _ in train(model, data, TrainOptions(epochs=2, lr=0.01, batch=16)):
+        pass
+    image = data.images[0]
+    result = attack(model, image, 0.05, steps=5)
+    label = int(result.before.argmax())
+    assert np.abs(result.change).max() <= 0.05 + 1 / 255
+    assert result.after[label] < result.before[label]
+    towards = attack(model, image, 0.05, target=1 - label, steps=5)
+    assert towards.after[1 - label] > towards.before[1 - label]
+
+
+def test_attack_command_reports_and_writes_both_pictures(tiny, tmp_path, run):
+    from PIL import Image
+
+    net, data = tiny
+    weights = tmp_path / "w.npz"
+    run("train", data, "--net", net, "-o", weights, "--epochs", "1")
+    with np.load(data) as arrays:
+        Image.fromarray(arrays["images"][0, 0]).save(tmp_path / "in.png")
+    result = run("attack", net, tmp_path / "in.png", "--weights", weights, "--eps", "0.03",
+                 "-o", tmp_path / "adv.png")
+    assert result.exit_code == 0, result.output
+    assert "L∞" in result.stdout and "0 left" in result.stdout
+    adv = np.asarray(Image.open(tmp_path / "adv.png"), np.int32)
+    original = np.asarray(Image.open(tmp_path / "in.png"), np.int32)
+    assert np.abs(adv - original).max() <= round(0.03 * 255) + 1
+    assert (tmp_path / "adv_change.png").exists()
+
+
+def test_trained_conv_layer_is_a_kernel_bank(tiny, tmp_path):
+    from convcli.kernels import resolve_kernel
+
+    net, data = tiny
+    network = load_network(net)
+    weights = initial_weights(network, 0)
+    weights.save(tmp_path / "w.npz")
+    kernel = resolve_kernel(f"@{tmp_path / 'w.npz'}:conv1")
+    np.testing.assert_array_equal(kernel.weights, weights.arrays["conv1.weight"][:, 0])
+    with pytest.raises(ValueError, match="conv1, conv2"):
+        resolve_kernel(f"@{tmp_path / 'w.npz'}:fc")
+
+
+def test_forward_with_weights_runs_the_trained_conv_layers(tiny, tmp_path, run):
+    from PIL import Image
+
+    from convcli import conv2d
+
+    net, data = tiny
+    network = load_network(net)
+    weights = initial_weights(network, 5)
+    weights.save(tmp_path / "w.npz")
+    pixels = np.random.default_rng(0).integers(0, 256, (12, 12)).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "in.png")
+    result = run("forward", tmp_path / "in.png", net, "--weights", tmp_path / "w.npz",
+                 "-o", tmp_path / "maps")
+    assert result.exit_code == 0, result.output
+    conv1 = np.load(next((tmp_path / "maps").glob("*conv1.npy")))
+    weight, bias = weights.layer("conv1")
+    expected = conv2d((pixels / 255.0)[None].astype(np.float32), weight, bias, padding=1,
+                      pad_mode="reflect")
+    np.testing.assert_allclose(conv1.transpose(2, 0, 1), expected[:, :, :], rtol=1e-5, atol=1e-5)
+
+
+def test_the_catalogue_ships_the_trained_conv1_bank_matching_the_shipped_weights():
+    from pathlib import Path
+
+    from convcli.kernels import Catalogue
+
+    kernel = Catalogue.load(use_env=False).get("cnn_conv1")
+    root = Path(__file__).resolve().parents[1]
+    network = load_network(root / "samples/nets/shapes_cnn.yaml")
+    weights = load_weights(root / "samples/nets/shapes_cnn.npz", network)
+    np.testing.assert_allclose(kernel.weights, weights.arrays["conv1.weight"][:, 0], atol=5e-5)
+    assert kernel.learned["recipe"] == "samples/nets/recipe.py"
+    assert kernel.learned["val_accuracy"] == weights.provenance["val_accuracy"] > 0.9
