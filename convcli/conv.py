@@ -215,46 +215,60 @@ GEMM_BAND_VALUES = 2**23
 
 def im2col(x: np.ndarray, plan, rows: slice = slice(None), out: np.ndarray | None = None
            ) -> np.ndarray:
-    """The patch matrix of one (Cin, H, W) image: column p holds the Cin·kh·kw input values
-    (padding included) that output pixel p sees, so that for each group g
-    ``weight_g.reshape(Cout/groups, -1) @ patches[rows of g]`` is that group's output.
-    `rows` limits it to a band of output rows (columns in C order of (rows, Wo)); `out`, if
-    given, is the C-contiguous array to write it into."""
+    """The patch matrix of one (Cin, H, W) image or of a batch (N, Cin, H, W), the images'
+    columns side by side: column p holds the Cin·kh·kw input values (padding included) that
+    output pixel p sees, so that for each group g ``weight_g.reshape(Cout/groups, -1) @
+    patches[rows of g]`` is that group's output.  `rows` limits it to a band of output rows
+    (columns in C order of (N, rows, Wo)); `out`, if given, is the C-contiguous array to
+    write it into."""
     from ._core import conv as core
 
     _, _, kh, kw = plan.weight_shape
     ho, wo = plan.output_shape[2:]
     first, stop, _ = rows.indices(ho)
-    x = np.ascontiguousarray(x[None], compute_dtype(x))
+    x = np.ascontiguousarray(x[None] if x.ndim == 3 else x, compute_dtype(x))
     if out is None:
-        out = np.empty((x.shape[1] * kh * kw, max(0, stop - first) * wo), x.dtype)
+        out = np.empty((x.shape[1] * kh * kw, x.shape[0] * max(0, stop - first) * wo), x.dtype)
     return core.im2col(x, plan.row_sources(), plan.col_sources(), kh, kw, *plan.stride,
                        *plan.dilation, plan.padding[2], first, wo, out)
 
 
+def gemm_bands(plan) -> tuple[int, int]:
+    """(images, rows): the gemm path's patch matrix holds that many images' bands of that
+    many output rows, at most `GEMM_BAND_VALUES` values (all of a batch's rows when one
+    image fits, else one image in bands of rows)."""
+    n, cin = plan.input_shape[:2]
+    _, _, kh, kw = plan.weight_shape
+    ho, wo = plan.output_shape[2:]
+    column = cin * kh * kw
+    if column * ho * wo <= GEMM_BAND_VALUES:
+        return max(1, min(n, GEMM_BAND_VALUES // (column * ho * wo))), ho
+    return 1, max(1, min(ho, GEMM_BAND_VALUES // (column * wo)))
+
+
 def run_gemm(x, weight, bias, plan, out):
-    """im2col in bands of output rows (one buffer), then one BLAS product per group straight
-    into the output; each group's patch matrix ends with a row of ones and its weights with
-    the bias, so the product adds the bias too (no second pass over the output)."""
+    """im2col of a band of images (or of one image's rows, see `gemm_bands`) into one
+    reused buffer, then one BLAS product per group for the whole band; the product, plus
+    the bias, goes into the output in the same pass that puts its images back apart."""
     cout, cin_g, kh, kw = weight.shape
     groups = plan.groups
-    cout_g = cout // groups
     k = cin_g * kh * kw
+    n = x.shape[0]
     ho, wo = plan.output_shape[2:]
-    band = max(1, min(ho, GEMM_BAND_VALUES // ((k + 1) * groups * wo)))
-    matrices = np.concatenate([weight.reshape(groups, cout_g, k),
-                               bias.reshape(groups, cout_g, 1)], axis=2)
-    buffer = np.empty(groups * (k + 1) * band * wo, x.dtype)
-    for n in range(x.shape[0]):
-        result = out[n].reshape(groups, cout_g, ho * wo)
+    images, band = gemm_bands(plan)
+    matrices = weight.reshape(groups, cout // groups, k)
+    buffer = np.empty(groups * k * images * band * wo, x.dtype)
+    result = out.reshape(n, cout, ho * wo)
+    for n0 in range(0, n, images):
+        n1 = min(n, n0 + images)
         for first in range(0, ho, band):
             last = min(ho, first + band)
-            size = (last - first) * wo
-            patches = buffer[:groups * (k + 1) * size].reshape(groups, k + 1, size)
-            for g in range(groups):
-                im2col(x[n, g * cin_g:(g + 1) * cin_g], plan, slice(first, last), patches[g, :k])
-            patches[:, k] = 1
-            np.matmul(matrices, patches, out=result[:, :, first * wo:last * wo])
+            size = (n1 - n0) * (last - first) * wo
+            patches = buffer[:groups * k * size].reshape(groups, k, size)
+            im2col(x[n0:n1], plan, slice(first, last), patches.reshape(groups * k, size))
+            product = np.matmul(matrices, patches).reshape(cout, n1 - n0, size // (n1 - n0))
+            np.add(product.transpose(1, 0, 2), bias[:, None],
+                   out=result[n0:n1, :, first * wo:last * wo])
 
 
 def run_fft(x, weight, bias, plan, out):

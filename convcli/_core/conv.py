@@ -285,13 +285,14 @@ def correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h,
 @compiled(nogil=True)
 def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, y0, wo,
             out, start, stop):
-    """The patch matrix of image x[0] for output rows y0 … y0 + out columns / wo:
-    out[(c·kh + i)·kw + j, (oy − y0)·wo + ox] = xpad[c, oy·sh + i·dh, ox·sw + j·dw].
-    Each input row is padded once, then copied kw times.
+    """The patch matrix of the images x[0] … x[N − 1] for output rows y0 … y0 + rows − 1
+    (rows = out columns / (N·wo)): out[(c·kh + i)·kw + j, (n·rows + oy − y0)·wo + ox] =
+    xpad[n, c, oy·sh + i·dh, ox·sw + j·dw].  Each input row is padded once, then copied kw
+    times.
 
     Parameters
     ----------
-    x : ndarray, shape (1, Cin, H, W)
+    x : ndarray, shape (N, Cin, H, W)
         The unpadded input.
     row_src, col_src : ndarray of int64
         The padded rows' and columns' input indices (-1: zero).
@@ -305,20 +306,22 @@ def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left,
         The first output row of the band.
     wo : int
         Output columns (`convcli.plan` computes it; the kernel never does).
-    out : ndarray, shape (Cin·kh·kw, rows·wo)
-        Written: the band's patch matrix.
+    out : ndarray, shape (Cin·kh·kw, N·rows·wo)
+        Written: the band's patch matrix, the images side by side.
     start, stop : int
-        The (channel, kernel row) tasks to run, numbered c·kh + i.
+        The (image, channel, kernel row) tasks to run, numbered (n·Cin + c)·kh + i.
     """
-    n_rows = out.shape[1] // wo
+    channels = x.shape[1]
+    n_rows = out.shape[1] // (x.shape[0] * wo)
     pbuf = np.empty((1, col_src.size), x.dtype)
     for task in range(start, stop):
-        c, i = task // kh, task % kh
+        n, c, i = task // (channels * kh), (task // kh) % channels, task % kh
         for oy in range(n_rows):
-            fill_padded_rows(x, 0, c, row_src, col_src, left, (y0 + oy) * stride_h + i * dil_h,
+            fill_padded_rows(x, n, c, row_src, col_src, left, (y0 + oy) * stride_h + i * dil_h,
                              pbuf)
+            column = (n * n_rows + oy) * wo
             for j in range(kw):
-                dst = out[(c * kh + i) * kw + j, oy * wo:(oy + 1) * wo]
+                dst = out[(c * kh + i) * kw + j, column:column + wo]
                 src = pbuf[0, j * dil_w:]
                 if stride_w == 1:
                     for ox in range(wo):
@@ -329,9 +332,9 @@ def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left,
 
 
 def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, y0, wo, out):
-    """The patch matrix (see `_im2col`), in parallel over (channel, kernel row)."""
-    parallel_for(_im2col, x.shape[1] * kh, x, row_src, col_src, kh, kw, stride_h, stride_w,
-                 dil_h, dil_w, left, y0, wo, out)
+    """The patch matrix (see `_im2col`), in parallel over (image, channel, kernel row)."""
+    parallel_for(_im2col, x.shape[0] * x.shape[1] * kh, x, row_src, col_src, kh, kw, stride_h,
+                 stride_w, dil_h, dil_w, left, y0, wo, out)
     return out
 
 
