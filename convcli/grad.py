@@ -194,7 +194,7 @@ def max_pool2d_backward(x, grad_output, kernel, stride=None, padding=0, dilation
     padded[:, :, :, cols < 0] = -np.inf
     windows = [padded[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
                       j * dw:j * dw + sw * (wo - 1) + 1:sw] for i in range(kh) for j in range(kw)]
-    best = np.argmax(np.stack(windows), axis=0)
+    best = np.argmax(np.stack(windows, axis=-1), axis=-1)     # along contiguous taps: faster
     grad_padded = np.zeros(padded.shape, dtype)
     for tap, (i, j) in enumerate((i, j) for i in range(kh) for j in range(kw)):
         grad_padded[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
