@@ -6,7 +6,7 @@ from scipy import ndimage
 
 from convcli import conv, conv2d
 from convcli.algorithms import NAMES as ALGORITHMS
-from convcli.plan import PAD_MODES
+from convcli.plan import PAD_MODES, make_plan
 from naive import naive_conv2d
 
 # Dumoulin & Visin, "A guide to convolution arithmetic for deep learning", figures 2.1 and 2.5.
@@ -252,6 +252,21 @@ def test_gemm_in_bands_of_rows_matches_direct(monkeypatch, options):
     reference = conv2d(x, weight, bias, pad_mode="reflect", algo="direct", **options)
     monkeypatch.setattr(conv, "GEMM_BAND_VALUES", 5 * 36 * 19)       # 5 output rows a band
     got = conv2d(x, weight, bias, pad_mode="reflect", algo="gemm", **options)
+    np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5 * np.abs(reference).max())
+
+
+def test_gemm_in_bands_of_images_matches_direct(monkeypatch):
+    """A batch whose patch matrix exceeds `GEMM_BAND_VALUES` is built a few whole images at
+    a time (here two of five, the last band one image), each band one product per group."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((5, 4, 9, 7)).astype(np.float32)
+    weight = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(6).astype(np.float32)
+    reference = conv2d(x, weight, bias, padding=1, groups=2, algo="direct")
+    monkeypatch.setattr(conv, "GEMM_BAND_VALUES", 2 * 36 * 63)
+    plan = make_plan(x.shape, weight.shape, 1, 1, 1, 2, "zeros")
+    assert conv.gemm_bands(plan) == (2, 9)
+    got = conv2d(x, weight, bias, padding=1, groups=2, algo="gemm")
     np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5 * np.abs(reference).max())
 
 
