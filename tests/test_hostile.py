@@ -448,3 +448,15 @@ def test_non_finite_pixels_are_refused(run, tmp_path, value):
     np.save(tmp_path / "x.npy", pixels)
     stderr = one_line(run("apply", tmp_path / "x.npy", "-k", "box:3", "-o", tmp_path / "y.npy"))
     assert "1 of its values is NaN or infinity" in stderr and not (tmp_path / "y.npy").exists()
+
+
+@pytest.mark.parametrize("spec, got", [("gaussian:sigma=1e-300", "got nan"),
+                                       ("[[1e308,1e308]]", "got 1e+308"),
+                                       ("[[1, 2e21]]", "got 2e+21"),
+                                       ("log:sigma=1e-200", "got nan")])
+def test_kernels_whose_weights_overflow_float32_are_refused(run, samples, tmp_path, spec, got):
+    """Finite parameters whose weights are not finite, or too large for float32 sums: one
+    line, no numpy warnings, nothing written."""
+    stderr = one_line(run("apply", samples / "camera.png", "-k", spec, "-o", tmp_path / "o.png"))
+    assert "weights must be finite and at most 1e+20 in magnitude" in stderr and got in stderr
+    assert not (tmp_path / "o.png").exists()
