@@ -1317,6 +1317,8 @@ def train(data, net_path, output, epochs, lr, batch, seed, val, optimizer, momen
 
     options = TrainOptions(epochs=epochs, lr=lr, batch=batch, seed=seed, val=val,
                            optimizer=optimizer, momentum=momentum)
+    check_distinct([("DATA", data), ("--net", net_path)],
+                   [("-o", output), ("--plot", plot_path)])
     network = load_network(net_path)
     if network.nodes[-1].kind != "softmax":
         raise click.BadParameter(f"{net_path} must end in a softmax layer to be trained as a "
@@ -1422,6 +1424,7 @@ def visualize(net_path, weights_path, layer_key, channel, output, steps, lr, jit
     from .visualize import VisualizeOptions, grid_picture
     from .visualize import visualize as optimise
 
+    check_distinct([("NET", net_path), ("--weights", weights_path)], [("-o", output)])
     model = _model(net_path, weights_path)
     position = model.position(layer_key)
     row = model.rows[position]
@@ -1466,6 +1469,9 @@ def attack(net_path, image, weights_path, eps, target, steps, output):
     from .attack import attack_picture
     from .images import read_image, write_image
 
+    change_path = output.with_name(output.stem + "_change.png")
+    check_distinct([("NET", net_path), ("IMAGE", image), ("--weights", weights_path)],
+                   [("-o", output), ("the change picture", change_path)])
     model = _model(net_path, weights_path)
     classes = model.rows[-1].output_shape[0]
     if target is not None and target >= classes:
@@ -1474,7 +1480,6 @@ def attack(net_path, image, weights_path, eps, target, steps, output):
     result, adversarial, change_picture = attack_picture(model, read_image(image), eps, target,
                                                          steps)
     names = model.weights.provenance.get("classes") or [str(i) for i in range(classes)]
-    change_path = output.with_name(output.stem + "_change.png")
     write_image(output, adversarial)
     write_image(change_path, change_picture)
     from rich.table import Table
