@@ -21,7 +21,8 @@ from .formats import BY_EXTENSION, extensions
 from .errors import ConvcliError, ParameterError
 from .files import check_distinct, child_path
 from .options import (CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, PADDING, STRIDE,
-                      FiniteFloatRange, PairType, conv_options, report_option)
+                      FiniteFloatRange, PairType, conv_options, report_option,
+                      weights_option)
 from .limits import MAX_EPOCHS, MAX_WORKERS
 from .plan import shape_text
 
@@ -293,10 +294,7 @@ def _copy_to_stdout(path: Path) -> None:
 @click.option("-q", "--quiet", is_flag=True,
               help="Print nothing on success: no progress bar, no 'wrote …' line or batch "
                    "table, no batch warnings (errors and failed files are still shown).")
-@click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="WEIGHTS.npz",
-              help="Trained weights (convcli train): -k LAYER applies that conv layer "
-                   "(the same as -k @WEIGHTS.npz:LAYER).")
+@weights_option("-k LAYER applies that conv layer (the same as -k @WEIGHTS.npz:LAYER)")
 @click.option("--net", "--rf-overlay", "--at", "moved", hidden=True, expose_value=False,
               callback=lambda ctx, param, value: _moved_to_forward(value))
 def apply(inputs, kernel_specs, output, catalogues, stride, padding, pad_mode, dilation,
@@ -1004,10 +1002,8 @@ def _network_table(report: dict, fields: bool):
               help="Print the input window this output pixel of the last (or --layer) layer "
                    "sees, clipped to the image.")
 @LAYER
-@click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="WEIGHTS.npz",
-              help="Trained weights to check against the network and describe (provenance, "
-                   "each layer's weight range).")
+@weights_option("checked against the network and described (provenance, each layer's "
+                "weight range)")
 @JSON
 def receptive_field(net_path, shape, at, layer_key, weights_path, as_json):
     """Shapes, parameters, mult-adds and receptive fields of a network, layer by layer.
@@ -1085,10 +1081,8 @@ def _axes_text(value) -> str:
                "value range, the window of --at (the page: maps, shapes, parameters, r/S/P, "
                "the overlay)")
 @CATALOGUES
-@click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="WEIGHTS.npz",
-              help="Trained weights (convcli train) for the network's conv layers; the "
-                   "image is then scaled to 0…1, as in training.")
+@weights_option("for the network's conv layers; the image is then scaled to 0…1, as in "
+                "training")
 def forward(image, net_path, output_dir, grid, range_policy, gray, rgb, overlay_path, at,
             layer_key, report_path, catalogues, weights_path):
     """Run a network on an image and write every spatial layer's feature maps.
@@ -1323,6 +1317,8 @@ def train(data, net_path, output, epochs, lr, batch, seed, val, optimizer, momen
 
     options = TrainOptions(epochs=epochs, lr=lr, batch=batch, seed=seed, val=val,
                            optimizer=optimizer, momentum=momentum)
+    check_distinct([("DATA", data), ("--net", net_path)],
+                   [("-o", output), ("--plot", plot_path)])
     network = load_network(net_path)
     if network.nodes[-1].kind != "softmax":
         raise click.BadParameter(f"{net_path} must end in a softmax layer to be trained as a "
@@ -1398,8 +1394,7 @@ def _train_progress():
 
 @cli.command()
 @click.argument("net_path", metavar="NET.yaml", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--weights", "weights_path", required=True, metavar="WEIGHTS.npz",
-              type=click.Path(dir_okay=False, path_type=Path), help="Trained weights.")
+@weights_option("the network's trained layers", required=True)
 @click.option("--layer", "layer_key", required=True, metavar="NAME|INDEX",
               help="The layer whose channel to excite.")
 @click.option("--channel", default="all", show_default=True, metavar="C|all",
@@ -1429,6 +1424,7 @@ def visualize(net_path, weights_path, layer_key, channel, output, steps, lr, jit
     from .visualize import VisualizeOptions, grid_picture
     from .visualize import visualize as optimise
 
+    check_distinct([("NET", net_path), ("--weights", weights_path)], [("-o", output)])
     model = _model(net_path, weights_path)
     position = model.position(layer_key)
     row = model.rows[position]
@@ -1456,8 +1452,7 @@ def visualize(net_path, weights_path, layer_key, channel, output, steps, lr, jit
 @cli.command()
 @click.argument("net_path", metavar="NET.yaml", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("image", metavar="IMAGE", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--weights", "weights_path", required=True, metavar="WEIGHTS.npz",
-              type=click.Path(dir_okay=False, path_type=Path), help="Trained weights.")
+@weights_option("the network's trained layers", required=True)
 @click.option("--eps", type=click.FloatRange(0, 1, min_open=True), default=0.02,
               show_default=True, help="Largest change of any pixel (0…1 scale).")
 @click.option("--target", type=click.IntRange(min=0), default=None,
@@ -1474,6 +1469,9 @@ def attack(net_path, image, weights_path, eps, target, steps, output):
     from .attack import attack_picture
     from .images import read_image, write_image
 
+    change_path = output.with_name(output.stem + "_change.png")
+    check_distinct([("NET", net_path), ("IMAGE", image), ("--weights", weights_path)],
+                   [("-o", output), ("the change picture", change_path)])
     model = _model(net_path, weights_path)
     classes = model.rows[-1].output_shape[0]
     if target is not None and target >= classes:
@@ -1482,7 +1480,6 @@ def attack(net_path, image, weights_path, eps, target, steps, output):
     result, adversarial, change_picture = attack_picture(model, read_image(image), eps, target,
                                                          steps)
     names = model.weights.provenance.get("classes") or [str(i) for i in range(classes)]
-    change_path = output.with_name(output.stem + "_change.png")
     write_image(output, adversarial)
     write_image(change_path, change_picture)
     from rich.table import Table

@@ -46,6 +46,17 @@ class Kernel:
     source: str = ""
     learned: dict | None = field(default=None, repr=False)
 
+    def __post_init__(self):
+        from .limits import MAX_WEIGHT_MAGNITUDE
+
+        for what, values in (("weights", self.weights), ("bias", self.bias)):
+            with np.errstate(invalid="ignore"):
+                largest = float(np.abs(values).max()) if values.size else 0.0
+            if not largest <= MAX_WEIGHT_MAGNITUDE:       # NaN fails this too
+                raise KernelError(f"kernel {self.name}: {what} must be finite and at most "
+                                  f"{MAX_WEIGHT_MAGNITUDE:g} in magnitude (so results stay "
+                                  f"finite in float32), got {largest:g}")
+
     @property
     def is_layer(self) -> bool:
         """True for a 4-D (Cout, Cin/groups, kh, kw) layer, False for a bank of 2-D kernels."""
@@ -230,7 +241,8 @@ def parametric_kernel(spec: str) -> Kernel:
         if not math.isfinite(values[key]):
             raise KernelError(f"kernel {spec!r}: {key}={text.strip()} is not a finite number")
     try:
-        weights = function(**values)
+        with np.errstate(all="ignore"):           # a tiny sigma: refused below, not warned
+            weights = function(**values)
     except TypeError:
         required = [n for n in names if n not in values]
         raise KernelError(f"kernel {spec!r}: missing {', '.join(required)} "

@@ -21,6 +21,9 @@ MAX_DENSE_ENTRIES = 2**26
 #: Weight placements of the sparse equivalent matrix (three int64/float64 arrays of this
 #: length, about 800 MiB).
 MAX_SPARSE_ENTRIES = 2**25
+#: The largest weight magnitude: a 16-bit image (values up to 65535) through a kernel of
+#: `MAX_WEIGHTS` such weights still sums to a finite float32 (≈ 2.7e31 < 3.4e38).
+MAX_WEIGHT_MAGNITUDE = 1e20
 #: Worker processes or threads (-j, --threads).
 MAX_WORKERS = 1024
 #: Gradient descent steps.

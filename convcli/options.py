@@ -174,6 +174,14 @@ def report_option(what: str):
                         help=f"Write {what}: JSON, or for .html a self-contained page.")
 
 
+def weights_option(what: str, required: bool = False):
+    """--weights WEIGHTS.npz (trained by ``convcli train``), for every command that uses
+    trained layers: `what` says what the command does with them."""
+    return click.option("--weights", "weights_path", required=required, default=None,
+                        metavar="WEIGHTS.npz", type=click.Path(dir_okay=False, path_type=Path),
+                        help=f"Trained weights (convcli train): {what}.")
+
+
 #: --json, for every command that prints a report.
 JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
 

@@ -39,28 +39,35 @@ def sniff_extension(head: bytes) -> str:
 
 def read_stream(stream, folder: Path, limit: int = MAX_STDIN_BYTES) -> Path:
     """Copy a binary stream (standard input) into `folder`, named by its sniffed format;
-    returns the file.
+    returns the file.  The format is sniffed from the first bytes before the rest is read,
+    which then goes to the file a chunk at a time (memory stays one chunk).
 
     Raises
     ------
     ParameterError
-        The stream is empty, larger than `limit` bytes, or not an image.
+        The stream is empty, not an image, or larger than `limit` bytes.
     """
-    chunks, size = [], 0
-    while size <= limit:
-        chunk = stream.read(min(1 << 20, limit + 1 - size))
+    head = b""
+    while len(head) < 16:
+        chunk = stream.read(16 - len(head))
         if not chunk:
             break
-        chunks.append(chunk)
-        size += len(chunk)
+        head += chunk
+    if not head:
+        raise ParameterError("standard input is empty (0 bytes); pipe an image into it")
+    path = folder / f"stdin{sniff_extension(head)}"
+    size = len(head)
+    with open(path, "wb") as out:
+        out.write(head)
+        while size <= limit:
+            chunk = stream.read(min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            out.write(chunk)
+            size += len(chunk)
     if size > limit:
         raise ParameterError(f"standard input holds more than {limit:,} bytes; convcli reads "
                              "at most that from a pipe (give a file instead)")
-    data = b"".join(chunks)
-    if not data:
-        raise ParameterError("standard input is empty (0 bytes); pipe an image into it")
-    path = folder / f"stdin{sniff_extension(data[:16])}"
-    path.write_bytes(data)
     return path
 
 

@@ -448,3 +448,37 @@ def test_non_finite_pixels_are_refused(run, tmp_path, value):
     np.save(tmp_path / "x.npy", pixels)
     stderr = one_line(run("apply", tmp_path / "x.npy", "-k", "box:3", "-o", tmp_path / "y.npy"))
     assert "1 of its values is NaN or infinity" in stderr and not (tmp_path / "y.npy").exists()
+
+
+@pytest.mark.parametrize("spec, got", [("gaussian:sigma=1e-300", "got nan"),
+                                       ("[[1e308,1e308]]", "got 1e+308"),
+                                       ("[[1, 2e21]]", "got 2e+21"),
+                                       ("log:sigma=1e-200", "got nan")])
+def test_kernels_whose_weights_overflow_float32_are_refused(run, samples, tmp_path, spec, got):
+    """Finite parameters whose weights are not finite, or too large for float32 sums: one
+    line, no numpy warnings, nothing written."""
+    stderr = one_line(run("apply", samples / "camera.png", "-k", spec, "-o", tmp_path / "o.png"))
+    assert "weights must be finite and at most 1e+20 in magnitude" in stderr and got in stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "visualize", "attack", "attack-change"])
+def test_the_cnn_commands_never_overwrite_their_inputs(run, samples, command):
+    """train's data, visualize's weights (through a link), attack's image, and attack's
+    change picture landing on its image: each refused, every input byte-identical."""
+    nets = samples / "nets"
+    net, weights = nets / "shapes_cnn.yaml", nets / "shapes_cnn.npz"
+    data, image = samples / "shapes" / "shapes.npz", samples / "shapes" / "a_change.png"
+    image.write_bytes((samples / "shapes" / "bar_45.png").read_bytes())
+    (samples / "w.png").symlink_to(weights)
+    args = {"train": ["train", data, "--net", net, "-o", data, "--epochs", "1"],
+            "visualize": ["visualize", net, "--weights", weights, "--layer", "conv1",
+                          "--channel", "0", "-o", samples / "w.png"],
+            "attack": ["attack", net, "--weights", weights, image, "-o", image],
+            "attack-change": ["attack", net, "--weights", weights, image, "-o",
+                              image.with_name("a.png")]}[command]
+    before = {p: p.read_bytes() for p in (net, weights, data, image)}
+    stderr = one_line(run(*args))
+    assert "convcli never overwrites its inputs" in stderr
+    assert all(p.read_bytes() == b for p, b in before.items())
+    assert not image.with_name("a.png").exists()

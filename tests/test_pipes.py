@@ -93,3 +93,12 @@ def test_stdout_extension():
     assert stdout_extension("-", None, source) == ".tif"
     assert stdout_extension("-", "npy", source) == ".npy"
     assert stdout_extension("out.png", None, source) is None
+
+
+def test_an_endless_stream_that_is_no_image_is_refused_at_once():
+    """/dev/zero on stdin: refused from its first bytes, not read to the 2 GiB limit."""
+    with open("/dev/zero", "rb") as zeros:
+        result = subprocess.run([sys.executable, "-m", "convcli", "apply", "-", "-k", "sobel",
+                                 "-o", "png:-"], stdin=zeros, capture_output=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.decode().startswith("Error: standard input is not an image")

@@ -1,6 +1,6 @@
 """Train samples/nets/shapes_cnn.yaml on samples/shapes/shapes.npz and regenerate what ships
 from it: the weights (samples/nets/shapes_cnn.npz), conv1's kernels in kernels.yaml
-(cnn_conv1, a bank of eight 5×5 kernels) and the README's pictures (docs/cnn/).
+(cnn_conv1, a bank of eight 5×5 kernels) and the README's pictures (samples/cnn/).
 
     python samples/nets/recipe.py            # train and print the figures
     python samples/nets/recipe.py --check    # train again and compare with what ships
@@ -22,7 +22,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = Path("samples/nets/work")
-DOCS = Path("docs/cnn")
+DOCS = Path("samples/cnn")
 NET = "samples/nets/shapes_cnn.yaml"
 DATA = "samples/shapes/shapes.npz"
 SHIPPED = Path("samples/nets/shapes_cnn.npz")
@@ -59,7 +59,7 @@ def catalogue_entry(weights: dict) -> dict:
 
 
 def kernel_figure(weights: dict) -> list[tuple[str, float]]:
-    """docs/cnn/conv1.png: conv1's kernels (top row) over their closest catalogue kernels."""
+    """samples/cnn/conv1.png: conv1's kernels (top row) over their closest catalogue kernels."""
     from convcli.images import save_pillow
     from convcli.kernels import Catalogue
     from convcli.learn import closest_kernels
