@@ -19,7 +19,7 @@ from . import __version__
 from .choices import ALPHA_POLICIES, RANGE_POLICIES
 from .formats import BY_EXTENSION, extensions
 from .errors import ConvcliError, ParameterError
-from .files import check_distinct, child_path
+from .files import check_distinct
 from .options import (CATALOGUES, DILATION, FLOATS, JSON, PAD_MODE, PADDING, STRIDE,
                       FiniteFloatRange, PairType, conv_options, report_option,
                       weights_option)

@@ -221,15 +221,6 @@ _TIFF_PHOTOMETRICS = (1, 2, 6)                  # min-is-black, RGB, YCbCr
 _TIFF_JPEG = (6, 7)
 
 
-def tiff_pages(path: Path) -> int:
-    """How many pages a TIFF holds."""
-    import tifffile
-
-    with _tiff_errors(path):
-        with tifffile.TiffFile(path) as tif:
-            return len(tif.pages)
-
-
 def read_tiff(path: Path, page: int = 1, max_pixels: int | None = None):
     """Read page `page` (counting from 1) of a TIFF with tifffile, as (H, W, C) — uint8,
     uint16, or float32 for float and other integer samples — with its ICC profile and

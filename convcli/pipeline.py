@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .conv import conv2d, correlation_weight, resolve_algorithm, run
+from .conv import correlation_weight, resolve_algorithm, run
 from .errors import ParameterError
 from .choices import ALPHA_POLICIES, RANGE_POLICIES
 from .backend import jit_pays, png_saving

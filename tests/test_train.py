@@ -1,8 +1,6 @@
 """Training, feature visualisation and attacks on small data: the model's backward pass
 against finite differences, the loss falling on a fixed seed, and the commands."""
 
-import json
-
 import numpy as np
 import pytest
 
