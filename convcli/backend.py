@@ -13,6 +13,9 @@ pays the load decides:
   second call).  Many tiny calls load it too, once what they have lost to the numpy path
   adds up to the load (ski rental: never more than twice the best choice in hindsight).
 
+`pixel_helper` gives the compiled pixel helpers once the core is loaded, else their numpy
+twins (`convcli._core_numpy`: same arguments, same results).
+
 Pure Python: importing this loads neither numpy nor numba.
 """
 
