@@ -213,24 +213,25 @@ def run_separable(x, weight, bias, plan, out):
 GEMM_BAND_VALUES = 2**23
 
 
-def im2col(x: np.ndarray, plan, rows: slice = slice(None), out: np.ndarray | None = None
-           ) -> np.ndarray:
+def im2col(x: np.ndarray, plan, rows: slice = slice(None), out: np.ndarray | None = None,
+           channel_major: bool = False) -> np.ndarray:
     """The patch matrix of one (Cin, H, W) image or of a batch (N, Cin, H, W), the images'
     columns side by side: column p holds the Cin·kh·kw input values (padding included) that
     output pixel p sees, so that for each group g ``weight_g.reshape(Cout/groups, -1) @
     patches[rows of g]`` is that group's output.  `rows` limits it to a band of output rows
     (columns in C order of (N, rows, Wo)); `out`, if given, is the C-contiguous array to
-    write it into."""
+    write it into; `channel_major` says x is (Cin, N, H, W)."""
     from ._core import conv as core
 
     _, _, kh, kw = plan.weight_shape
     ho, wo = plan.output_shape[2:]
     first, stop, _ = rows.indices(ho)
     x = np.ascontiguousarray(x[None] if x.ndim == 3 else x, compute_dtype(x))
+    images, channels = x.shape[1::-1] if channel_major else x.shape[:2]
     if out is None:
-        out = np.empty((x.shape[1] * kh * kw, x.shape[0] * max(0, stop - first) * wo), x.dtype)
+        out = np.empty((channels * kh * kw, images * max(0, stop - first) * wo), x.dtype)
     return core.im2col(x, plan.row_sources(), plan.col_sources(), kh, kw, *plan.stride,
-                       *plan.dilation, plan.padding[2], first, wo, out)
+                       *plan.dilation, plan.padding[2], first, wo, channel_major, out)
 
 
 def gemm_bands(plan) -> tuple[int, int]:
@@ -246,10 +247,22 @@ def gemm_bands(plan) -> tuple[int, int]:
     return 1, max(1, min(ho, GEMM_BAND_VALUES // (column * wo)))
 
 
+def gemm_band_ranges(plan):
+    """The gemm path's bands, as (n0, n1, first, last): images n0 … n1 − 1, output rows
+    first … last − 1 (see `gemm_bands`)."""
+    images, band = gemm_bands(plan)
+    n, ho = plan.input_shape[0], plan.output_shape[2]
+    for n0 in range(0, n, images):
+        for first in range(0, ho, band):
+            yield n0, min(n, n0 + images), first, min(ho, first + band)
+
+
 def run_gemm(x, weight, bias, plan, out):
     """im2col of a band of images (or of one image's rows, see `gemm_bands`) into one
     reused buffer, then one BLAS product per group for the whole band; the product, plus
-    the bias, goes into the output in the same pass that puts its images back apart."""
+    the bias, goes into the output in the same pass that puts its images back apart.
+    Returns the patch matrix if one band held the whole batch (backpropagation reuses it
+    for the weight gradient), else None."""
     cout, cin_g, kh, kw = weight.shape
     groups = plan.groups
     k = cin_g * kh * kw
@@ -259,16 +272,30 @@ def run_gemm(x, weight, bias, plan, out):
     matrices = weight.reshape(groups, cout // groups, k)
     buffer = np.empty(groups * k * images * band * wo, x.dtype)
     result = out.reshape(n, cout, ho * wo)
-    for n0 in range(0, n, images):
-        n1 = min(n, n0 + images)
-        for first in range(0, ho, band):
-            last = min(ho, first + band)
-            size = (n1 - n0) * (last - first) * wo
-            patches = buffer[:groups * k * size].reshape(groups, k, size)
-            im2col(x[n0:n1], plan, slice(first, last), patches.reshape(groups * k, size))
-            product = np.matmul(matrices, patches).reshape(cout, n1 - n0, size // (n1 - n0))
-            np.add(product.transpose(1, 0, 2), bias[:, None],
-                   out=result[n0:n1, :, first * wo:last * wo])
+    for n0, n1, first, last in gemm_band_ranges(plan):
+        size = (n1 - n0) * (last - first) * wo
+        patches = buffer[:groups * k * size].reshape(groups, k, size)
+        im2col(x[n0:n1], plan, slice(first, last), patches.reshape(groups * k, size))
+        product = np.matmul(matrices, patches).reshape(cout, n1 - n0, size // (n1 - n0))
+        np.add(product.transpose(1, 0, 2), bias[:, None],
+               out=result[n0:n1, :, first * wo:last * wo])
+    whole = images >= n and band >= ho
+    return buffer.reshape(groups * k, -1) if whole and buffer.size else None
+
+
+def gemm_channel_major(x, weight, bias, plan):
+    """`conv2d` by `plan` of a batch kept channel-major, (Cin, N, H, W) → (Cout, N, Ho,
+    Wo), the layout training keeps: one BLAS product per group over the whole batch's
+    patch matrix, with no transposition.  Returns (output, patch matrix); the weight
+    gradient reuses the patches (`convcli.grad.gemm_backward`)."""
+    cout, cin_g, kh, kw = weight.shape
+    groups, k = plan.groups, cin_g * kh * kw
+    n, _, ho, wo = plan.output_shape
+    patches = im2col(x, plan, channel_major=True)
+    out = np.matmul(weight.reshape(groups, cout // groups, k),
+                    patches.reshape(groups, k, -1)).reshape(cout, n, ho, wo)
+    out += bias[:, None, None, None]
+    return out, patches
 
 
 def run_fft(x, weight, bias, plan, out):
@@ -430,18 +457,32 @@ def max_pool2d(x, kernel, stride=None, padding=0, dilation=1) -> np.ndarray:
     array([[[ 5.,  7.],
             [13., 15.]]])
     """
-    from ._core import conv as core
-
     x = _pooling_input(x)
+    plan = pool_plan(x.shape, kernel, stride, padding, dilation)
+    out, _ = max_pool_planned(x.reshape(plan.input_shape), plan)
+    return out if x.ndim == 4 else out[0]
+
+
+def pool_plan(shape, kernel, stride=None, padding=0, dilation=1):
+    """The `ConvPlan` of a pooling window over an input of `shape` (stride defaults to the
+    window; each channel is its own group)."""
     kernel = int_pair(kernel, "kernel")
     stride = kernel if stride is None else stride
-    plan = make_plan(x.shape, (x.shape[-3], 1, *kernel), stride, padding, dilation,
-                     x.shape[-3], "zeros", window="window")
+    return make_plan(shape, (shape[-3], 1, *kernel), stride, padding, dilation, shape[-3],
+                     "zeros", window="window")
+
+
+def max_pool_planned(x: np.ndarray, plan, indices: bool = False):
+    """Max pooling of a clean batch (N, C, H, W) by `plan`: (output, where), where = the
+    flat index in its plane of each window's maximum if `indices`, else None."""
+    from ._core import conv as core
+
     out = np.empty(plan.output_shape, x.dtype)
+    where = np.empty(plan.output_shape if indices else (0, 0, 0, 0), np.int64)
     if out.size:
-        core.max_pool(x.reshape(plan.input_shape), plan.row_sources(), plan.col_sources(),
-                      *kernel, *plan.stride, *plan.dilation, out)
-    return out if x.ndim == 4 else out[0]
+        core.max_pool(x, plan.row_sources(), plan.col_sources(), *plan.weight_shape[2:],
+                      *plan.stride, *plan.dilation, out, where)
+    return out, (where if indices else None)
 
 
 def avg_pool2d(x, kernel, stride=None, padding=0, count_include_pad=True) -> np.ndarray:

@@ -11,13 +11,19 @@ and algorithms):
 - the weight gradient is a correlation of the padded input with the output gradient: the
   batch axis becomes the channel axis, the forward stride becomes the dilation and the
   forward dilation the stride.
+
+With ``algo="gemm"`` both are products with the forward pass's patch matrix instead
+(`gemm_backward`, Caffe's way): the weight gradient is the output gradient times the
+patches, the input gradient the weights times the output gradient, added back onto the
+pixels the patches copied (col2im).  Training uses it, keeping the forward patches.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .conv import compute_dtype, conv2d, padded_block
+from .conv import (compute_dtype, conv2d, gemm_band_ranges, im2col, max_pool_planned,
+                   padded_block, pool_plan)
 from .errors import ParameterError
 from .plan import ConvPlan, make_plan
 from .transpose import conv_transpose2d
@@ -73,6 +79,9 @@ def conv2d_input(input_shape, weight, grad_output, stride=1, padding=0, dilation
     weight = np.ascontiguousarray(weight, dtype)
     plan = make_plan(input_shape, weight.shape, stride, padding, dilation, groups, pad_mode)
     grad_output = _check_grad_output(grad_output, plan, dtype)
+    if algo == "gemm":
+        _, _, result = gemm_backward(plan, weight, grad_output, weight_grad=False)
+        return result.reshape(tuple(int(v) for v in input_shape))
     # the output gradient scattered onto the padded grid (as far as the forward pass reads)
     padded = conv_transpose2d(grad_output, weight, stride=plan.stride, groups=plan.groups,
                               dilation=plan.dilation, algo=algo)
@@ -143,6 +152,8 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     plan = make_plan(x.shape, weight_shape, stride, padding, dilation, groups, pad_mode)
     grad_output = _check_grad_output(grad_output, plan, dtype)
     x = _batched(x, plan.input_shape[1:])
+    if algo == "gemm":
+        return gemm_backward(plan, weight_shape, grad_output, x=x, input_grad=False)[0]
     n, cout, ho, wo = plan.output_shape
     _, cin_g, kh, kw = plan.weight_shape
     (sh, sw), (dh, dw) = plan.stride, plan.dilation
@@ -162,17 +173,72 @@ def conv2d_weight(input, weight_shape, grad_output, stride=1, padding=0, dilatio
     return result
 
 
+def gemm_backward(plan: ConvPlan, weight, grad_output: np.ndarray, x=None, patches=None,
+                  weight_grad: bool = True, input_grad: bool = True,
+                  channel_major: bool = False):
+    """Both gradients of a planned convolution from patch matrices, band by band as the
+    forward gemm path runs (`convcli.conv.gemm_band_ranges`).
+
+    Parameters
+    ----------
+    plan : ConvPlan
+        The forward convolution.
+    weight : ndarray or tuple
+        The weights (Cout, Cin/groups, kh, kw), or only their shape if `input_grad` is
+        False.
+    grad_output : ndarray
+        (N, Cout, Ho, Wo), C-contiguous.
+    x : ndarray, optional
+        The forward input (N, Cin, H, W), for the weight gradient's patches.
+    patches : ndarray, optional
+        The forward pass's whole patch matrix (what `convcli.conv.run_gemm` returns), used
+        instead of building it again from `x`.
+    weight_grad, input_grad : bool
+        Which gradients to compute.
+    channel_major : bool
+        Whether grad_output is (Cout, N, Ho, Wo) and the input gradient to be (Cin, N, H,
+        W), the layout training keeps (`convcli.conv.gemm_channel_major`); `patches` must
+        then be given.
+
+    Returns
+    -------
+    tuple
+        (weight gradient, bias gradient, input gradient), None for those not asked for.
+    """
+    from ._core import conv as core
+
+    n, cout, ho, wo = plan.output_shape
+    _, cin_g, kh, kw = plan.weight_shape
+    groups, cout_g, k = plan.groups, cout // plan.groups, cin_g * kh * kw
+    dtype = grad_output.dtype
+    gw = np.zeros((groups, cout_g, k), dtype) if weight_grad else None
+    gb = np.zeros(cout, dtype) if weight_grad else None
+    shape = plan.input_shape
+    gx = np.zeros((shape[1], shape[0], *shape[2:]) if channel_major else shape, dtype) \
+        if input_grad else None
+    if input_grad:
+        matrices = np.ascontiguousarray(
+            np.asarray(weight, dtype).reshape(groups, cout_g, k).transpose(0, 2, 1))
+    bands = [(0, n, 0, ho)] if channel_major else gemm_band_ranges(plan)
+    for n0, n1, first, last in bands:
+        # (groups, Cout/groups, images · rows · Wo): the patch matrix's column order
+        g = grad_output.reshape(groups, cout_g, -1) if channel_major else np.ascontiguousarray(
+            grad_output[n0:n1, :, first:last].transpose(1, 0, 2, 3)).reshape(groups, cout_g, -1)
+        if weight_grad:
+            band = patches if patches is not None else im2col(x[n0:n1], plan,
+                                                              slice(first, last))
+            gw += np.matmul(g, band.reshape(groups, k, -1).transpose(0, 2, 1))
+            gb += g.sum(axis=2).reshape(cout)
+        if input_grad:
+            columns = np.matmul(matrices, g).reshape(groups * k, -1)
+            core.col2im(columns, plan.row_sources(), plan.col_sources(), kh, kw, *plan.stride,
+                        *plan.dilation, first, wo, channel_major,
+                        gx if channel_major else gx[n0:n1])
+    return (None if gw is None else gw.reshape(plan.weight_shape)), gb, gx
+
+
 # ----------------------------------------------------------------------------------------
 # Pooling
-
-
-def _pool_plan(x: np.ndarray, kernel, stride, padding, dilation) -> ConvPlan:
-    from .plan import int_pair
-
-    kernel = int_pair(kernel, "kernel")
-    stride = kernel if stride is None else stride
-    return make_plan(x.shape, (x.shape[-3], 1, *kernel), stride, padding, dilation,
-                     x.shape[-3], "zeros", window="window")
 
 
 def max_pool2d_backward(x, grad_output, kernel, stride=None, padding=0, dilation=1
@@ -181,25 +247,24 @@ def max_pool2d_backward(x, grad_output, kernel, stride=None, padding=0, dilation
     gradient goes to its largest value (the first of equal ones, as PyTorch does)."""
     dtype = compute_dtype(x, grad_output)
     x = np.ascontiguousarray(x, dtype)
-    plan = _pool_plan(x, kernel, stride, padding, dilation)
+    plan = pool_plan(x.shape, kernel, stride, padding, dilation)
     grad_output = _check_grad_output(grad_output, plan, dtype)
-    n, c, ho, wo = plan.output_shape
-    _, _, kh, kw = plan.weight_shape
-    (sh, sw), (dh, dw) = plan.stride, plan.dilation
-    rows, cols = plan.row_sources(), plan.col_sources()
-    rows = rows[:sh * (ho - 1) + dh * (kh - 1) + 1]
-    cols = cols[:sw * (wo - 1) + dw * (kw - 1) + 1]
-    padded = np.array(padded_block(_batched(x, plan.input_shape[1:]), rows, cols))
-    padded[:, :, rows < 0] = -np.inf
-    padded[:, :, :, cols < 0] = -np.inf
-    windows = [padded[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
-                      j * dw:j * dw + sw * (wo - 1) + 1:sw] for i in range(kh) for j in range(kw)]
-    best = np.argmax(np.stack(windows, axis=-1), axis=-1)     # along contiguous taps: faster
-    grad_padded = np.zeros(padded.shape, dtype)
-    for tap, (i, j) in enumerate((i, j) for i in range(kh) for j in range(kw)):
-        grad_padded[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
-                    j * dw:j * dw + sw * (wo - 1) + 1:sw] += np.where(best == tap, grad_output, 0)
-    return fold_padding(grad_padded, plan).reshape(x.shape)
+    _, where = max_pool_planned(x.reshape(plan.input_shape), plan, indices=True)
+    return max_unpool(grad_output, where, plan).reshape(x.shape)
+
+
+def max_unpool(grad_output: np.ndarray, where: np.ndarray, plan: ConvPlan, pooled=None
+               ) -> np.ndarray:
+    """Each pooled gradient added to the input pixel its window's maximum came from
+    (`where`, from `convcli.conv.max_pool_planned`); given the `pooled` values, only those
+    above 0 pass their gradient (the backward pass of a ReLU before the pooling too)."""
+    from ._core import conv as core
+
+    out = np.zeros(plan.input_shape, grad_output.dtype)
+    pooled = np.empty((0, 0, 0, 0), grad_output.dtype) if pooled is None else pooled
+    if out.size and grad_output.size:
+        core.max_unpool(np.ascontiguousarray(grad_output), where, pooled, out)
+    return out
 
 
 def mean_weight(channels: int, kernel, dtype=np.float32) -> np.ndarray:
@@ -227,7 +292,14 @@ def avg_pool2d_backward(input_shape, grad_output, kernel, stride=None, padding=0
 
 def relu_backward(x, grad_output) -> np.ndarray:
     """The gradient of ``max(x, 0)``: `grad_output` where x > 0, else 0."""
-    return np.where(np.asarray(x) > 0, grad_output, 0).astype(compute_dtype(x, grad_output))
+    from ._core import conv as core
+
+    dtype = compute_dtype(x, grad_output)
+    x, grad_output = (np.ascontiguousarray(a, dtype) for a in (x, grad_output))
+    if x.shape != grad_output.shape:
+        raise ParameterError(f"grad_output must have the shape of x {x.shape}, got "
+                             f"{grad_output.shape}")
+    return core.relu_backward(x, grad_output, np.empty(x.shape, dtype))
 
 
 def dense_backward(x, weight, grad_output) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

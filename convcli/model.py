@@ -142,6 +142,41 @@ def initial_weights(network: Network, seed: int) -> Weights:
     return Weights(arrays)
 
 
+def keep_freed_memory() -> None:
+    """Have glibc's allocator keep freed blocks of up to 32 MiB for reuse instead of
+    handing them back to the system: a training step allocates and frees the same arrays
+    each time, and memory returned to the system costs a page fault per 4 KiB when it is
+    touched again (one step of samples/nets/shapes_cnn.yaml: 4.5 → 2.9 ms).  The process
+    keeps up to 256 MiB of freed memory; no effect off glibc."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)
+    mallopt(m_trim_threshold, 256 << 20)
+
+
+def swap_images_and_channels(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) ↔ (C, N, H, W), C-contiguous (no copy when N or C is 1)."""
+    return np.ascontiguousarray(x.transpose(1, 0, 2, 3))
+
+
+@dataclass
+class Tape:
+    """What `Model.forward` keeps for `Model.backward`: each layer's input (as it ran) and
+    what its backward pass reuses; `channel_major` says the layers before the flatten ran
+    on (C, N, H, W)."""
+
+    entries: list
+    channel_major: bool
+
+
 #: The algorithm of every convolution in training: BLAS products suit a batch of many
 #: channels and, unlike a choice by timing, give the same rounding on every run (one
 #: epoch of samples/nets/shapes_cnn.yaml: 16 s with the planner's choices, see README).
@@ -170,89 +205,168 @@ class Model:
                 raise ParameterError(
                     f"network {self.network.name}: layer {row.node.label} — training runs "
                     f"chains of {', '.join(TRAINABLE)} layers, each reading the one before")
+            if row.node.kind == "avgpool" and not row.node.op.count_include_pad and any(
+                    row.node.op.plan(row.input_shapes[0]).padding):
+                raise ParameterError(
+                    f"network {self.network.name}: layer {row.node.label} — training runs "
+                    "average pooling that counts the padding in the mean (count_include_pad)")
             previous = row.node.name
+        self._plans = {}
 
     def position(self, key: str) -> int:
         from .net import find_layer
 
         return find_layer(self.rows, key)
 
+    def plan(self, position: int, shape: tuple):
+        """The `ConvPlan` of layer `position` (conv or pooling) on a batch of `shape`,
+        made once per shape."""
+        key = (position, shape)
+        if key not in self._plans:
+            from dataclasses import replace
+
+            layer = self.rows[position].node.op
+            self._plans[key] = replace(layer.plan(shape[1:]), input_shape=shape)
+        return self._plans[key]
+
+    def channel_major(self, shape: tuple, stop: int) -> bool:
+        """Whether layers 0 … `stop` run on a batch of `shape` channel-major: on the gemm
+        path, with every conv layer's patch matrix for the whole batch in one band."""
+        key = ("channel_major", shape, stop)
+        if key not in self._plans:
+            from .conv import gemm_bands
+
+            fits = self.algo == "gemm" and len(shape) == 4
+            for position, row in enumerate(self.rows[:stop + 1]):
+                if not fits or row.node.kind == "flatten":
+                    break
+                if row.node.kind == "conv":
+                    plan = self.plan(position, (shape[0], *row.input_shapes[0]))
+                    fits = gemm_bands(plan) == (shape[0], plan.output_shape[2])
+            self._plans[key] = fits
+        return self._plans[key]
+
     def forward(self, x: np.ndarray, stop: int | None = None):
         """Layers 0 … `stop` (default: all but a softmax head) on the batch `x`; returns
-        (output, tape), the tape holding each layer's input for `backward`."""
-        from .conv import conv2d, max_pool2d
+        (output, tape), the tape holding what `backward` needs of each layer: its input
+        and, for conv layers on the gemm path, their patch matrix, for max pooling where
+        each maximum came from and the pooled values.
+
+        On the gemm path the layers before the flatten run channel-major, on (C, N, H, W):
+        then the products need no transposition and a ReLU after a conv works in place."""
+        from .conv import conv2d, gemm_channel_major, max_pool_planned, run_gemm
 
         last = len(self.rows) - 1
         if stop is None:
             stop = last - 1 if self.rows[-1].node.kind == "softmax" else last
         x = np.ascontiguousarray(x, np.float32)
-        tape = []
-        for row in self.rows[:stop + 1]:
+        major = started_major = self.channel_major(x.shape, stop)
+        if major:
+            x = swap_images_and_channels(x)
+        entries, owned = [], False
+        for position, row in enumerate(self.rows[:stop + 1]):
             layer, name = row.node.op, row.node.name
-            tape.append(x)
+            kept = None
             if layer.kind == "conv":
                 weight, bias = self.weights.layer(name)
-                x = conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation,
-                           layer.groups, layer.pad_mode, algo=self.algo)
+                if major:
+                    plan = self.plan(position, (x.shape[1], x.shape[0], *x.shape[2:]))
+                    out, kept = gemm_channel_major(x, weight, bias, plan)
+                elif self.algo == "gemm":
+                    plan = self.plan(position, x.shape)
+                    out = np.empty(plan.output_shape, x.dtype)
+                    kept = run_gemm(x, weight, bias, plan, out)
+                else:
+                    out = conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation,
+                                 layer.groups, layer.pad_mode, algo=self.algo)
             elif layer.kind == "relu":
-                x = np.maximum(x, 0)
+                # a conv's output is read by nothing else; x > 0 still gives the mask
+                out = np.maximum(x, 0, out=x if owned else None)
             elif layer.kind == "maxpool":
-                x = max_pool2d(x, layer.kernel, layer.stride, layer.padding, layer.dilation)
+                out, where = max_pool_planned(x, self.plan(position, x.shape), indices=True)
+                kept = (where, out)
             elif layer.kind == "avgpool":
                 from .grad import mean_weight
 
-                plan = layer.plan(x.shape[1:])
-                x = conv2d(x, mean_weight(x.shape[1], layer.kernel), None, plan.stride,
-                           plan.padding, plan.dilation, x.shape[1])
+                plan = self.plan(position, x.shape)
+                out = conv2d(x, mean_weight(x.shape[1], layer.kernel), None, plan.stride,
+                             plan.padding, plan.dilation, x.shape[1])
             elif layer.kind == "flatten":
-                x = x.reshape(x.shape[0], -1)
+                if major:
+                    x, major = swap_images_and_channels(x), False
+                out = x.reshape(x.shape[0], -1)
             elif layer.kind == "dense":
                 weight, bias = self.weights.layer(name)
-                x = x @ weight.T + bias
+                out = x @ weight.T + bias
             elif layer.kind == "softmax":
                 from .grad import softmax
 
-                x = softmax(x)
-        return x, tape
+                out = softmax(x)
+            entries.append((x, kept))
+            owned = layer.kind == "conv"
+            x = out
+        if major:
+            x = swap_images_and_channels(x)
+        return x, Tape(entries, started_major)
 
-    def backward(self, tape, grad_output: np.ndarray, input_grad: bool = False):
+    def backward(self, tape: "Tape", grad_output: np.ndarray, input_grad: bool = False):
         """Back through the layers `tape` recorded: returns (gradients by weight name,
         gradient with respect to the input or None)."""
         from . import grad
 
         grads = {}
         g = np.ascontiguousarray(grad_output, np.float32)
-        for position in range(len(tape) - 1, -1, -1):
-            row, x = self.rows[position], tape[position]
+        major = tape.channel_major and g.ndim == 4      # stopped before the flatten
+        if major:
+            g = swap_images_and_channels(g)
+        relu_done = None
+        for position in range(len(tape.entries) - 1, -1, -1):
+            row, (x, kept) = self.rows[position], tape.entries[position]
             layer, name = row.node.op, row.node.name
             needed = position > 0 or input_grad
             if layer.kind == "conv":
                 weight, _ = self.weights.layer(name)
-                options = (layer.stride, layer.padding, layer.dilation, layer.groups,
-                           layer.pad_mode, self.algo)
-                grads[f"{name}.weight"] = grad.conv2d_weight(x, weight.shape, g, *options)
-                grads[f"{name}.bias"] = g.sum(axis=(0, 2, 3))
-                g = grad.conv2d_input(x.shape, weight, g, *options) if needed else None
+                if self.algo == "gemm":
+                    logical = (x.shape[1], x.shape[0], *x.shape[2:]) if major else x.shape
+                    gw, gb, g = grad.gemm_backward(self.plan(position, logical), weight, g, x=x,
+                                                   patches=kept, input_grad=needed,
+                                                   channel_major=major)
+                    grads[f"{name}.weight"], grads[f"{name}.bias"] = gw, gb
+                else:
+                    options = (layer.stride, layer.padding, layer.dilation, layer.groups,
+                               layer.pad_mode, self.algo)
+                    grads[f"{name}.weight"] = grad.conv2d_weight(x, weight.shape, g, *options)
+                    grads[f"{name}.bias"] = g.sum(axis=(0, 2, 3))
+                    g = grad.conv2d_input(x.shape, weight, g, *options) if needed else None
             elif layer.kind == "dense":
                 weight, _ = self.weights.layer(name)
                 g, grads[f"{name}.weight"], grads[f"{name}.bias"] = grad.dense_backward(
                     x, weight, g)
             elif layer.kind == "relu":
-                g = grad.relu_backward(x, g)
+                if position != relu_done:
+                    g = grad.relu_backward(x, g)
             elif layer.kind == "maxpool":
-                g = grad.max_pool2d_backward(x, g, layer.kernel, layer.stride, layer.padding,
-                                             layer.dilation)
+                where, pooled = kept
+                # after a ReLU, only positive maxima pass: that is the ReLU's backward too
+                after_relu = position > 0 and self.rows[position - 1].node.kind == "relu"
+                g = grad.max_unpool(g, where, self.plan(position, x.shape),
+                                    pooled if after_relu else None)
+                relu_done = position - 1 if after_relu else None
             elif layer.kind == "avgpool":
-                plan = layer.plan(x.shape[1:])
+                plan = self.plan(position, x.shape)
                 g = grad.avg_pool2d_backward(x.shape, g, layer.kernel, plan.stride,
                                              plan.padding, plan.dilation)
             elif layer.kind == "flatten":
                 g = g.reshape(x.shape)
+                if tape.channel_major:
+                    g, major = swap_images_and_channels(g), True
             elif layer.kind == "softmax":
                 s = grad.softmax(x)
                 g = s * (g - np.sum(g * s, axis=1, keepdims=True))
             if g is None:
                 break
+        if major and g is not None:
+            g = swap_images_and_channels(g)
         return grads, g
 
     def loss_and_gradients(self, images: np.ndarray, labels: np.ndarray):

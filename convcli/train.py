@@ -147,9 +147,12 @@ def accuracy(model: Model, images: np.ndarray, labels: np.ndarray) -> float:
 def train(model: Model, data: Dataset, options: TrainOptions, on_batch=None):
     """Train `model` in place; yields an `Epoch` after each epoch.  `on_batch(done, total,
     loss)` is called after each batch.  Same data, network and options: same weights."""
+    from .model import keep_freed_memory
+
     train_index, val_index = split(data, options)
     if len(train_index) == 0:
         raise ParameterError("val leaves no image to train on")
+    keep_freed_memory()
     optimizer = Optimizer(options)
     rng = np.random.default_rng([options.seed, 2])
     batches = (len(train_index) + options.batch - 1) // options.batch

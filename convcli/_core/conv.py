@@ -1,5 +1,5 @@
-"""Compiled convolution kernels: direct, separable (low rank), the patch matrix for gemm,
-and max pooling.
+"""Compiled convolution kernels: direct, separable (low rank), the patch matrix for gemm
+and its adjoint, max pooling, and the backward passes of max pooling and ReLU.
 
 Every function takes clean arrays (C-contiguous, one float dtype) and index maps built by
 `convcli.plan`: padded row or column p copies input row or column row_src[p] / col_src[p]
@@ -284,7 +284,7 @@ def correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h,
 
 @compiled(nogil=True)
 def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, y0, wo,
-            out, start, stop):
+            channel_major, out, start, stop):
     """The patch matrix of the images x[0] … x[N − 1] for output rows y0 … y0 + rows − 1
     (rows = out columns / (N·wo)): out[(c·kh + i)·kw + j, (n·rows + oy − y0)·wo + ox] =
     xpad[n, c, oy·sh + i·dh, ox·sw + j·dw].  Each input row is padded once, then copied kw
@@ -292,7 +292,7 @@ def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left,
 
     Parameters
     ----------
-    x : ndarray, shape (N, Cin, H, W)
+    x : ndarray, shape (N, Cin, H, W), or (Cin, N, H, W) if `channel_major`
         The unpadded input.
     row_src, col_src : ndarray of int64
         The padded rows' and columns' input indices (-1: zero).
@@ -306,18 +306,21 @@ def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left,
         The first output row of the band.
     wo : int
         Output columns (`convcli.plan` computes it; the kernel never does).
+    channel_major : bool
+        Whether x's first axis is the channel (the layout training keeps).
     out : ndarray, shape (Cin·kh·kw, N·rows·wo)
         Written: the band's patch matrix, the images side by side.
     start, stop : int
         The (image, channel, kernel row) tasks to run, numbered (n·Cin + c)·kh + i.
     """
-    channels = x.shape[1]
-    n_rows = out.shape[1] // (x.shape[0] * wo)
+    images, channels = (x.shape[1], x.shape[0]) if channel_major else (x.shape[0], x.shape[1])
+    n_rows = out.shape[1] // (images * wo)
     pbuf = np.empty((1, col_src.size), x.dtype)
     for task in range(start, stop):
         n, c, i = task // (channels * kh), (task // kh) % channels, task % kh
+        a, b = (c, n) if channel_major else (n, c)
         for oy in range(n_rows):
-            fill_padded_rows(x, n, c, row_src, col_src, left, (y0 + oy) * stride_h + i * dil_h,
+            fill_padded_rows(x, a, b, row_src, col_src, left, (y0 + oy) * stride_h + i * dil_h,
                              pbuf)
             column = (n * n_rows + oy) * wo
             for j in range(kw):
@@ -331,53 +334,217 @@ def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left,
                         dst[ox] = src[ox * stride_w]
 
 
-def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, y0, wo, out):
+def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, y0, wo,
+           channel_major, out):
     """The patch matrix (see `_im2col`), in parallel over (image, channel, kernel row)."""
     parallel_for(_im2col, x.shape[0] * x.shape[1] * kh, x, row_src, col_src, kh, kw, stride_h,
-                 stride_w, dil_h, dil_w, left, y0, wo, out)
+                 stride_w, dil_h, dil_w, left, y0, wo, channel_major, out, values=out.size)
     return out
 
 
 @compiled(nogil=True)
-def _max_pool(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, out, start, stop):
-    """out[n, c, oy, ox] = the largest x[n, c] under the window; padding (-1 in the index
-    maps) is ignored, as PyTorch's -inf padding is.
+def _col2im(cols, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, wo,
+            channel_major, out, start, stop):
+    """The adjoint of `_im2col`: every patch-matrix value added to the input pixel it was
+    copied from, out[n, c, row_src[oy·sh + i·dh], col_src[ox·sw + j·dw]] +=
+    cols[(c·kh + i)·kw + j, (n·rows + oy − y0)·wo + ox] (padding, -1, receives nothing).
+    Each plane is summed on the padded grid first, then folded onto the input.
+
+    Parameters
+    ----------
+    cols : ndarray, shape (Cin·kh·kw, N·rows·wo)
+        A band of patch-matrix values (a gradient, in backpropagation).
+    row_src, col_src : ndarray of int64
+        The padded rows' and columns' input indices (-1: zero).
+    kh, kw : int
+        Kernel size.
+    stride_h, stride_w, dil_h, dil_w : int
+        Stride and dilation.
+    y0 : int
+        The first output row of the band.
+    wo : int
+        Output columns.
+    channel_major : bool
+        Whether out's first axis is the channel.
+    out : ndarray, shape (N, Cin, H, W), or (Cin, N, H, W) if `channel_major`
+        Added to (the caller zeroes it first).
+    start, stop : int
+        The (image, channel) tasks to run, numbered n·Cin + c: no two write one pixel.
+    """
+    images, channels = (out.shape[1], out.shape[0]) if channel_major else out.shape[:2]
+    n_rows = cols.shape[1] // (images * wo)
+    first = y0 * stride_h
+    span = (n_rows - 1) * stride_h + (kh - 1) * dil_h + 1
+    padded = np.empty((span, col_src.size), cols.dtype)
+    for task in range(start, stop):
+        n, c = task // channels, task % channels
+        padded[:] = 0
+        for i in range(kh):
+            for oy in range(n_rows):
+                prow = padded[oy * stride_h + i * dil_h]
+                column = (n * n_rows + oy) * wo
+                for j in range(kw):
+                    src = cols[(c * kh + i) * kw + j, column:column + wo]
+                    dst = prow[j * dil_w:]
+                    if stride_w == 1:
+                        for ox in range(wo):
+                            dst[ox] += src[ox]
+                    else:
+                        for ox in range(wo):
+                            dst[ox * stride_w] += src[ox]
+        for p in range(span):
+            r = row_src[first + p]
+            if r < 0:
+                continue
+            orow = out[c, n, r] if channel_major else out[n, c, r]
+            prow = padded[p]
+            for q in range(col_src.size):
+                s = col_src[q]
+                if s >= 0:
+                    orow[s] += prow[q]
+
+
+def col2im(cols, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, wo,
+           channel_major, out):
+    """Patch values back onto the input (see `_col2im`), in parallel over (image,
+    channel)."""
+    parallel_for(_col2im, out.shape[0] * out.shape[1], cols, row_src, col_src, kh, kw,
+                 stride_h, stride_w, dil_h, dil_w, y0, wo, channel_major, out,
+                 values=cols.size)
+    return out
+
+
+@compiled(nogil=True)
+def _max_pool(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, out, where, start,
+              stop):
+    """out[n, c, oy, ox] = the largest x[n, c] under the window (the first of equal ones);
+    padding (-1 in the index maps) is ignored, as PyTorch's -inf padding is.  Windows
+    clear of the padding index the plane directly.
 
     Parameters
     ----------
     x : ndarray, shape (N, C, H, W)
         The unpadded input.
     row_src, col_src : ndarray of int64
-        The padded rows' and columns' input indices (-1: padding).
+        The padded rows' and columns' input indices (-1: padding; zero padding, so the
+        others are the identity shifted by the padding).
     kh, kw : int
         Window size.
     stride_h, stride_w, dil_h, dil_w : int
         Stride and dilation.
     out : ndarray, shape (N, C, Ho, Wo)
         Written: the result.
+    where : ndarray of int64, shape (N, C, Ho, Wo) or empty
+        Written unless empty: the flat index r·W + s in its plane of each maximum (what the
+        backward pass routes the gradient to; -1 for a window of padding only).
     start, stop : int
         The (image, channel) tasks to run, numbered n·C + c.
     """
-    channels = x.shape[1]
+    channels, width = x.shape[1], x.shape[3]
     ho, wo = out.shape[2], out.shape[3]
+    record = where.size > 0
+    cols_inside = np.empty(wo, np.bool_)
+    for ox in range(wo):
+        cols_inside[ox] = True
+        for j in range(kw):
+            cols_inside[ox] &= col_src[ox * stride_w + j * dil_w] >= 0
     for task in range(start, stop):
         n, c = task // channels, task % channels
+        plane = x[n, c]
         for oy in range(ho):
+            rows_inside = True
+            for i in range(kh):
+                rows_inside &= row_src[oy * stride_h + i * dil_h] >= 0
             for ox in range(wo):
-                best = -np.inf
-                for i in range(kh):
-                    r = row_src[oy * stride_h + i * dil_h]
-                    if r < 0:
-                        continue
-                    for j in range(kw):
-                        s = col_src[ox * stride_w + j * dil_w]
-                        if s >= 0 and x[n, c, r, s] > best:
-                            best = x[n, c, r, s]
+                if rows_inside and cols_inside[ox]:
+                    r0, c0 = row_src[oy * stride_h], col_src[ox * stride_w]
+                    best, at = plane[r0, c0], r0 * width + c0
+                    for i in range(kh):
+                        for j in range(kw):
+                            v = plane[r0 + i * dil_h, c0 + j * dil_w]
+                            if v > best:
+                                best, at = v, (r0 + i * dil_h) * width + c0 + j * dil_w
+                else:
+                    best, at = -np.inf, -1
+                    for i in range(kh):
+                        r = row_src[oy * stride_h + i * dil_h]
+                        if r < 0:
+                            continue
+                        for j in range(kw):
+                            s = col_src[ox * stride_w + j * dil_w]
+                            if s >= 0 and (plane[r, s] > best or at < 0):
+                                best, at = plane[r, s], r * width + s
                 out[n, c, oy, ox] = best
+                if record:
+                    where[n, c, oy, ox] = at
 
 
-def max_pool(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, out):
+def max_pool(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, out, where):
     """Max pooling (see `_max_pool`), in parallel over (image, channel)."""
     parallel_for(_max_pool, x.shape[0] * x.shape[1], x, row_src, col_src, kh, kw, stride_h,
-                 stride_w, dil_h, dil_w, out)
+                 stride_w, dil_h, dil_w, out, where, values=x.size)
+    return out
+
+
+@compiled(nogil=True)
+def _relu_backward(x, grad_output, out, start, stop):
+    """out = grad_output where x > 0, else 0 (flat arrays of one size).
+
+    Parameters
+    ----------
+    x : ndarray
+        The ReLU's input.
+    grad_output : ndarray
+        The gradient with respect to its output.
+    out : ndarray
+        Written: the gradient with respect to its input.
+    start, stop : int
+        The range of values to run.
+    """
+    for p in range(start, stop):
+        out[p] = grad_output[p] if x[p] > 0 else 0
+
+
+def relu_backward(x, grad_output, out):
+    """The ReLU's gradient (see `_relu_backward`), in parallel over parts of the arrays."""
+    parallel_for(_relu_backward, x.size, x.ravel(), grad_output.ravel(), out.ravel(),
+                 values=x.size)
+    return out
+
+
+@compiled(nogil=True)
+def _max_unpool(grad_output, where, pooled, out, start, stop):
+    """The backward pass of `_max_pool`: each output gradient added to the input pixel its
+    window's maximum came from.
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (N, C, Ho, Wo)
+        The gradient with respect to the pooled output.
+    where : ndarray of int64, shape (N, C, Ho, Wo)
+        The flat indices `_max_pool` recorded (-1: nothing to route).
+    pooled : ndarray, shape (N, C, Ho, Wo) or empty
+        Unless empty, the pooled values: only those above 0 pass their gradient (a ReLU
+        before the pooling, whose backward pass this then is too).
+    out : ndarray, shape (N, C, H, W)
+        Added to (the caller zeroes it first).
+    start, stop : int
+        The (image, channel) tasks to run, numbered n·C + c.
+    """
+    channels, width = out.shape[1], out.shape[3]
+    masked = pooled.size > 0
+    for task in range(start, stop):
+        n, c = task // channels, task % channels
+        for oy in range(where.shape[2]):
+            for ox in range(where.shape[3]):
+                at = where[n, c, oy, ox]
+                if at >= 0 and (not masked or pooled[n, c, oy, ox] > 0):
+                    out[n, c, at // width, at % width] += grad_output[n, c, oy, ox]
+
+
+def max_unpool(grad_output, where, pooled, out):
+    """Gradients back to the maxima (see `_max_unpool`), in parallel over (image,
+    channel)."""
+    parallel_for(_max_unpool, out.shape[0] * out.shape[1], grad_output, where, pooled, out,
+                 values=out.size)
     return out
