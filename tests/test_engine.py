@@ -237,3 +237,25 @@ def test_gradient_descent_counts_as_repeated_work_even_in_a_one_shot_job(monkeyp
         assert backend.jit_pays(backend.JIT_LOAD)    # forgone savings add up (ski rental)
     monkeypatch.setattr(backend, "_forgone", 0.0)
     assert backend.jit_pays(0.01)                   # a library process after a gaining call
+
+
+def test_parallel_for_runs_small_jobs_on_the_calling_thread(monkeypatch):
+    """Below SERIAL_VALUES a job is one call on this thread; above, pieces on the pool
+    cover the tasks once each."""
+    import threading
+
+    from convcli import threads
+
+    monkeypatch.setattr(threads, "_threads", {**threads._threads, "count": 2})
+    calls = []
+
+    def kernel(start, stop):
+        calls.append((start, stop, threading.get_ident()))
+        return stop - start
+
+    assert threads.parallel_for(kernel, 10, values=threads.SERIAL_VALUES - 1) == [10]
+    assert calls == [(0, 10, threading.get_ident())]
+    calls.clear()
+    assert sum(threads.parallel_for(kernel, 10, values=threads.SERIAL_VALUES)) == 10
+    assert sorted(c[:2] for c in calls)[0][0] == 0 and len(calls) > 1
+    assert all(c[2] != threading.get_ident() for c in calls)

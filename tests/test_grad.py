@@ -19,18 +19,20 @@ def _gradient_case(seed):
     return case["x"], case["weight"], g, options
 
 
+@pytest.mark.parametrize("algo", ["auto", "gemm"])
 @pytest.mark.parametrize("seed", range(40))
-def test_input_gradient_matches_naive_on_random_configurations(seed):
+def test_input_gradient_matches_naive_on_random_configurations(seed, algo):
     x, weight, g, options = _gradient_case(seed)
-    got = grad.conv2d_input(x.shape, weight, g, **options)
+    got = grad.conv2d_input(x.shape, weight, g, **options, algo=algo)
     np.testing.assert_allclose(got, naive_conv2d_input(x.shape, weight, g, **options),
                                rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("algo", ["auto", "gemm"])
 @pytest.mark.parametrize("seed", range(40))
-def test_weight_gradient_matches_naive_on_random_configurations(seed):
+def test_weight_gradient_matches_naive_on_random_configurations(seed, algo):
     x, weight, g, options = _gradient_case(seed)
-    got = grad.conv2d_weight(x, weight.shape, g, **options)
+    got = grad.conv2d_weight(x, weight.shape, g, **options, algo=algo)
     np.testing.assert_allclose(got, naive_conv2d_weight(x, weight.shape, g, **options),
                                rtol=1e-9, atol=1e-9)
 
@@ -56,6 +58,44 @@ def test_conv_gradients_match_finite_differences(pad_mode, padding):
             step[index] = 1e-4
             numeric = (f(array + step) - f(array - step)) / 2e-4
             assert gradient[index] == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+
+
+def test_gemm_gradients_in_bands_equal_one_band(monkeypatch):
+    """Patch matrices too large for one band are built band by band (images, then rows);
+    the gradients summed over bands are the same."""
+    from convcli import conv
+
+    rng = np.random.default_rng(5)
+    x, weight = rng.standard_normal((3, 4, 9, 8)), rng.standard_normal((6, 2, 3, 3))
+    options = dict(stride=2, padding=1, dilation=1, groups=2, pad_mode="reflect")
+    g = rng.standard_normal(conv2d(x, weight, **options).shape)
+    whole = (grad.conv2d_input(x.shape, weight, g, **options, algo="gemm"),
+             grad.conv2d_weight(x, weight.shape, g, **options, algo="gemm"))
+    monkeypatch.setattr(conv, "GEMM_BAND_VALUES", 64)
+    plan = conv.make_plan(x.shape, weight.shape, **options)
+    assert len(list(conv.gemm_band_ranges(plan))) > x.shape[0]
+    np.testing.assert_allclose(grad.conv2d_input(x.shape, weight, g, **options, algo="gemm"),
+                               whole[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad.conv2d_weight(x, weight.shape, g, **options, algo="gemm"),
+                               whole[1], rtol=1e-12, atol=1e-12)
+
+
+def test_gemm_backward_channel_major_matches_the_batch_layout():
+    """The layout training keeps, (C, N, H, W), gives the same gradients transposed."""
+    from convcli import conv
+
+    x, weight, g, options = _gradient_case(8)
+    plan = conv.make_plan(x.shape, weight.shape, **options)
+    out, patches = conv.gemm_channel_major(np.ascontiguousarray(x.transpose(1, 0, 2, 3)),
+                                           weight, np.zeros(weight.shape[0]), plan)
+    np.testing.assert_allclose(out.transpose(1, 0, 2, 3), conv2d(x, weight, **options),
+                               rtol=1e-12, atol=1e-12)
+    gw, gb, gx = grad.gemm_backward(plan, weight, np.ascontiguousarray(g.transpose(1, 0, 2, 3)),
+                                    patches=patches, channel_major=True)
+    np.testing.assert_allclose(gx.transpose(1, 0, 2, 3),
+                               naive_conv2d_input(x.shape, weight, g, **options), atol=1e-9)
+    np.testing.assert_allclose(gw, naive_conv2d_weight(x, weight.shape, g, **options), atol=1e-9)
+    np.testing.assert_allclose(gb, g.sum(axis=(0, 2, 3)), atol=1e-9)
 
 
 def test_float32_gradients_stay_float32_and_close():
@@ -95,6 +135,34 @@ def test_max_pool_gradient_goes_to_the_first_of_equal_values():
     x = np.ones((1, 1, 2, 2))
     got = grad.max_pool2d_backward(x, np.array([[[[5.0]]]]), 2)
     np.testing.assert_array_equal(got[0, 0], [[5, 0], [0, 0]])
+
+
+def test_max_unpool_after_a_relu_is_both_backward_passes():
+    """Given the pooled values, unpooling passes only positive maxima: the ReLU's backward
+    pass before it, fused."""
+    from convcli.conv import max_pool_planned, pool_plan
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    relu = np.maximum(x, 0)
+    plan = pool_plan(relu.shape, 2)
+    pooled, where = max_pool_planned(relu, plan, indices=True)
+    g = rng.standard_normal(pooled.shape).astype(np.float32)
+    fused = grad.max_unpool(g, where, plan, pooled)
+    np.testing.assert_array_equal(
+        fused, grad.relu_backward(x, grad.max_pool2d_backward(relu, g, 2)))
+    assert (fused != 0).sum() == (pooled > 0).sum() < pooled.size
+
+
+def test_max_pool_records_where_each_maximum_is():
+    from convcli.conv import max_pool_planned, pool_plan
+
+    x = np.array([[[[1, 9, 2], [3, 4, 8], [7, 5, 6]]]], np.float32)
+    plan = pool_plan(x.shape, 2, 1, 1)
+    pooled, where = max_pool_planned(x, plan, indices=True)
+    np.testing.assert_array_equal(pooled, max_pool2d(x, 2, 1, 1))
+    np.testing.assert_array_equal(where[0, 0], [[0, 1, 1, 2], [3, 1, 1, 5], [6, 6, 5, 5],
+                                                [6, 6, 8, 8]])
 
 
 def test_avg_pool_gradient_spreads_evenly_and_counts_padding():

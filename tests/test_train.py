@@ -68,6 +68,36 @@ def test_model_gradients_match_finite_differences(tiny):
             assert grads[name][index] == pytest.approx((up - down) / 2e-3, rel=2e-2, abs=2e-4), name
 
 
+@pytest.mark.parametrize("band_values", [None, 64])
+def test_training_layout_gives_the_generic_gradients(tiny, monkeypatch, band_values):
+    """Training's gemm path (channel-major, patches reused, ReLU fused into max pooling's
+    backward pass; or, when a batch's patches take several bands, batch-major) gives the
+    gradients of the layer-by-layer path, for the whole net and for a stop inside it."""
+    from convcli import conv
+    from convcli.grad import softmax_cross_entropy
+
+    if band_values:
+        monkeypatch.setattr(conv, "GEMM_BAND_VALUES", band_values)
+    network = load_network(tiny[0])
+    weights = initial_weights(network, 3)
+    fast, slow = Model(network, weights, algo="gemm"), Model(network, weights, algo="direct")
+    rng = np.random.default_rng(2)
+    images, labels = rng.uniform(0, 1, (5, 1, 12, 12)), np.array([0, 1, 1, 0, 1])
+    assert fast.channel_major(images.shape, len(fast.rows) - 2) == (band_values is None)
+    for stop in (None, fast.position("conv2")):
+        results = []
+        for model in (fast, slow):
+            out, tape = model.forward(images, stop=stop)
+            g = softmax_cross_entropy(out, labels)[1] if stop is None else out
+            results.append((out, *model.backward(tape, g, input_grad=True)))
+        (out_a, grads_a, gx_a), (out_b, grads_b, gx_b) = results
+        np.testing.assert_allclose(out_a, out_b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(gx_a, gx_b, rtol=1e-4, atol=1e-6)
+        assert grads_a.keys() == grads_b.keys()
+        for name in grads_a:
+            np.testing.assert_allclose(grads_a[name], grads_b[name], rtol=1e-4, atol=1e-6)
+
+
 def test_loss_falls_and_training_is_deterministic(tiny):
     network, data = load_network(tiny[0]), load_dataset(tiny[1])
     options = TrainOptions(epochs=3, lr=0.01, batch=16, seed=4)
