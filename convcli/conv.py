@@ -286,7 +286,7 @@ def run_gemm(x, weight, bias, plan, out):
 def gemm_channel_major(x, weight, bias, plan):
     """`conv2d` by `plan` of a batch kept channel-major, (Cin, N, H, W) → (Cout, N, Ho,
     Wo), the layout training keeps: one BLAS product per group over the whole batch's
-    patch matrix, with no transposition.  Returns (output, patch matrix); the weight
+    patch matrix, with no transposition (`bias` may be None).  Returns (output, patch matrix); the weight
     gradient reuses the patches (`convcli.grad.gemm_backward`)."""
     cout, cin_g, kh, kw = weight.shape
     groups, k = plan.groups, cin_g * kh * kw
@@ -294,7 +294,8 @@ def gemm_channel_major(x, weight, bias, plan):
     patches = im2col(x, plan, channel_major=True)
     out = np.matmul(weight.reshape(groups, cout // groups, k),
                     patches.reshape(groups, k, -1)).reshape(cout, n, ho, wo)
-    out += bias[:, None, None, None]
+    if bias is not None:
+        out += bias[:, None, None, None]
     return out, patches
 
 

@@ -253,7 +253,10 @@ class Model:
         each maximum came from and the pooled values.
 
         On the gemm path the layers before the flatten run channel-major, on (C, N, H, W):
-        then the products need no transposition and a ReLU after a conv works in place."""
+        then the products need no transposition and a ReLU after a conv works in place.  A
+        conv, ReLU and max pooling in a row pool the conv's product first and add the bias
+        and take the ReLU on the pooled values only (the same values: both commute with a
+        maximum), leaving the ReLU's backward pass to the pooling's."""
         from .conv import conv2d, gemm_channel_major, max_pool_planned, run_gemm
 
         last = len(self.rows) - 1
@@ -263,7 +266,8 @@ class Model:
         major = started_major = self.channel_major(x.shape, stop)
         if major:
             x = swap_images_and_channels(x)
-        entries, owned = [], False
+        kinds = [row.node.kind for row in self.rows[:stop + 1]]
+        entries, owned, bias_after_pool = [], False, None
         for position, row in enumerate(self.rows[:stop + 1]):
             layer, name = row.node.op, row.node.name
             kept = None
@@ -271,6 +275,8 @@ class Model:
                 weight, bias = self.weights.layer(name)
                 if major:
                     plan = self.plan(position, (x.shape[1], x.shape[0], *x.shape[2:]))
+                    if kinds[position + 1:position + 3] == ["relu", "maxpool"]:
+                        bias, bias_after_pool = None, bias
                     out, kept = gemm_channel_major(x, weight, bias, plan)
                 elif self.algo == "gemm":
                     plan = self.plan(position, x.shape)
@@ -279,11 +285,17 @@ class Model:
                 else:
                     out = conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation,
                                  layer.groups, layer.pad_mode, algo=self.algo)
+            elif layer.kind == "relu" and bias_after_pool is not None:
+                out = x                         # taken after the pooling
             elif layer.kind == "relu":
                 # a conv's output is read by nothing else; x > 0 still gives the mask
                 out = np.maximum(x, 0, out=x if owned else None)
             elif layer.kind == "maxpool":
                 out, where = max_pool_planned(x, self.plan(position, x.shape), indices=True)
+                if bias_after_pool is not None:
+                    out += bias_after_pool[:, None, None, None]
+                    np.maximum(out, 0, out=out)
+                    bias_after_pool = None
                 kept = (where, out)
             elif layer.kind == "avgpool":
                 from .grad import mean_weight
