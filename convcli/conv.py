@@ -214,24 +214,27 @@ GEMM_BAND_VALUES = 2**23
 
 
 def im2col(x: np.ndarray, plan, rows: slice = slice(None), out: np.ndarray | None = None,
-           channel_major: bool = False) -> np.ndarray:
+           channel_major: bool = False, images: tuple[int, int] | None = None) -> np.ndarray:
     """The patch matrix of one (Cin, H, W) image or of a batch (N, Cin, H, W), the images'
     columns side by side: column p holds the Cin·kh·kw input values (padding included) that
     output pixel p sees, so that for each group g ``weight_g.reshape(Cout/groups, -1) @
     patches[rows of g]`` is that group's output.  `rows` limits it to a band of output rows
-    (columns in C order of (N, rows, Wo)); `out`, if given, is the C-contiguous array to
-    write it into; `channel_major` says x is (Cin, N, H, W)."""
+    (columns in C order of (N, rows, Wo)) and `images` (n0, n1) to images n0 … n1 − 1;
+    `out`, if given, is the C-contiguous array to write it into; `channel_major` says x is
+    (Cin, N, H, W)."""
     from ._core import conv as core
 
     _, _, kh, kw = plan.weight_shape
     ho, wo = plan.output_shape[2:]
     first, stop, _ = rows.indices(ho)
     x = np.ascontiguousarray(x[None] if x.ndim == 3 else x, compute_dtype(x))
-    images, channels = x.shape[1::-1] if channel_major else x.shape[:2]
+    count, channels = x.shape[1::-1] if channel_major else x.shape[:2]
+    n0, n1 = images or (0, count)
     if out is None:
-        out = np.empty((channels * kh * kw, images * max(0, stop - first) * wo), x.dtype)
+        out = np.empty((channels * kh * kw, (n1 - n0) * max(0, stop - first) * wo), x.dtype)
     return core.im2col(x, plan.row_sources(), plan.col_sources(), kh, kw, *plan.stride,
-                       *plan.dilation, plan.padding[2], first, wo, channel_major, out)
+                       *plan.dilation, plan.padding[2], first, wo, channel_major, n0, n1 - n0,
+                       out)
 
 
 def gemm_bands(plan) -> tuple[int, int]:
@@ -260,9 +263,7 @@ def gemm_band_ranges(plan):
 def run_gemm(x, weight, bias, plan, out):
     """im2col of a band of images (or of one image's rows, see `gemm_bands`) into one
     reused buffer, then one BLAS product per group for the whole band; the product, plus
-    the bias, goes into the output in the same pass that puts its images back apart.
-    Returns the patch matrix if one band held the whole batch (backpropagation reuses it
-    for the weight gradient), else None."""
+    the bias, goes into the output in the same pass that puts its images back apart."""
     cout, cin_g, kh, kw = weight.shape
     groups = plan.groups
     k = cin_g * kh * kw
@@ -275,28 +276,53 @@ def run_gemm(x, weight, bias, plan, out):
     for n0, n1, first, last in gemm_band_ranges(plan):
         size = (n1 - n0) * (last - first) * wo
         patches = buffer[:groups * k * size].reshape(groups, k, size)
-        im2col(x[n0:n1], plan, slice(first, last), patches.reshape(groups * k, size))
+        im2col(x, plan, slice(first, last), patches.reshape(groups * k, size),
+               images=(n0, n1))
         product = np.matmul(matrices, patches).reshape(cout, n1 - n0, size // (n1 - n0))
         np.add(product.transpose(1, 0, 2), bias[:, None],
                out=result[n0:n1, :, first * wo:last * wo])
-    whole = images >= n and band >= ho
-    return buffer.reshape(groups * k, -1) if whole and buffer.size else None
+
+
+#: Patch values the channel-major gemm path (training) builds at once (8 MB of float32):
+#: a batch under it is one chunk, whose patches the backward pass reuses; larger batches
+#: go in chunks of images, built again for the backward pass.  Smaller chunks, though
+#: nearer the cache, cost more than they save (one step of samples/nets/shapes_cnn.yaml,
+#: 627,200 patch values for conv1: 2.4 ms in one chunk, 2.9 ms in chunks of 2**17).
+CHUNK_VALUES = 2**21
+
+
+def image_chunks(plan) -> list[tuple[int, int]]:
+    """(n0, n1) ranges of images whose patch matrix has about `CHUNK_VALUES` values (at
+    least one image each)."""
+    n, cin = plan.input_shape[:2]
+    _, _, kh, kw = plan.weight_shape
+    ho, wo = plan.output_shape[2:]
+    step = max(1, CHUNK_VALUES // max(1, cin * kh * kw * ho * wo))
+    return [(n0, min(n, n0 + step)) for n0 in range(0, n, step)]
 
 
 def gemm_channel_major(x, weight, bias, plan):
     """`conv2d` by `plan` of a batch kept channel-major, (Cin, N, H, W) → (Cout, N, Ho,
-    Wo), the layout training keeps: one BLAS product per group over the whole batch's
-    patch matrix, with no transposition (`bias` may be None).  Returns (output, patch matrix); the weight
-    gradient reuses the patches (`convcli.grad.gemm_backward`)."""
+    Wo), the layout training keeps: chunks of images (`image_chunks`), each one BLAS
+    product per group, written in place with no transposition (`bias` may be None).
+    Returns (output, the patch matrix if the batch was one chunk, else None)."""
     cout, cin_g, kh, kw = weight.shape
     groups, k = plan.groups, cin_g * kh * kw
     n, _, ho, wo = plan.output_shape
-    patches = im2col(x, plan, channel_major=True)
-    out = np.matmul(weight.reshape(groups, cout // groups, k),
-                    patches.reshape(groups, k, -1)).reshape(cout, n, ho, wo)
+    out = np.empty((cout, n, ho, wo), x.dtype)
+    flat = out.reshape(groups, cout // groups, n * ho * wo)
+    matrices = weight.reshape(groups, cout // groups, k)
+    chunks = image_chunks(plan)
+    buffer = np.empty(groups * k * max(n1 - n0 for n0, n1 in chunks) * ho * wo, x.dtype)
+    for n0, n1 in chunks:
+        size = (n1 - n0) * ho * wo
+        patches = im2col(x, plan, out=buffer[:groups * k * size].reshape(groups * k, size),
+                         channel_major=True, images=(n0, n1))
+        np.matmul(matrices, patches.reshape(groups, k, size),
+                  out=flat[:, :, n0 * ho * wo:n1 * ho * wo])
     if bias is not None:
         out += bias[:, None, None, None]
-    return out, patches
+    return out, (buffer.reshape(groups * k, -1) if len(chunks) == 1 else None)
 
 
 def run_fft(x, weight, bias, plan, out):

@@ -15,7 +15,7 @@ and algorithms):
 With ``algo="gemm"`` both are products with the forward pass's patch matrix instead
 (`gemm_backward`, Caffe's way): the weight gradient is the output gradient times the
 patches, the input gradient the weights times the output gradient, added back onto the
-pixels the patches copied (col2im).  Training uses it, keeping the forward patches.
+pixels the patches copied (col2im).  Training uses it.
 """
 
 from __future__ import annotations
@@ -177,7 +177,8 @@ def gemm_backward(plan: ConvPlan, weight, grad_output: np.ndarray, x=None, patch
                   weight_grad: bool = True, input_grad: bool = True,
                   channel_major: bool = False):
     """Both gradients of a planned convolution from patch matrices, band by band as the
-    forward gemm path runs (`convcli.conv.gemm_band_ranges`).
+    forward gemm path runs (`convcli.conv.gemm_band_ranges`, or `image_chunks` for
+    channel-major data).
 
     Parameters
     ----------
@@ -191,14 +192,14 @@ def gemm_backward(plan: ConvPlan, weight, grad_output: np.ndarray, x=None, patch
     x : ndarray, optional
         The forward input (N, Cin, H, W), for the weight gradient's patches.
     patches : ndarray, optional
-        The forward pass's whole patch matrix (what `convcli.conv.run_gemm` returns), used
-        instead of building it again from `x`.
+        The forward pass's patch matrix of the whole batch in one band (what
+        `convcli.conv.gemm_channel_major` returns), used instead of building it again.
     weight_grad, input_grad : bool
         Which gradients to compute.
     channel_major : bool
-        Whether grad_output is (Cout, N, Ho, Wo) and the input gradient to be (Cin, N, H,
-        W), the layout training keeps (`convcli.conv.gemm_channel_major`); `patches` must
-        then be given.
+        Whether x and grad_output are (Cin, N, H, W) and (Cout, N, Ho, Wo) and the input
+        gradient is to be (Cin, N, H, W), the layout training keeps
+        (`convcli.conv.gemm_channel_major`).
 
     Returns
     -------
@@ -206,6 +207,7 @@ def gemm_backward(plan: ConvPlan, weight, grad_output: np.ndarray, x=None, patch
         (weight gradient, bias gradient, input gradient), None for those not asked for.
     """
     from ._core import conv as core
+    from .conv import image_chunks
 
     n, cout, ho, wo = plan.output_shape
     _, cin_g, kh, kw = plan.weight_shape
@@ -219,21 +221,24 @@ def gemm_backward(plan: ConvPlan, weight, grad_output: np.ndarray, x=None, patch
     if input_grad:
         matrices = np.ascontiguousarray(
             np.asarray(weight, dtype).reshape(groups, cout_g, k).transpose(0, 2, 1))
-    bands = [(0, n, 0, ho)] if channel_major else gemm_band_ranges(plan)
+    if channel_major:
+        bands = [(n0, n1, 0, ho) for n0, n1 in image_chunks(plan)]
+        flat = grad_output.reshape(groups, cout_g, n * ho * wo)
+    else:
+        bands = list(gemm_band_ranges(plan))
     for n0, n1, first, last in bands:
         # (groups, Cout/groups, images · rows · Wo): the patch matrix's column order
-        g = grad_output.reshape(groups, cout_g, -1) if channel_major else np.ascontiguousarray(
+        g = flat[:, :, n0 * ho * wo:n1 * ho * wo] if channel_major else np.ascontiguousarray(
             grad_output[n0:n1, :, first:last].transpose(1, 0, 2, 3)).reshape(groups, cout_g, -1)
         if weight_grad:
-            band = patches if patches is not None else im2col(x[n0:n1], plan,
-                                                              slice(first, last))
+            band = patches if patches is not None and len(bands) == 1 else im2col(
+                x, plan, slice(first, last), channel_major=channel_major, images=(n0, n1))
             gw += np.matmul(g, band.reshape(groups, k, -1).transpose(0, 2, 1))
             gb += g.sum(axis=2).reshape(cout)
         if input_grad:
             columns = np.matmul(matrices, g).reshape(groups * k, -1)
             core.col2im(columns, plan.row_sources(), plan.col_sources(), kh, kw, *plan.stride,
-                        *plan.dilation, first, wo, channel_major,
-                        gx if channel_major else gx[n0:n1])
+                        *plan.dilation, first, wo, channel_major, n0, n1 - n0, gx)
     return (None if gw is None else gw.reshape(plan.weight_shape)), gb, gx
 
 

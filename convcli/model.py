@@ -231,7 +231,7 @@ class Model:
 
     def channel_major(self, shape: tuple, stop: int) -> bool:
         """Whether layers 0 … `stop` run on a batch of `shape` channel-major: on the gemm
-        path, with every conv layer's patch matrix for the whole batch in one band."""
+        path, with every conv layer's patch matrix for one image in one band."""
         key = ("channel_major", shape, stop)
         if key not in self._plans:
             from .conv import gemm_bands
@@ -242,15 +242,15 @@ class Model:
                     break
                 if row.node.kind == "conv":
                     plan = self.plan(position, (shape[0], *row.input_shapes[0]))
-                    fits = gemm_bands(plan) == (shape[0], plan.output_shape[2])
+                    fits = gemm_bands(plan)[1] == plan.output_shape[2]
             self._plans[key] = fits
         return self._plans[key]
 
     def forward(self, x: np.ndarray, stop: int | None = None):
         """Layers 0 … `stop` (default: all but a softmax head) on the batch `x`; returns
         (output, tape), the tape holding what `backward` needs of each layer: its input
-        and, for conv layers on the gemm path, their patch matrix, for max pooling where
-        each maximum came from and the pooled values.
+        and, for conv layers, their patch matrix if it was built in one piece, for max
+        pooling where each maximum came from and the pooled values.
 
         On the gemm path the layers before the flatten run channel-major, on (C, N, H, W):
         then the products need no transposition and a ReLU after a conv works in place.  A
@@ -281,7 +281,7 @@ class Model:
                 elif self.algo == "gemm":
                     plan = self.plan(position, x.shape)
                     out = np.empty(plan.output_shape, x.dtype)
-                    kept = run_gemm(x, weight, bias, plan, out)
+                    run_gemm(x, weight, bias, plan, out)
                 else:
                     out = conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation,
                                  layer.groups, layer.pad_mode, algo=self.algo)

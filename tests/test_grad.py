@@ -80,18 +80,26 @@ def test_gemm_gradients_in_bands_equal_one_band(monkeypatch):
                                whole[1], rtol=1e-12, atol=1e-12)
 
 
-def test_gemm_backward_channel_major_matches_the_batch_layout():
-    """The layout training keeps, (C, N, H, W), gives the same gradients transposed."""
+@pytest.mark.parametrize("chunk_values", [2**17, 1])
+def test_gemm_backward_channel_major_matches_the_batch_layout(monkeypatch, chunk_values):
+    """The layout training keeps, (C, N, H, W), gives the same gradients transposed, in
+    one chunk of images or one image at a time."""
     from convcli import conv
 
-    x, weight, g, options = _gradient_case(8)
+    monkeypatch.setattr(conv, "CHUNK_VALUES", chunk_values)
+    rng = np.random.default_rng(8)
+    x, weight = rng.standard_normal((3, 4, 9, 8)), rng.standard_normal((6, 2, 3, 2))
+    options = dict(stride=(2, 1), padding=(1, 1, 2, 2), dilation=(1, 2), groups=2,
+                   pad_mode="reflect")
+    g = rng.standard_normal(conv2d(x, weight, **options).shape)
     plan = conv.make_plan(x.shape, weight.shape, **options)
-    out, patches = conv.gemm_channel_major(np.ascontiguousarray(x.transpose(1, 0, 2, 3)),
-                                           weight, np.zeros(weight.shape[0]), plan)
+    major = np.ascontiguousarray(x.transpose(1, 0, 2, 3))
+    out, patches = conv.gemm_channel_major(major, weight, np.zeros(weight.shape[0]), plan)
+    assert (patches is None) == (chunk_values == 1)
     np.testing.assert_allclose(out.transpose(1, 0, 2, 3), conv2d(x, weight, **options),
                                rtol=1e-12, atol=1e-12)
     gw, gb, gx = grad.gemm_backward(plan, weight, np.ascontiguousarray(g.transpose(1, 0, 2, 3)),
-                                    patches=patches, channel_major=True)
+                                    x=major, patches=patches, channel_major=True)
     np.testing.assert_allclose(gx.transpose(1, 0, 2, 3),
                                naive_conv2d_input(x.shape, weight, g, **options), atol=1e-9)
     np.testing.assert_allclose(gw, naive_conv2d_weight(x, weight.shape, g, **options), atol=1e-9)

@@ -284,11 +284,11 @@ def correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h,
 
 @compiled(nogil=True)
 def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, y0, wo,
-            channel_major, out, start, stop):
-    """The patch matrix of the images x[0] … x[N − 1] for output rows y0 … y0 + rows − 1
-    (rows = out columns / (N·wo)): out[(c·kh + i)·kw + j, (n·rows + oy − y0)·wo + ox] =
-    xpad[n, c, oy·sh + i·dh, ox·sw + j·dw].  Each input row is padded once, then copied kw
-    times.
+            channel_major, n0, images, out, start, stop):
+    """The patch matrix of the images x[n0] … x[n0 + images − 1] for output rows y0 … y0 +
+    rows − 1 (rows = out columns / (images·wo)): out[(c·kh + i)·kw + j, (n·rows + oy −
+    y0)·wo + ox] = xpad[n0 + n, c, oy·sh + i·dh, ox·sw + j·dw].  Each input row is padded
+    once, then copied kw times.
 
     Parameters
     ----------
@@ -308,17 +308,19 @@ def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left,
         Output columns (`convcli.plan` computes it; the kernel never does).
     channel_major : bool
         Whether x's first axis is the channel (the layout training keeps).
-    out : ndarray, shape (Cin·kh·kw, N·rows·wo)
+    n0, images : int
+        The images of x to take.
+    out : ndarray, shape (Cin·kh·kw, images·rows·wo)
         Written: the band's patch matrix, the images side by side.
     start, stop : int
         The (image, channel, kernel row) tasks to run, numbered (n·Cin + c)·kh + i.
     """
-    images, channels = (x.shape[1], x.shape[0]) if channel_major else (x.shape[0], x.shape[1])
+    channels = x.shape[0] if channel_major else x.shape[1]
     n_rows = out.shape[1] // (images * wo)
     pbuf = np.empty((1, col_src.size), x.dtype)
     for task in range(start, stop):
         n, c, i = task // (channels * kh), (task // kh) % channels, task % kh
-        a, b = (c, n) if channel_major else (n, c)
+        a, b = (c, n0 + n) if channel_major else (n0 + n, c)
         for oy in range(n_rows):
             fill_padded_rows(x, a, b, row_src, col_src, left, (y0 + oy) * stride_h + i * dil_h,
                              pbuf)
@@ -335,18 +337,20 @@ def _im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left,
 
 
 def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, y0, wo,
-           channel_major, out):
+           channel_major, n0, images, out):
     """The patch matrix (see `_im2col`), in parallel over (image, channel, kernel row)."""
-    parallel_for(_im2col, x.shape[0] * x.shape[1] * kh, x, row_src, col_src, kh, kw, stride_h,
-                 stride_w, dil_h, dil_w, left, y0, wo, channel_major, out, values=out.size)
+    channels = x.shape[0] if channel_major else x.shape[1]
+    parallel_for(_im2col, images * channels * kh, x, row_src, col_src, kh, kw, stride_h,
+                 stride_w, dil_h, dil_w, left, y0, wo, channel_major, n0, images, out,
+                 values=out.size)
     return out
 
 
 @compiled(nogil=True)
 def _col2im(cols, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, wo,
-            channel_major, out, start, stop):
+            channel_major, n0, images, out, start, stop):
     """The adjoint of `_im2col`: every patch-matrix value added to the input pixel it was
-    copied from, out[n, c, row_src[oy·sh + i·dh], col_src[ox·sw + j·dw]] +=
+    copied from, out[n0 + n, c, row_src[oy·sh + i·dh], col_src[ox·sw + j·dw]] +=
     cols[(c·kh + i)·kw + j, (n·rows + oy − y0)·wo + ox] (padding, -1, receives nothing).
     Each plane is summed on the padded grid first, then folded onto the input.
 
@@ -366,12 +370,14 @@ def _col2im(cols, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0
         Output columns.
     channel_major : bool
         Whether out's first axis is the channel.
+    n0, images : int
+        The images of out that cols covers.
     out : ndarray, shape (N, Cin, H, W), or (Cin, N, H, W) if `channel_major`
         Added to (the caller zeroes it first).
     start, stop : int
         The (image, channel) tasks to run, numbered n·Cin + c: no two write one pixel.
     """
-    images, channels = (out.shape[1], out.shape[0]) if channel_major else out.shape[:2]
+    channels = out.shape[0] if channel_major else out.shape[1]
     n_rows = cols.shape[1] // (images * wo)
     first = y0 * stride_h
     span = (n_rows - 1) * stride_h + (kh - 1) * dil_h + 1
@@ -396,7 +402,7 @@ def _col2im(cols, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0
             r = row_src[first + p]
             if r < 0:
                 continue
-            orow = out[c, n, r] if channel_major else out[n, c, r]
+            orow = out[c, n0 + n, r] if channel_major else out[n0 + n, c, r]
             prow = padded[p]
             for q in range(col_src.size):
                 s = col_src[q]
@@ -405,11 +411,12 @@ def _col2im(cols, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0
 
 
 def col2im(cols, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0, wo,
-           channel_major, out):
+           channel_major, n0, images, out):
     """Patch values back onto the input (see `_col2im`), in parallel over (image,
     channel)."""
-    parallel_for(_col2im, out.shape[0] * out.shape[1], cols, row_src, col_src, kh, kw,
-                 stride_h, stride_w, dil_h, dil_w, y0, wo, channel_major, out,
+    channels = out.shape[0] if channel_major else out.shape[1]
+    parallel_for(_col2im, images * channels, cols, row_src, col_src, kh, kw, stride_h,
+                 stride_w, dil_h, dil_w, y0, wo, channel_major, n0, images, out,
                  values=cols.size)
     return out
 
