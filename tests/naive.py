@@ -179,3 +179,21 @@ def naive_quantize(planes, absolute, offset, scale, top, rounding, out):
                     v = top
                 out[y, x, c] = np.rint(v) if rounding else v
     return (count, math.nan, math.nan) if low > high else (count, low, high)
+
+
+def naive_max_pool2d(x, kernel, stride, padding=(0, 0), dilation=(1, 1)):
+    """Max pooling by its definition, window by window over the -inf-padded image, and
+    where each maximum is (flat index in its plane, the first of equal values)."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    out, where = np.empty((n, c, ho, wo)), np.empty((n, c, ho, wo), np.int64)
+    for b, ch, oy, ox in np.ndindex(n, c, ho, wo):
+        best, at = -np.inf, -1
+        for i, j in np.ndindex(kh, kw):
+            r, s = oy * sh + i * dh - ph, ox * sw + j * dw - pw
+            if 0 <= r < h and 0 <= s < w and (at < 0 or x[b, ch, r, s] > best):
+                best, at = x[b, ch, r, s], r * w + s
+        out[b, ch, oy, ox], where[b, ch, oy, ox] = best, at
+    return out, where

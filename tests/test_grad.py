@@ -162,6 +162,27 @@ def test_max_unpool_after_a_relu_is_both_backward_passes():
     assert (fused != 0).sum() == (pooled > 0).sum() < pooled.size
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_max_pool_and_its_argmax_match_naive_on_random_configurations(seed):
+    """Values and argmax positions, with ties (small integers), for 2×2 windows (the
+    vectorised path) and others, padding, strides and dilations of every kind."""
+    from convcli.conv import max_pool_planned, pool_plan
+    from naive import naive_max_pool2d
+
+    rng = np.random.default_rng(seed)
+    kernel = (2, 2) if seed % 2 else tuple(rng.integers(1, 4, 2))
+    dilation = (1, 1) if seed % 4 == 1 else tuple(rng.integers(1, 3, 2))
+    stride = tuple(rng.integers(1, 4, 2))
+    padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
+    h, w = (int(v) for v in rng.integers(max(kernel) * 2, 12, 2))
+    x = rng.integers(-3, 4, (2, 3, h, w)).astype(np.float32)
+    plan = pool_plan(x.shape, kernel, stride, padding, dilation)
+    got, where = max_pool_planned(x, plan, indices=True)
+    expected, expected_where = naive_max_pool2d(x, kernel, stride, padding, dilation)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(where, expected_where)
+
+
 def test_max_pool_records_where_each_maximum_is():
     from convcli.conv import max_pool_planned, pool_plan
 
