@@ -103,34 +103,39 @@ class Epoch:
 
 class Optimizer:
     """Adam (Kingma & Ba, PyTorch's defaults β = 0.9, 0.999, ε = 1e-8) or SGD with
-    momentum (PyTorch's form: v ← μv + g, w ← w − lr·v), updating arrays in place."""
+    momentum (PyTorch's form: v ← μv + g, w ← w − lr·v), updating arrays in place.  Its
+    state is one flat array per moment, all parameters end to end: a step is a few numpy
+    calls, not a few per parameter."""
 
     def __init__(self, options: TrainOptions):
         self.options = options
-        self.state: dict[str, tuple] = {}
+        self.state: dict[str, np.ndarray] = {}
         self.steps = 0
 
     def step(self, arrays: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         o = self.options
         self.steps += 1
-        for name, g in grads.items():
+        g = np.concatenate([grads[name].ravel() for name in grads]).astype(np.float32)
+        if not self.state:
+            self.state = {"m": np.zeros_like(g), "v": np.zeros_like(g)}
+        m, v = self.state["m"], self.state["v"]
+        if o.optimizer == "sgd":
+            m *= np.float32(o.momentum)
+            m += g
+            update = np.float32(o.lr) * m
+        else:
+            m *= np.float32(0.9)
+            m += np.float32(0.1) * g
+            v *= np.float32(0.999)
+            v += np.float32(0.001) * g * g
+            m_hat = m / np.float32(1 - 0.9 ** self.steps)
+            v_hat = v / np.float32(1 - 0.999 ** self.steps)
+            update = np.float32(o.lr) * m_hat / (np.sqrt(v_hat) + np.float32(1e-8))
+        start = 0
+        for name in grads:
             w = arrays[name]
-            if o.optimizer == "sgd":
-                v = self.state.get(name, (np.zeros_like(w),))[0]
-                v *= o.momentum
-                v += g
-                w -= np.float32(o.lr) * v
-                self.state[name] = (v,)
-                continue
-            m, v = self.state.get(name, (np.zeros_like(w), np.zeros_like(w)))
-            m *= 0.9
-            m += 0.1 * g
-            v *= 0.999
-            v += 0.001 * g * g
-            self.state[name] = (m, v)
-            m_hat = m / (1 - 0.9 ** self.steps)
-            v_hat = v / (1 - 0.999 ** self.steps)
-            w -= (o.lr * m_hat / (np.sqrt(v_hat) + 1e-8)).astype(w.dtype)
+            w -= update[start:start + w.size].reshape(w.shape).astype(w.dtype, copy=False)
+            start += w.size
 
 
 def split(data: Dataset, options: TrainOptions) -> tuple[np.ndarray, np.ndarray]:

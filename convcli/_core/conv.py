@@ -595,15 +595,19 @@ def _max_unpool(grad_output, where, pooled, out, start, stop):
     start, stop : int
         The (image, channel) tasks to run, numbered n·C + c.
     """
-    channels, width = out.shape[1], out.shape[3]
+    n_all, channels, h, w = out.shape
+    flat = out.reshape(n_all, channels, h * w)
+    pooled_size = where.shape[2] * where.shape[3]
+    grads = grad_output.reshape(n_all, channels, pooled_size)
+    places = where.reshape(n_all, channels, pooled_size)
     masked = pooled.size > 0
+    maxima = pooled.reshape(n_all, channels, pooled_size) if masked else grads
     for task in range(start, stop):
         n, c = task // channels, task % channels
-        for oy in range(where.shape[2]):
-            for ox in range(where.shape[3]):
-                at = where[n, c, oy, ox]
-                if at >= 0 and (not masked or pooled[n, c, oy, ox] > 0):
-                    out[n, c, at // width, at % width] += grad_output[n, c, oy, ox]
+        for p in range(pooled_size):
+            at = places[n, c, p]
+            if at >= 0 and (not masked or maxima[n, c, p] > 0):
+                flat[n, c, at] += grads[n, c, p]
 
 
 def max_unpool(grad_output, where, pooled, out):
