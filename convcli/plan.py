@@ -100,16 +100,20 @@ def shape_text(shape) -> str:
     return "×".join(str(v) for v in shape)
 
 
+@functools.lru_cache(maxsize=256)
 def source_index(length: int, before: int, after: int, pad_mode: str):
     """For each position of a padded axis, the index of the real sample it copies.
 
     Position ``p`` of the padded axis (``0 <= p < before + length + after``) stands
     for ``p - before`` of the real axis.  Zero padding gives -1 outside the axis.  Wide
-    padding (wider than the axis) repeats the pattern as ``numpy.pad`` does.
+    padding (wider than the axis) repeats the pattern as ``numpy.pad`` does.  Remembered
+    (a training step asks for the same maps ten times), so read-only.
     """
     import numpy as np
 
-    return sources_at(np.arange(-before, length + after, dtype=np.int64), length, pad_mode)
+    index = sources_at(np.arange(-before, length + after, dtype=np.int64), length, pad_mode)
+    index.setflags(write=False)
+    return index
 
 
 def sources_at(p, length: int, pad_mode: str):
