@@ -2,7 +2,7 @@
 against PyTorch on the CPU (2 threads), each in its own process, same network, batch size,
 optimiser, split and batch order; prints the medians, their ratio and the accuracies.
 
-    python bench/train_vs_torch.py [--torch-python PYTHON] [--rounds 3] [--epochs 3]
+    python bench/train_vs_torch.py [--torch-python PYTHON] [--rounds 5] [--epochs 5]
 
 PYTHON is an interpreter with torch (default: this one).  Each process trains --epochs
 epochs; the first is a warm-up (compilation, caches), the others are timed; the processes
@@ -81,8 +81,8 @@ def run(python: str, script: str, epochs: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--torch-python", default=sys.executable)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
     ours, theirs, accuracy = [], [], {}
     for _ in range(args.rounds):
