@@ -352,13 +352,15 @@ def learn(pairs, settings: LearnSettings, on_epoch=None) -> LearnResult:
                        quality(samples, weight, b, geometry, "held") if holdout else None, losses)
 
 
-def closest_kernels(weight: np.ndarray, catalogue) -> list[tuple[str, float]]:
+def closest_kernels(weight: np.ndarray, catalogue, exclude=()) -> list[tuple[str, float]]:
     """For each output filter, the catalogue kernel it resembles most (cosine similarity of
     the weights, a smaller kernel centred in the larger; ``-name`` for the negative), as
-    (name, similarity).  A filter over several channels is compared with the kernel on
-    every channel."""
+    (name, similarity), leaving out the kernels named in `exclude`.  A filter over several
+    channels is compared with the kernel on every channel."""
     candidates = []
     for name in catalogue.names():
+        if name in exclude:
+            continue
         try:
             kernel = catalogue.get(name)
         except ParameterError:

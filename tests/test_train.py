@@ -276,3 +276,26 @@ def test_the_catalogue_ships_the_trained_conv1_bank_matching_the_shipped_weights
     np.testing.assert_allclose(kernel.weights, weights.arrays["conv1.weight"][:, 0], atol=5e-5)
     assert kernel.learned["recipe"] == "samples/nets/recipe.py"
     assert kernel.learned["val_accuracy"] == weights.provenance["val_accuracy"] > 0.9
+
+
+def test_network_recipe_check_tells_drift_by_rounding_from_a_different_training():
+    """recipe.py --check: within 1e-3 is the same; beyond, every array still pointing the
+    same way (cosine ≥ 0.99) at the same validation accuracy is rounding drift; else not."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "samples" / "nets" / "recipe.py"
+    spec = importlib.util.spec_from_file_location("nets_recipe", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+
+    def weights(array, accuracy=0.988):
+        return {"w": np.asarray(array, np.float32),
+                "provenance": np.array(json.dumps({"val_accuracy": accuracy}))}
+
+    shipped = weights([0.5, -0.2, 0.3, 0.1])
+    assert recipe.same_training(weights([0.5004, -0.2, 0.3, 0.1]), shipped)
+    assert recipe.same_training(weights([0.52, -0.21, 0.3, 0.11]), shipped)
+    assert not recipe.same_training(weights([0.52, -0.21, 0.3, 0.11], 0.95), shipped)
+    assert not recipe.same_training(weights([0.1, 0.4, -0.3, 0.1]), shipped)
