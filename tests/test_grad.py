@@ -226,7 +226,8 @@ def test_softmax_cross_entropy_refuses_labels_out_of_range():
         grad.softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 3]))
 
 
-def test_gradients_match_pytorch_autograd_where_installed():
+@pytest.mark.parametrize("algo", ["auto", "gemm"])
+def test_gradients_match_pytorch_autograd_where_installed(algo):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 4, 9, 8))
@@ -235,7 +236,7 @@ def test_gradients_match_pytorch_autograd_where_installed():
     g = rng.standard_normal(conv2d(x, weight, **options).shape)
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(weight, requires_grad=True)
     (torch.nn.functional.conv2d(tx, tw, **options) * torch.tensor(g)).sum().backward()
-    np.testing.assert_allclose(grad.conv2d_input(x.shape, weight, g, **options),
+    np.testing.assert_allclose(grad.conv2d_input(x.shape, weight, g, **options, algo=algo),
                                tx.grad.numpy(), rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(grad.conv2d_weight(x, weight.shape, g, **options),
+    np.testing.assert_allclose(grad.conv2d_weight(x, weight.shape, g, **options, algo=algo),
                                tw.grad.numpy(), rtol=1e-9, atol=1e-9)

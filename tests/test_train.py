@@ -299,3 +299,35 @@ def test_network_recipe_check_tells_drift_by_rounding_from_a_different_training(
     assert recipe.same_training(weights([0.52, -0.21, 0.3, 0.11]), shipped)
     assert not recipe.same_training(weights([0.52, -0.21, 0.3, 0.11], 0.95), shipped)
     assert not recipe.same_training(weights([0.1, 0.4, -0.3, 0.1]), shipped)
+
+
+def test_training_step_matches_pytorch_autograd_where_installed():
+    """One batch through samples/nets/shapes_cnn.yaml on the training path: loss and every
+    parameter gradient as PyTorch's autograd computes them."""
+    torch = pytest.importorskip("torch")
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    network = load_network(root / "samples" / "nets" / "shapes_cnn.yaml")
+    model = Model(network, initial_weights(network, 5))
+    rng = np.random.default_rng(6)
+    images = rng.uniform(0, 1, (32, 1, 28, 28)).astype(np.float32)
+    labels = rng.integers(0, 6, 32)
+    loss, grads, _ = model.loss_and_gradients(images, labels)
+    layers = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(16 * 7 * 7, 6))
+    named = {"conv1": layers[0], "conv2": layers[3], "fc": layers[7]}
+    with torch.no_grad():
+        for name, layer in named.items():
+            layer.weight.copy_(torch.tensor(model.weights.arrays[f"{name}.weight"]))
+            layer.bias.copy_(torch.tensor(model.weights.arrays[f"{name}.bias"]))
+    expected = torch.nn.functional.cross_entropy(layers(torch.tensor(images)),
+                                                 torch.tensor(labels))
+    expected.backward()
+    assert loss == pytest.approx(float(expected), rel=1e-5)
+    for name, layer in named.items():
+        for part in ("weight", "bias"):
+            np.testing.assert_allclose(grads[f"{name}.{part}"],
+                                       getattr(layer, part).grad.numpy(), rtol=1e-3, atol=1e-5)
