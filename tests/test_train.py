@@ -331,3 +331,19 @@ def test_training_step_matches_pytorch_autograd_where_installed():
         for part in ("weight", "bias"):
             np.testing.assert_allclose(grads[f"{name}.{part}"],
                                        getattr(layer, part).grad.numpy(), rtol=1e-3, atol=1e-5)
+
+
+def test_training_refuses_average_pooling_that_leaves_padding_out(run, tiny, tmp_path):
+    """count_include_pad: false divides by a window's pixels inside the image; training's
+    backward pass counts the padding (PyTorch's default), so it says so instead."""
+    net = tmp_path / "uncounted.yaml"
+    net.write_text(NET.replace("{name: pool2, type: avgpool, k: 2, s: 1, p: 1}",
+                               "{name: pool2, type: avgpool, k: 2, s: 1, p: 1, "
+                               "count_include_pad: false}"))
+    with pytest.raises(ValueError, match="count_include_pad"):
+        Model(load_network(net), initial_weights(load_network(net), 0))
+    result = run("train", str(tiny[1]), "--net", str(net), "-o", str(tmp_path / "w.npz"),
+                 "--epochs", "1")
+    assert result.exit_code == 2 and "layer" in result.stderr and "count_include_pad" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "w.npz").exists()
