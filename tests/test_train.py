@@ -347,3 +347,59 @@ def test_training_refuses_average_pooling_that_leaves_padding_out(run, tiny, tmp
     assert result.exit_code == 2 and "layer" in result.stderr and "count_include_pad" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "w.npz").exists()
+
+
+def _random_chain(rng) -> str:
+    """A random trainable chain: convs of every option, ReLUs, pools, a dense head."""
+    layers, channels, size = [], int(rng.integers(1, 4)), int(rng.integers(10, 17))
+    first = channels
+    for index in range(int(rng.integers(1, 3))):
+        groups = int(rng.choice([g for g in (1, 2) if channels % g == 0]))
+        out = groups * int(rng.integers(1, 4))
+        k, s, d = int(rng.integers(1, 4)), int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        p = int(rng.integers(0, k))
+        mode = str(rng.choice(["zeros", "reflect", "replicate", "circular", "symmetric"]))
+        if mode == "reflect":
+            p = min(p, 1)
+        layers.append(f"  - {{name: conv{index}, type: conv, out: {out}, k: {k}, s: {s}, "
+                      f"p: {p}, d: {d}, groups: {groups}, pad_mode: {mode}}}")
+        channels = out
+        if rng.random() < 0.7:
+            layers.append(f"  - {{name: relu{index}, type: relu}}")
+        if rng.random() < 0.6:
+            kind = "maxpool" if rng.random() < 0.7 else "avgpool"
+            layers.append(f"  - {{name: pool{index}, type: {kind}, k: 2}}")
+    layers += ["  - {name: flatten, type: flatten}", "  - {name: fc, type: dense, out: 3}",
+               "  - {name: softmax, type: softmax}"]
+    return f"name: chain\ninput: [{first}, {size}, {size}]\nlayers:\n" + "\n".join(layers)
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_training_path_matches_the_layer_by_layer_path_on_random_networks(seed, tmp_path):
+    """Random chains and batch sizes: the training path (channel-major gemm, fused ReLU and
+    pooling) gives the layer-by-layer path's loss and gradients, and its input gradient."""
+    from convcli.errors import ParameterError
+    from convcli.grad import softmax_cross_entropy
+
+    rng = np.random.default_rng(seed)
+    path = tmp_path / "chain.yaml"
+    path.write_text(_random_chain(rng))
+    try:
+        network = load_network(path)
+    except ParameterError:          # a random chain that shrinks the image away
+        pytest.skip("the chain leaves no pixels")
+    weights = initial_weights(network, seed)
+    shape = (int(rng.integers(1, 7)), *network.summary()[0].input_shapes[0])
+    images, labels = rng.uniform(0, 1, shape), rng.integers(0, 3, shape[0])
+    results = []
+    for algo in ("gemm", "direct"):
+        model = Model(network, weights, algo=algo)
+        logits, tape = model.forward(images)
+        loss, g = softmax_cross_entropy(logits, labels)
+        results.append((loss, *model.backward(tape, g, input_grad=True)))
+    (loss_a, grads_a, gx_a), (loss_b, grads_b, gx_b) = results
+    assert loss_a == pytest.approx(loss_b, rel=1e-5)
+    np.testing.assert_allclose(gx_a, gx_b, rtol=1e-3, atol=1e-6)
+    for name in grads_b:
+        np.testing.assert_allclose(grads_a[name], grads_b[name], rtol=1e-3, atol=1e-6,
+                                   err_msg=name)
