@@ -147,7 +147,7 @@ def keep_freed_memory() -> None:
     handing them back to the system: a training step allocates and frees the same arrays
     each time, and memory returned to the system costs a page fault per 4 KiB when it is
     touched again (one step of samples/nets/shapes_cnn.yaml: 4.5 → 2.9 ms).  The process
-    keeps up to 256 MiB of freed memory; no effect off glibc."""
+    keeps up to 256 MiB of freed memory from then on; no effect off glibc."""
     import ctypes
     import sys
 
