@@ -240,7 +240,7 @@ def test_gradient_descent_counts_as_repeated_work_even_in_a_one_shot_job(monkeyp
 
 
 def test_parallel_for_runs_small_jobs_on_the_calling_thread(monkeypatch):
-    """Below SERIAL_VALUES a job is one call on this thread; above, pieces on the pool
+    """Below SERIAL_WORK a job is one call on this thread; above, pieces on the pool
     cover the tasks once each."""
     import threading
 
@@ -253,9 +253,9 @@ def test_parallel_for_runs_small_jobs_on_the_calling_thread(monkeypatch):
         calls.append((start, stop, threading.get_ident()))
         return stop - start
 
-    assert threads.parallel_for(kernel, 10, values=threads.SERIAL_VALUES - 1) == [10]
+    assert threads.parallel_for(kernel, 10, work=threads.SERIAL_WORK - 1) == [10]
     assert calls == [(0, 10, threading.get_ident())]
     calls.clear()
-    assert sum(threads.parallel_for(kernel, 10, values=threads.SERIAL_VALUES)) == 10
+    assert sum(threads.parallel_for(kernel, 10, work=threads.SERIAL_WORK)) == 10
     assert sorted(c[:2] for c in calls)[0][0] == 0 and len(calls) > 1
     assert all(c[2] != threading.get_ident() for c in calls)

@@ -190,7 +190,8 @@ def correlate(x, weight, bias, row_src, col_src, stride_h, stride_w, dil_h, dil_
     tasks = x.shape[0] * groups * ((c_out // groups + chunk - 1) // chunk) * \
         ((out.shape[2] + block_rows - 1) // block_rows)
     parallel_for(_correlate, tasks, x, weight, bias, row_src, col_src, stride_h, stride_w,
-                 dil_h, dil_w, left, groups, block_rows, chunk, out)
+                 dil_h, dil_w, left, groups, block_rows, chunk, out,
+                 work=out.size * weight[0].size)
     return out
 
 
@@ -278,7 +279,9 @@ def correlate_separable(x, col_taps, row_taps, bias, row_src, col_src, stride_h,
     """Low-rank convolution (see `_correlate_separable`) over all tasks, in parallel."""
     tasks = x.shape[0] * col_taps.shape[0] * ((out.shape[2] + block_rows - 1) // block_rows)
     parallel_for(_correlate_separable, tasks, x, col_taps, row_taps, bias, row_src, col_src,
-                 stride_h, stride_w, dil_h, dil_w, left, groups, block_rows, out)
+                 stride_h, stride_w, dil_h, dil_w, left, groups, block_rows, out,
+                 work=out.size * col_taps.shape[1] * col_taps.shape[2] * (
+                     col_taps.shape[3] + row_taps.shape[3]))
     return out
 
 
@@ -342,7 +345,7 @@ def im2col(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, left, 
     channels = x.shape[0] if channel_major else x.shape[1]
     parallel_for(_im2col, images * channels * kh, x, row_src, col_src, kh, kw, stride_h,
                  stride_w, dil_h, dil_w, left, y0, wo, channel_major, n0, images, out,
-                 values=out.size)
+                 work=out.size)
     return out
 
 
@@ -417,7 +420,7 @@ def col2im(cols, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, y0,
     channels = out.shape[0] if channel_major else out.shape[1]
     parallel_for(_col2im, images * channels, cols, row_src, col_src, kh, kw, stride_h,
                  stride_w, dil_h, dil_w, y0, wo, channel_major, n0, images, out,
-                 values=cols.size)
+                 work=cols.size)
     return out
 
 
@@ -546,7 +549,7 @@ def _max_pool(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, out
 def max_pool(x, row_src, col_src, kh, kw, stride_h, stride_w, dil_h, dil_w, out, where):
     """Max pooling (see `_max_pool`), in parallel over (image, channel)."""
     parallel_for(_max_pool, x.shape[0] * x.shape[1], x, row_src, col_src, kh, kw, stride_h,
-                 stride_w, dil_h, dil_w, out, where, values=x.size)
+                 stride_w, dil_h, dil_w, out, where, work=x.size)
     return out
 
 
@@ -572,7 +575,7 @@ def _relu_backward(x, grad_output, out, start, stop):
 def relu_backward(x, grad_output, out):
     """The ReLU's gradient (see `_relu_backward`), in parallel over parts of the arrays."""
     parallel_for(_relu_backward, x.size, x.ravel(), grad_output.ravel(), out.ravel(),
-                 values=x.size)
+                 work=x.size)
     return out
 
 
@@ -614,5 +617,5 @@ def max_unpool(grad_output, where, pooled, out):
     """Gradients back to the maxima (see `_max_unpool`), in parallel over (image,
     channel)."""
     parallel_for(_max_unpool, out.shape[0] * out.shape[1], grad_output, where, pooled, out,
-                 values=out.size)
+                 work=out.size)
     return out
