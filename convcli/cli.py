@@ -96,6 +96,9 @@ class ConvcliCommand(click.Command):
             return super().invoke(ctx)
         except ParameterError as exc:
             raise flag_error(exc, ctx) from None
+        except ConvcliError as exc:
+            exc.args = (flag_text(str(exc), ctx),)
+            raise
 
 
 #: Library parameters whose option has another name in the CLI.
@@ -1289,11 +1292,11 @@ def _model(net_path, weights_path):
 @click.option("-o", "--output", required=True, metavar="WEIGHTS.npz",
               type=click.Path(dir_okay=False, path_type=Path), help="Where to write the weights.")
 @click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.003,
+@click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=0.003,
               show_default=True, help="Learning rate.")
 @click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True,
               help="Images per step.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the initial weights, the validation split and the batch order.")
 @click.option("--val", type=click.FloatRange(0, 1, max_open=True), default=0.1,
               show_default=True, help="Share of the images held out for validation.")
@@ -1319,6 +1322,9 @@ def train(data, net_path, output, epochs, lr, batch, seed, val, optimizer, momen
                            optimizer=optimizer, momentum=momentum)
     check_distinct([("DATA", data), ("--net", net_path)],
                    [("-o", output), ("--plot", plot_path)])
+    if plot_path is not None and plot_path.suffix.lower() != ".png":
+        raise click.BadParameter(f"{plot_path}: the loss plot is a PNG; give a name ending "
+                                 "in .png", param_hint="'--plot'")
     network = load_network(net_path)
     if network.nodes[-1].kind != "softmax":
         raise click.BadParameter(f"{net_path} must end in a softmax layer to be trained as a "
@@ -1401,7 +1407,7 @@ def _train_progress():
               help="A channel number, or all of the layer's channels as a grid.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05,
+@click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=0.05,
               show_default=True, help="Step size (gradients are normalised).")
 @click.option("--jitter", type=click.IntRange(min=0), default=2, show_default=True,
               help="Random shift per step, in pixels.")
@@ -1411,7 +1417,7 @@ def _train_progress():
               help="Total-variation penalty.")
 @click.option("--blur", type=click.FloatRange(min=0), default=0.5, show_default=True,
               help="σ of the smoothing after each step (0: none).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--cell", type=click.IntRange(1, 32), default=3, show_default=True,
               help="Output pixels per image pixel.")
 def visualize(net_path, weights_path, layer_key, channel, output, steps, lr, jitter, scale, tv,
@@ -1455,8 +1461,9 @@ def visualize(net_path, weights_path, layer_key, channel, output, steps, lr, jit
 @weights_option("the network's trained layers", required=True)
 @click.option("--eps", type=click.FloatRange(0, 1, min_open=True), default=0.02,
               show_default=True, help="Largest change of any pixel (0…1 scale).")
-@click.option("--target", type=click.IntRange(min=0), default=None,
-              help="Push towards this class (default: away from the predicted one).")
+@click.option("--target", default=None, metavar="CLASS",
+              help="Push towards this class, a number or a name the weights' provenance "
+                   "lists (default: away from the predicted one).")
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True,
               help="1 is the fast gradient sign method; more iterate it.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -1474,12 +1481,18 @@ def attack(net_path, image, weights_path, eps, target, steps, output):
                    [("-o", output), ("the change picture", change_path)])
     model = _model(net_path, weights_path)
     classes = model.rows[-1].output_shape[0]
-    if target is not None and target >= classes:
-        raise click.BadParameter(f"the network has classes 0…{classes - 1}",
-                                 param_hint="'--target'")
+    names = model.weights.provenance.get("classes") or [str(i) for i in range(classes)]
+    if target is not None:
+        if target in names[:classes]:
+            target = names.index(target)
+        elif target.isdigit() and int(target) < classes:
+            target = int(target)
+        else:
+            raise click.BadParameter(
+                f"{target!r} is not a class: the network has classes 0…{classes - 1} ("
+                + ", ".join(names[:classes]) + ")", param_hint="'--target'")
     result, adversarial, change_picture = attack_picture(model, read_image(image), eps, target,
                                                          steps)
-    names = model.weights.provenance.get("classes") or [str(i) for i in range(classes)]
     write_image(output, adversarial)
     write_image(change_path, change_picture)
     from rich.table import Table

@@ -492,11 +492,15 @@ def max_pool2d(x, kernel, stride=None, padding=0, dilation=1) -> np.ndarray:
 
 def pool_plan(shape, kernel, stride=None, padding=0, dilation=1):
     """The `ConvPlan` of a pooling window over an input of `shape` (stride defaults to the
-    window; each channel is its own group)."""
+    window; each channel is its own group; padding at most half the window)."""
+    from .plan import check_window_padding
+
     kernel = int_pair(kernel, "kernel")
     stride = kernel if stride is None else stride
-    return make_plan(shape, (shape[-3], 1, *kernel), stride, padding, dilation, shape[-3],
+    plan = make_plan(shape, (shape[-3], 1, *kernel), stride, padding, dilation, shape[-3],
                      "zeros", window="window")
+    check_window_padding(plan, padding)
+    return plan
 
 
 def max_pool_planned(x: np.ndarray, plan, indices: bool = False):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ParameterError
-from .plan import ConvPlan, int_pair, make_plan, shape_text, source_index
+from .plan import ConvPlan, check_window_padding, int_pair, make_plan, shape_text, source_index
 
 Shape = tuple  # (C, H, W), or (features,) after flatten
 
@@ -184,9 +184,11 @@ class PoolOp(_Sliding):
     def plan(self, shape: Shape) -> ConvPlan:
         self._spatial_input(shape)
         stride = self.kernel if self.stride is None else int_pair(self.stride, "s")
-        return make_plan(shape, (shape[0], 1, *self.kernel), stride,
-                         self._padding(shape, stride), self.dilation, shape[0], "zeros",
-                         window="window")
+        padding = self._padding(shape, stride)
+        plan = make_plan(shape, (shape[0], 1, *self.kernel), stride, padding, self.dilation,
+                         shape[0], "zeros", window="window")
+        check_window_padding(plan, padding)
+        return plan
 
     def run(self, inputs, weights):
         from .conv import conv2d, max_pool2d

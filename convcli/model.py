@@ -194,6 +194,7 @@ class Model:
 
     def __post_init__(self):
         from .net import INPUT
+        from .plan import shape_text
 
         self.rows = self.network.summary()
         kinds = [row.node.kind for row in self.rows]
@@ -205,6 +206,11 @@ class Model:
                 raise ParameterError(
                     f"network {self.network.name}: layer {row.node.label} — training runs "
                     f"chains of {', '.join(TRAINABLE)} layers, each reading the one before")
+            if row.node.kind in ("dense", "softmax") and len(row.input_shapes[0]) != 1:
+                raise ParameterError(
+                    f"network {self.network.name}: layer {row.node.label} — training needs a "
+                    f"flatten before dense and softmax layers (its input is "
+                    f"{shape_text(row.input_shapes[0])})")
             if row.node.kind == "avgpool" and not row.node.op.count_include_pad and any(
                     row.node.op.plan(row.input_shapes[0]).padding):
                 raise ParameterError(
@@ -212,6 +218,9 @@ class Model:
                     "average pooling that counts the padding in the mean (count_include_pad)")
             previous = row.node.name
         self._plans = {}
+        #: layers with ``bias: false``: their zero biases get no gradient, so stay zero
+        self.without_bias = {row.node.name for row in self.rows
+                             if row.node.kind in PARAMETRIC and not row.node.op.bias}
 
     def position(self, key: str) -> int:
         from .net import find_layer
@@ -375,6 +384,8 @@ class Model:
             elif layer.kind == "softmax":
                 s = grad.softmax(x)
                 g = s * (g - np.sum(g * s, axis=1, keepdims=True))
+            if name in self.without_bias:
+                grads.pop(f"{name}.bias", None)
             if g is None:
                 break
         if major and g is not None:

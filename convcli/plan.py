@@ -202,6 +202,16 @@ def padding_amounts(padding, kernel: tuple[int, int], dilation: tuple[int, int],
     return tuple(int(v) for v in amounts)
 
 
+def check_window_padding(plan, given) -> None:
+    """Refuse a pooling window padded by more than half its size on any side, as PyTorch
+    does (a window could then hold padding only)."""
+    kh, kw = plan.weight_shape[2:]
+    top, bottom, left, right = plan.padding
+    if max(top, bottom) > kh // 2 or max(left, right) > kw // 2:
+        raise ParameterError(f"{given!r} must be at most half the {kh}×{kw} window, as in "
+                             "PyTorch", parameter="padding")
+
+
 def output_length(size: int, pad_total: int, kernel: int, stride: int, dilation: int) -> int:
     """⌊(size + pads − d·(k−1) − 1)/s⌋ + 1, PyTorch's output size (may be < 1)."""
     return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1

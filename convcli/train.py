@@ -1,20 +1,21 @@
 """Training a classifier by backpropagation through convcli's own engine: data sets,
 optimisers and the epoch loop.
 
-A data set is an ``.npz`` archive with ``images`` (N, C, H, W) — uint8 (0…255) or float
-(0…1) — ``labels`` (N,) whole numbers from 0, and optionally ``classes``, their names
-(samples/shapes/shapes.npz is one).
+A data set is an ``.npz`` archive with ``images`` (N, C, H, W) — uint8 (0…255), uint16
+(0…65535) or float (0…1) — ``labels`` (N,) whole numbers from 0, and optionally
+``classes``, their names (samples/shapes/shapes.npz is one).
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ParameterError
+from .errors import ConvcliError, ParameterError
 from .model import Model, Weights
 
 OPTIMIZERS = ("adam", "sgd")
@@ -47,20 +48,31 @@ def load_dataset(path) -> Dataset:
                              f"it has {', '.join(arrays) or 'none'}")
     images, labels = arrays["images"], arrays["labels"]
     if images.ndim != 4 or images.dtype.kind not in "uf" or len(images) < 2:
-        raise ParameterError(f"{where}: images must be (N, C, H, W) uint8 or float with N ≥ 2, "
-                             f"got {images.dtype} {images.shape}")
+        raise ParameterError(f"{where}: images must be (N, C, H, W) uint8, uint16 or float "
+                             f"with N ≥ 2, got {images.dtype} {images.shape}")
     if labels.shape != (len(images),) or labels.dtype.kind not in "iu" or labels.min() < 0:
         raise ParameterError(f"{where}: labels must be {len(images)} whole numbers ≥ 0, got "
                              f"{labels.dtype} {labels.shape}")
     count = int(labels.max()) + 1
-    classes = tuple(str(c) for c in arrays.get("classes", [str(i) for i in range(count)]))
+    names = arrays.get("classes", np.array([str(i) for i in range(count)]))
+    if names.ndim != 1:
+        raise ParameterError(f"{where}: classes must be a list of names, got shape "
+                             f"{names.shape}")
+    classes = tuple(str(c) for c in names)
     if len(classes) < count:
         raise ParameterError(f"{where}: labels go up to {count - 1} but only {len(classes)} "
                              "classes are named")
-    scale = 1 / 255 if images.dtype == np.uint8 else 1.0
+    if images.dtype.kind == "u" and images.dtype not in (np.uint8, np.uint16):
+        raise ParameterError(f"{where}: images must be uint8, uint16 or float, got "
+                             f"{images.dtype}")
+    scale = {np.dtype(np.uint8): 1 / 255, np.dtype(np.uint16): 1 / 65535}.get(images.dtype, 1.0)
     pixels = images.astype(np.float32) * np.float32(scale)
     if not np.isfinite(pixels).all():
         raise ParameterError(f"{where}: images hold NaN or infinity")
+    if images.dtype.kind == "f" and pixels.size and (pixels.min() < 0 or pixels.max() > 1):
+        warnings.warn(f"{where}: float images range over {pixels.min():g} … {pixels.max():g}; "
+                      "training expects 0 … 1 (store uint8 or uint16 to have them scaled)",
+                      RuntimeWarning, stacklevel=2)
     return Dataset(pixels, labels.astype(np.int64), classes, file_digest(path))
 
 
@@ -168,13 +180,22 @@ def train(model: Model, data: Dataset, options: TrainOptions, on_batch=None):
         for b in range(batches):
             chosen = order[b * options.batch:(b + 1) * options.batch]
             labels = data.labels[chosen]
-            loss, grads, logits = model.loss_and_gradients(data.images[chosen], labels)
-            optimizer.step(model.weights.arrays, grads)
+            with np.errstate(over="ignore", invalid="ignore"):   # divergence: said below
+                loss, grads, logits = model.loss_and_gradients(data.images[chosen], labels)
+                if np.isfinite(loss):
+                    optimizer.step(model.weights.arrays, grads)
+            if not np.isfinite(loss):
+                raise ConvcliError(f"training diverged in epoch {number}, batch {b + 1}: the "
+                                   f"loss is {loss}; nothing written (try a smaller "
+                                   f"lr={options.lr:g})")
             losses.append(loss)
             correct += int(np.sum(logits.argmax(axis=1) == labels))
             if on_batch is not None:
                 on_batch(b + 1, batches, loss)
         seconds = time.perf_counter() - start
+        if not all(np.isfinite(w).all() for w in model.weights.arrays.values()):
+            raise ConvcliError(f"training diverged in epoch {number}: the weights overflowed; "
+                               f"nothing written (try a smaller lr={options.lr:g})")
         val = accuracy(model, data.images[val_index], data.labels[val_index]) \
             if len(val_index) else None
         yield Epoch(number, model.weights.copy(), float(np.mean(losses)),

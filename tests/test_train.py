@@ -403,3 +403,119 @@ def test_training_path_matches_the_layer_by_layer_path_on_random_networks(seed, 
     for name in grads_b:
         np.testing.assert_allclose(grads_a[name], grads_b[name], rtol=1e-3, atol=1e-6,
                                    err_msg=name)
+
+
+def test_layers_without_bias_keep_zero_biases(tiny, tmp_path):
+    """bias: false, as PyTorch's bias=False: no bias gradient, so the zeros stay zeros."""
+    net = tmp_path / "nobias.yaml"
+    net.write_text(NET.replace("p: 1, pad_mode: reflect}", "p: 1, pad_mode: reflect, bias: false}")
+                   .replace("{name: fc, type: dense, out: 2}",
+                            "{name: fc, type: dense, out: 2, bias: false}"))
+    network = load_network(net)
+    model = Model(network, initial_weights(network, 0))
+    epochs = list(train(model, load_dataset(tiny[1]), TrainOptions(epochs=2, lr=0.01, batch=16)))
+    arrays = epochs[-1].weights.arrays
+    assert not arrays["conv1.bias"].any() and not arrays["fc.bias"].any()
+    assert np.abs(arrays["conv2.bias"]).max() > 0          # conv2 keeps its bias
+    assert epochs[-1].loss < epochs[0].loss
+
+
+@pytest.mark.parametrize("layers, says", [
+    ("  - {name: conv1, type: conv, out: 2, k: 12}\n  - {name: softmax, type: softmax}",
+     "needs a flatten before dense and softmax layers (its input is 2×1×1)"),
+    ("  - {name: conv1, type: conv, out: 2, k: 3}\n  - {name: fc, type: dense, out: 2}\n"
+     "  - {name: softmax, type: softmax}", "needs a flatten before dense"),
+    ("  - {name: pool, type: maxpool, k: 2, p: 2}\n  - {name: flatten, type: flatten}\n"
+     "  - {name: fc, type: dense, out: 2}\n  - {name: softmax, type: softmax}",
+     "padding 2 must be at most half the 2×2 window"),
+])
+def test_train_refuses_networks_it_cannot_train(run, tiny, tmp_path, layers, says):
+    net = tmp_path / "net.yaml"
+    net.write_text(f"name: net\ninput: [1, 12, 12]\nlayers:\n{layers}\n")
+    result = run("train", tiny[1], "--net", net, "-o", tmp_path / "w.npz", "--epochs", "1")
+    assert result.exit_code == 2 and says in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_max_pooling_refuses_padding_over_half_the_window():
+    from convcli import max_pool2d
+
+    with pytest.raises(ValueError, match="padding 2 must be at most half the 2×2 window"):
+        max_pool2d(np.ones((1, 4, 4)), 2, padding=2)
+    assert max_pool2d(np.ones((1, 4, 4)), 2, padding=1).shape == (1, 3, 3)
+
+
+def test_diverging_training_stops_and_writes_nothing(run, tiny, tmp_path):
+    out = tmp_path / "w.npz"
+    result = run("train", tiny[1], "--net", tiny[0], "-o", out, "--epochs", "2",
+                 "--lr", "1e30")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: training diverged in epoch 1, batch 2: the loss is nan; nothing written "
+        "(try a smaller --lr 1e+30)"]
+    assert not out.exists()
+    assert run("train", tiny[1], "--net", tiny[0], "-o", out, "--lr", "inf").exit_code == 2
+
+
+@pytest.mark.parametrize("command", ["train", "visualize"])
+def test_negative_seeds_are_usage_errors(run, tiny, tmp_path, command):
+    from convcli.model import initial_weights as start
+
+    weights = tmp_path / "w.npz"
+    start(load_network(tiny[0]), 0).save(weights)
+    args = (["train", tiny[1], "--net", tiny[0], "-o", tmp_path / "out.npz"]
+            if command == "train" else
+            ["visualize", tiny[0], "--weights", weights, "--layer", "conv1", "-o",
+             tmp_path / "fv.png"])
+    result = run(*args, "--seed", "-1")
+    assert result.exit_code == 2 and "'--seed': -1 is not in the range x>=0" in result.stderr
+
+
+def test_sixteen_bit_images_are_scaled_and_odd_data_is_refused_or_flagged(tiny, tmp_path):
+    with np.load(tiny[1]) as archive:
+        images, labels = archive["images"], archive["labels"]
+    wide = tmp_path / "u16.npz"
+    np.savez(wide, images=images.astype(np.uint16) * 257, labels=labels)
+    np.testing.assert_allclose(load_dataset(wide).images, load_dataset(tiny[1]).images,
+                               atol=1e-7)
+    for name, arrays, says in [
+            ("i32.npz", dict(images=images.astype(np.int32), labels=labels), "uint8, uint16"),
+            ("u32.npz", dict(images=images.astype(np.uint32), labels=labels), "got uint32"),
+            ("names.npz", dict(images=images, labels=labels,
+                               classes=np.array([["a", "b"], ["c", "d"]])), "list of names")]:
+        np.savez(tmp_path / name, **arrays)
+        with pytest.raises(ValueError, match=says):
+            load_dataset(tmp_path / name)
+    np.savez(tmp_path / "f.npz", images=images.astype(np.float32), labels=labels)
+    with pytest.warns(RuntimeWarning, match=r"range over 0 … \d+; training expects 0 … 1"):
+        load_dataset(tmp_path / "f.npz")
+
+
+def test_a_plot_that_is_not_png_is_refused_before_training(run, tiny, tmp_path):
+    result = run("train", tiny[1], "--net", tiny[0], "-o", tmp_path / "w.npz",
+                 "--plot", tmp_path / "loss.xyz")
+    assert result.exit_code == 2 and "the loss plot is a PNG" in result.stderr
+    assert result.stdout == "" and not (tmp_path / "w.npz").exists()
+
+
+def test_attack_target_is_a_class_number_or_name(run, tiny, tmp_path):
+    from PIL import Image
+
+    network = load_network(tiny[0])
+    weights = initial_weights(network, 1)
+    weights.provenance = {"classes": ["left", "right"]}
+    weights.save(tmp_path / "w.npz")
+    Image.fromarray(np.full((12, 12), 90, np.uint8)).save(tmp_path / "grey.png")
+    outputs = []
+    for target in ("right", "1"):
+        out = tmp_path / f"adv_{target}.png"
+        result = run("attack", tiny[0], tmp_path / "grey.png", "--weights", tmp_path / "w.npz",
+                     "--target", target, "-o", out)
+        assert result.exit_code == 0, result.output
+        outputs.append(np.asarray(Image.open(out)))
+    np.testing.assert_array_equal(*outputs)
+    result = run("attack", tiny[0], tmp_path / "grey.png", "--weights", tmp_path / "w.npz",
+                 "--target", "up", "-o", tmp_path / "adv.png")
+    assert result.exit_code == 2
+    assert "'up' is not a class: the network has classes 0…1 (left, right)" in result.stderr
