@@ -1497,7 +1497,8 @@ def attack(net_path, image, weights_path, eps, target, steps, output):
     write_image(change_path, change_picture)
     from rich.table import Table
 
-    table = Table(title=f"{image.name}: class probabilities", title_justify="left")
+    table = Table(title=f"{image.name}: class probabilities", title_justify="left",
+                  min_width=len(image.name) + 24)      # the title on one line
     for column in ("class", "before", "after"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for index, name in enumerate(names[:classes]):

@@ -218,3 +218,23 @@ def test_a_numba_environment_it_refuses_is_one_line(samples, tmp_path):
     assert result.returncode == 1 and not (tmp_path / "o.png").exists()
     assert result.stderr == ("Error: numba cannot start: Number of threads specified must be "
                              "> 0. (check NUMBA_NUM_THREADS and the other NUMBA_* variables)\n")
+
+
+def test_ctrl_c_while_the_cli_loads_is_one_line_and_exit_130(monkeypatch, capsys):
+    """A Ctrl-C during the imports, before click runs, ends as one during a run does."""
+    import builtins
+
+    from convcli.__main__ import run
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "cli" or name.endswith(".cli"):
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        run()
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == "Interrupted.\n"
