@@ -7,7 +7,7 @@ import numpy as np
 from .algorithms import ALGORITHMS
 from .errors import ParameterError
 from .limits import check_convolution
-from .plan import int_pair, make_plan
+from .plan import check_window_padding, int_pair, make_plan
 
 
 def _as_float_array(value, name: str, dtype) -> np.ndarray:
@@ -493,13 +493,11 @@ def max_pool2d(x, kernel, stride=None, padding=0, dilation=1) -> np.ndarray:
 def pool_plan(shape, kernel, stride=None, padding=0, dilation=1):
     """The `ConvPlan` of a pooling window over an input of `shape` (stride defaults to the
     window; each channel is its own group; padding at most half the window)."""
-    from .plan import check_window_padding
-
     kernel = int_pair(kernel, "kernel")
     stride = kernel if stride is None else stride
     plan = make_plan(shape, (shape[-3], 1, *kernel), stride, padding, dilation, shape[-3],
                      "zeros", window="window")
-    check_window_padding(plan, padding)
+    check_window_padding(plan.weight_shape[2:], plan.padding, padding)
     return plan
 
 
@@ -553,9 +551,7 @@ def avg_pool2d(x, kernel, stride=None, padding=0, count_include_pad=True) -> np.
     x = _pooling_input(x)
     kernel = int_pair(kernel, "kernel")
     pads = int_pair(padding, "padding", minimum=0)
-    if pads[0] > kernel[0] // 2 or pads[1] > kernel[1] // 2:
-        raise ParameterError(f"{padding!r} must be at most half the {kernel[0]}×{kernel[1]} "
-                             "window, as in PyTorch", parameter="padding")
+    check_window_padding(kernel, (pads[0], pads[0], pads[1], pads[1]), padding)
     channels = x.shape[-3]
     stride = kernel if stride is None else stride
     window = np.full((channels, 1, *kernel), 1 / (kernel[0] * kernel[1]), x.dtype)

@@ -187,7 +187,7 @@ class PoolOp(_Sliding):
         padding = self._padding(shape, stride)
         plan = make_plan(shape, (shape[0], 1, *self.kernel), stride, padding, self.dilation,
                          shape[0], "zeros", window="window")
-        check_window_padding(plan, padding)
+        check_window_padding(plan.weight_shape[2:], plan.padding, padding)
         return plan
 
     def run(self, inputs, weights):

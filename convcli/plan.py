@@ -202,11 +202,12 @@ def padding_amounts(padding, kernel: tuple[int, int], dilation: tuple[int, int],
     return tuple(int(v) for v in amounts)
 
 
-def check_window_padding(plan, given) -> None:
-    """Refuse a pooling window padded by more than half its size on any side, as PyTorch
-    does (a window could then hold padding only)."""
-    kh, kw = plan.weight_shape[2:]
-    top, bottom, left, right = plan.padding
+def check_window_padding(window, padding, given) -> None:
+    """Refuse a pooling `window` (kh, kw) whose `padding` (top, bottom, left, right) is
+    more than half its size on any side, as PyTorch does (a window could then hold
+    padding only); the message quotes `given`, the padding as the caller wrote it."""
+    kh, kw = window
+    top, bottom, left, right = padding
     if max(top, bottom) > kh // 2 or max(left, right) > kw // 2:
         raise ParameterError(f"{given!r} must be at most half the {kh}×{kw} window, as in "
                              "PyTorch", parameter="padding")
