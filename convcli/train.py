@@ -47,7 +47,8 @@ def load_dataset(path) -> Dataset:
         raise ParameterError(f"{where}: needs arrays 'images' (N, C, H, W) and 'labels' (N,); "
                              f"it has {', '.join(arrays) or 'none'}")
     images, labels = arrays["images"], arrays["labels"]
-    if images.ndim != 4 or images.dtype.kind not in "uf" or len(images) < 2:
+    if images.ndim != 4 or len(images) < 2 or not (
+            images.dtype.kind == "f" or images.dtype in (np.uint8, np.uint16)):
         raise ParameterError(f"{where}: images must be (N, C, H, W) uint8, uint16 or float "
                              f"with N ≥ 2, got {images.dtype} {images.shape}")
     if labels.shape != (len(images),) or labels.dtype.kind not in "iu" or labels.min() < 0:
@@ -62,9 +63,6 @@ def load_dataset(path) -> Dataset:
     if len(classes) < count:
         raise ParameterError(f"{where}: labels go up to {count - 1} but only {len(classes)} "
                              "classes are named")
-    if images.dtype.kind == "u" and images.dtype not in (np.uint8, np.uint16):
-        raise ParameterError(f"{where}: images must be uint8, uint16 or float, got "
-                             f"{images.dtype}")
     scale = {np.dtype(np.uint8): 1 / 255, np.dtype(np.uint16): 1 / 65535}.get(images.dtype, 1.0)
     pixels = images.astype(np.float32) * np.float32(scale)
     if not np.isfinite(pixels).all():
