@@ -197,8 +197,8 @@ class Model:
         from .plan import shape_text
 
         self.rows = self.network.summary()
-        kinds = [row.node.kind for row in self.rows]
-        if "softmax" in kinds[:-1]:
+        self.kinds = [row.node.kind for row in self.rows]
+        if "softmax" in self.kinds[:-1]:
             raise ParameterError(f"network {self.network.name}: softmax must be the last layer")
         previous = INPUT
         for row in self.rows:
@@ -217,7 +217,7 @@ class Model:
                     f"network {self.network.name}: layer {row.node.label} — training runs "
                     "average pooling that counts the padding in the mean (count_include_pad)")
             previous = row.node.name
-        self._plans = {}
+        self._plans, self._layouts = {}, {}
         #: layers with ``bias: false``: their zero biases get no gradient, so stay zero
         self.without_bias = {row.node.name for row in self.rows
                              if row.node.kind in PARAMETRIC and not row.node.op.bias}
@@ -241,8 +241,8 @@ class Model:
     def channel_major(self, shape: tuple, stop: int) -> bool:
         """Whether layers 0 … `stop` run on a batch of `shape` channel-major: on the gemm
         path, with every conv layer's patch matrix for one image in one band."""
-        key = ("channel_major", shape, stop)
-        if key not in self._plans:
+        key = (shape, stop)
+        if key not in self._layouts:
             from .conv import gemm_bands
 
             fits = self.algo == "gemm" and len(shape) == 4
@@ -252,8 +252,8 @@ class Model:
                 if row.node.kind == "conv":
                     plan = self.plan(position, (shape[0], *row.input_shapes[0]))
                     fits = gemm_bands(plan)[1] == plan.output_shape[2]
-            self._plans[key] = fits
-        return self._plans[key]
+            self._layouts[key] = fits
+        return self._layouts[key]
 
     def forward(self, x: np.ndarray, stop: int | None = None):
         """Layers 0 … `stop` (default: all but a softmax head) on the batch `x`; returns
@@ -275,7 +275,6 @@ class Model:
         major = started_major = self.channel_major(x.shape, stop)
         if major:
             x = swap_images_and_channels(x)
-        kinds = [row.node.kind for row in self.rows[:stop + 1]]
         entries, owned, bias_after_pool = [], False, None
         for position, row in enumerate(self.rows[:stop + 1]):
             layer, name = row.node.op, row.node.name
@@ -284,7 +283,8 @@ class Model:
                 weight, bias = self.weights.layer(name)
                 if major:
                     plan = self.plan(position, (x.shape[1], x.shape[0], *x.shape[2:]))
-                    if kinds[position + 1:position + 3] == ["relu", "maxpool"]:
+                    if position + 2 <= stop and \
+                            self.kinds[position + 1:position + 3] == ["relu", "maxpool"]:
                         bias, bias_after_pool = None, bias
                     out, kept = gemm_channel_major(x, weight, bias, plan)
                 elif self.algo == "gemm":
@@ -369,7 +369,7 @@ class Model:
             elif layer.kind == "maxpool":
                 where, pooled = kept
                 # after a ReLU, only positive maxima pass: that is the ReLU's backward too
-                after_relu = position > 0 and self.rows[position - 1].node.kind == "relu"
+                after_relu = position > 0 and self.kinds[position - 1] == "relu"
                 g = grad.max_unpool(g, where, self.plan(position, x.shape),
                                     pooled if after_relu else None)
                 relu_done = position - 1 if after_relu else None
